@@ -1,0 +1,5 @@
+"""`python -m xenpin` entry point."""
+
+from xenpin.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,109 @@
+"""Per-frame state of Xen's `struct page_info`, with the 4.1 x86-64 bit layout.
+
+`count_info` holds the general reference count (and `PGC_allocated`, one ref while the domain owns the frame);
+`type_info` holds the type (bits 60-63), `PGT_pinned` (59), `PGT_validated` (58), `PGT_partial` (56) and the type
+count (bits 0-54), exactly as `xen/include/asm-x86/mm.h` (4.1) lays them out, so log lines print the same values
+Xen prints (`saw 7400000000000001` = writable, validated, count 1).
+
+A `Frame` is also the node's attribute mapping in the mapping graph (`graph.nodes[mfn]` is the frame): a dict
+subclass whose slots carry the state, so a million frames cost one object each.
+"""
+
+from __future__ import annotations
+
+PGT_TYPE_SHIFT = 60
+PGT_none = 0 << PGT_TYPE_SHIFT
+PGT_l1_page_table = 1 << PGT_TYPE_SHIFT
+PGT_l2_page_table = 2 << PGT_TYPE_SHIFT
+PGT_l3_page_table = 3 << PGT_TYPE_SHIFT
+PGT_l4_page_table = 4 << PGT_TYPE_SHIFT
+PGT_seg_desc_page = 5 << PGT_TYPE_SHIFT
+PGT_writable_page = 7 << PGT_TYPE_SHIFT
+PGT_type_mask = 15 << PGT_TYPE_SHIFT
+PGT_pinned = 1 << 59
+PGT_validated = 1 << 58
+PGT_partial = 1 << 56
+PGT_count_mask = (1 << 55) - 1
+
+PGC_allocated = 1 << 63
+PGC_count_mask = (1 << 54) - 1
+
+# `PGT_lN_page_table` by level; index 0 unused.
+LEVEL_TYPE = (None, PGT_l1_page_table, PGT_l2_page_table, PGT_l3_page_table, PGT_l4_page_table)
+TABLE_TYPES = frozenset(LEVEL_TYPE[1:])
+
+TYPE_NAMES = {
+    PGT_none: "none",
+    PGT_l1_page_table: "l1",
+    PGT_l2_page_table: "l2",
+    PGT_l3_page_table: "l3",
+    PGT_l4_page_table: "l4",
+    PGT_seg_desc_page: "seg_desc",
+    PGT_writable_page: "writable",
+}
+
+
+def table_level(type_: int) -> int:
+    """1..4 for `PGT_lN_page_table`, 0 for any other type."""
+    return type_ >> PGT_TYPE_SHIFT if type_ in TABLE_TYPES else 0
+
+
+class Frame(dict):
+    """`struct page_info` of one machine frame; `slots` indexes the frame's present entries (slot -> mfn)."""
+
+    __slots__ = ("count_info", "mfn", "owner", "pfn", "slots", "type_info")
+
+    def __init__(self, mfn: int, owner: int, pfn: int | None = None) -> None:
+        self.mfn = mfn
+        self.pfn = (
+            mfn if pfn is None else pfn
+        )  # `get_gpfn_from_mfn`: identity unless the guest says otherwise
+        self.owner = owner
+        self.count_info = PGC_allocated | 1
+        self.type_info = PGT_none
+        self.slots: dict[int, int] | None = None
+
+    def __hash__(self) -> int:  # identity, like a struct pointer
+        return id(self)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    @property
+    def type(self) -> int:
+        return self.type_info & PGT_type_mask
+
+    @property
+    def type_name(self) -> str:
+        return TYPE_NAMES.get(self.type, hex(self.type))
+
+    @property
+    def type_count(self) -> int:
+        return self.type_info & PGT_count_mask
+
+    @property
+    def validated(self) -> bool:
+        return bool(self.type_info & PGT_validated)
+
+    @property
+    def pinned(self) -> bool:
+        return bool(self.type_info & PGT_pinned)
+
+    @property
+    def count(self) -> int:
+        return self.count_info & PGC_count_mask
+
+    @property
+    def level(self) -> int:
+        """The table level this frame is live as (1..4), or 0 if it is not a validated table."""
+        x = self.type_info
+        if x & PGT_count_mask and x & PGT_validated:
+            return table_level(x & PGT_type_mask)
+        return 0
+
+    def __repr__(self) -> str:
+        flags = "".join(f for f, on in ((" validated", self.validated), (" pinned", self.pinned)) if on)
+        return (
+            f"<Frame mfn={self.mfn:#x} pfn={self.pfn:#x} d{self.owner} {self.type_name} type_count={self.type_count}"
+            f" count={self.count}{flags}>"
+        )
