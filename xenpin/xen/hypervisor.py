@@ -469,6 +469,9 @@ class Hypervisor:
         try:
             self._get_page_and_type(target, LEVEL_TYPE[level - 1], self.domain)
         except XenError as err:
+            # Only -EINVAL may be a linear-pagetable attempt; modern Xen passes -EBUSY etc. straight up.
+            if err.errno != "EINVAL":
+                raise
             if not self._get_linear_pagetable(level, table, target, flags):
                 raise XenError(
                     "EINVAL", f"L{level} entry -> {target:#x}: {err.reason}, and not a valid linear entry"
@@ -551,7 +554,12 @@ class Hypervisor:
             raise XenError("EFAULT", f"the guest has no mapping of frame {mfn:#x}")
         level = page.level
         if level == 1:
-            self._mod_entry(1, mfn, slot, entry)
+            try:
+                self._mod_entry(1, mfn, slot, entry)
+            except XenError as err:
+                raise XenError(
+                    "EFAULT", f"ptwr emulation refused the store ({err.errno}: {err.reason}): page fault"
+                ) from err
         elif level or (page.type_count and page.type == PGT_seg_desc_page):
             raise XenError(
                 "EFAULT", f"store into a live {page.type_name} frame: page fault, Xen does not emulate it"

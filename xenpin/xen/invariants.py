@@ -68,10 +68,10 @@ def check_invariants(hv: Hypervisor) -> list[Violation]:
             out.append(Violation("closure", f"{where}: frame not owned by d{hv.domain}"))
             continue
         bad = flags & hv.rules.disallow_mask(level)
-        if bad or (level == 2 and flags & PSE):
-            out.append(
-                Violation("closure", f"{where}: flags {bad | (flags & PSE):#x} not allowed at L{level}")
-            )
+        if bad:
+            out.append(Violation("closure", f"{where}: flags {bad:#x} not allowed at L{level}"))
+        elif level == 2 and flags & PSE:
+            out.append(Violation("closure", f"{where}: 2 MiB superpage without allowsuperpage"))
         if level == 1:
             general_refs[target] += 1
             if flags & RW:
@@ -141,7 +141,7 @@ def live_roots(hv: Hypervisor) -> list[int]:
 
 
 def writable_leaves(hv: Hypervisor, roots: list[int]) -> Iterator[tuple[tuple[int, ...], int]]:
-    """Hardware walk from `roots`: every frame some leaf maps with RW, with the path of (table, slot) pairs.
+    """Hardware walk from `roots`: every frame writable through some path, with its (table, slot) pairs.
 
     Walks the bytes as the MMU would, whatever Xen believes about the tables on the way: an L2 entry with PSE
     maps 512 frames, and a linear entry makes a table be read as the next level down.
@@ -154,22 +154,27 @@ def writable_leaves(hv: Hypervisor, roots: list[int]) -> Iterator[tuple[tuple[in
         if (table, level) in seen or table not in node:
             continue
         seen.add((table, level))
+        # Only paths with RW at every level are followed: a write needs RW in every entry of the walk, and
+        # read-only linear entries are exactly what Xen allows for that reason.
         for target, keydict in succ[table].items():
             for slot, attrs in keydict.items():
                 if level == 4 and slot in XEN_L4_SLOTS:
                     continue
                 flags = attrs["flags"]
+                if not flags & RW:
+                    continue
                 here = (*path, table, slot)
                 if level == 1:
-                    if flags & RW:
-                        yield here, target
+                    yield here, target
                 elif level == 2 and flags & PSE:
-                    if flags & RW:
-                        base = target & ~(ENTRIES_PER_TABLE - 1)
-                        for mfn in range(base, base + ENTRIES_PER_TABLE):
-                            if mfn in node:
-                                yield here, mfn
-                else:
+                    base = target & ~(ENTRIES_PER_TABLE - 1)
+                    for mfn in range(base, base + ENTRIES_PER_TABLE):
+                        if mfn in node:
+                            yield here, mfn
+                elif flags & RW:
+                    # Write access is the AND of R/W over the whole walk (SDM vol. 3 4.6; a PV kernel runs in
+                    # ring 3): an RO entry above makes everything below it RO, which is why Xen demands RO
+                    # linear entries (`define_get_linear_pagetable`).
                     stack.append((target, level - 1, here))
 
 

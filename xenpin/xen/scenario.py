@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xenpin.xen.flags import ENTRIES_PER_TABLE, P, Entry, parse_flags
+from xenpin.xen.flags import ENTRIES_PER_TABLE, Entry, P, parse_flags
 
 RULES = ("modern", "xen-4.1")
 ERRNOS = ("EINVAL", "EBUSY", "EPERM", "EFAULT")
@@ -250,7 +250,9 @@ class _Loader:
         if not isinstance(raw_steps, list) or not all(isinstance(s, dict) for s in raw_steps):
             raise self.top_error("step", "must be an array of tables ([[step]])")
         steps = tuple(self.load_step(i, raw) for i, raw in enumerate(raw_steps, start=1))
-        return Scenario(name=name, rules=rules, frames=frames, foreign=self.foreign, steps=steps, path=self.path)
+        return Scenario(
+            name=name, rules=rules, frames=frames, foreign=self.foreign, steps=steps, path=self.path
+        )
 
     def load_step(self, index: int, raw: dict[str, Any]) -> Step:
         if "op" not in raw:
@@ -294,7 +296,7 @@ class _Loader:
                     index, "invariant", f"unknown invariant {invariant!r} (known: {', '.join(known)})"
                 )
             if expect != "violated":
-                raise self.step_error(index, "invariant", "only meaningful with expect = \"violated\"")
+                raise self.step_error(index, "invariant", 'only meaningful with expect = "violated"')
         return Step(
             index=index, op=op, args=args, expect=expect, invariant=invariant, line=self.lines.step(index)
         )
@@ -322,7 +324,7 @@ class _Loader:
     def load_entry(self, index: int, value: object) -> Entry | None:
         if not isinstance(value, dict):
             raise self.step_error(
-                index, "entry", f"must be a table like {{ mfn = 4, flags = \"P|RW\" }}, not {_type_name(value)}"
+                index, "entry", f'must be a table like {{ mfn = 4, flags = "P|RW" }}, not {_type_name(value)}'
             )
         for key in value:
             if key not in ("mfn", "flags"):
@@ -330,7 +332,7 @@ class _Loader:
         raw_flags = value.get("flags", "")
         if not isinstance(raw_flags, str):
             raise self.step_error(
-                index, "entry.flags", f"must be a string like \"P|RW\", not {_type_name(raw_flags)}"
+                index, "entry.flags", f'must be a string like "P|RW", not {_type_name(raw_flags)}'
             )
         try:
             flags = parse_flags(raw_flags)
@@ -340,7 +342,9 @@ class _Loader:
         if "mfn" in value:
             mfn = self._int(value["mfn"])
             if mfn is None:
-                raise self.step_error(index, "entry.mfn", f"must be an integer, not {_type_name(value['mfn'])}")
+                raise self.step_error(
+                    index, "entry.mfn", f"must be an integer, not {_type_name(value['mfn'])}"
+                )
             problem = self.frame_error(mfn)
             if problem:
                 raise self.step_error(index, "entry.mfn", problem)

@@ -1,0 +1,90 @@
+"""`xenpin …` command line: thin argparse front end over the model, rendering in `xenpin.report`.
+
+Exit codes (every command): 0 = everything as expected, 1 = an outcome differs from its expectation,
+2 = bad input or usage (one line on stderr naming file/line/field, nothing on stdout), 3 = unknown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from xenpin import __version__
+
+EXIT_OK = 0
+EXIT_MISMATCH = 1
+EXIT_BAD_INPUT = 2
+EXIT_UNKNOWN = 3
+
+Handler = Callable[[argparse.Namespace], int]
+Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+
+class InputError(Exception):
+    """Bad input: printed as `xenpin: <message>` on stderr, exit 2."""
+
+
+# --- replay ---------------------------------------------------------------------------------------------------
+
+
+def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "replay",
+        help="run hypercall scenarios (models/scenarios/*.toml) against the Xen validator",
+        description="Run each scenario's steps on a fresh validator and compare every result with its expect.",
+    )
+    p.add_argument("paths", nargs="+", metavar="FILE|DIR", help="scenario files, or directories of *.toml")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    p.set_defaults(handler=_cmd_replay)
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from xenpin.report.replay import render_text, replay_json
+    from xenpin.xen.scenario import ScenarioError, load_scenario, run_scenario, scenario_files
+
+    try:
+        scenarios = [load_scenario(path) for path in scenario_files(args.paths)]
+        runs = [run_scenario(scn) for scn in scenarios]
+    except ScenarioError as exc:
+        raise InputError(str(exc)) from None
+    if args.json:
+        print(json.dumps(replay_json(runs), indent=2))
+    else:
+        print(render_text(runs))
+    return EXIT_OK if all(run.passed for run in runs) else EXIT_MISMATCH
+
+
+# --- registry -------------------------------------------------------------------------------------------------
+
+# Each registrar adds one subcommand and sets `handler`; add new commands here.
+SUBCOMMANDS: list[Registrar] = [_add_replay]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xenpin", description="Check the Xen PV early-boot pagetable protocol by execution and by proof."
+    )
+    parser.add_argument("--version", action="version", version=f"xenpin {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for register in SUBCOMMANDS:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # usage error (2) or --help/--version (0)
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    try:
+        return args.handler(args)
+    except InputError as exc:
+        print(f"xenpin: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
