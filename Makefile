@@ -18,14 +18,16 @@ $(STAMP): pyproject.toml
 
 prove: $(STAMP)
 	$(VENV_PY) -m xenpin replay models/scenarios
+	$(VENV_PY) -m xenpin boot models/kernels
 
 test: $(STAMP)
-	$(VENV_PY) -m ruff check xenpin tests proofs 2>/dev/null || $(VENV_PY) -m ruff check xenpin tests
+	$(VENV_PY) -m ruff check xenpin tests
 	$(VENV_PY) -m ruff format --check xenpin tests
 	HYPOTHESIS_PROFILE=ci $(VENV_PY) -m pytest
 
 bench: $(STAMP)
 	$(VENV_PY) tests/benchmarks/bench_validator.py
+	$(VENV_PY) tests/benchmarks/bench_boot.py
 
 clean:
 	rm -rf .venv build *.egg-info

@@ -56,10 +56,67 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK if all(run.passed for run in runs) else EXIT_MISMATCH
 
 
+# --- boot -----------------------------------------------------------------------------------------------------
+
+DEFAULT_MEM = "6G"  # above 4 GiB, so setup_arch makes its second init_memory_mapping call
+
+
+def _add_boot(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "boot",
+        help="boot kernel variants (models/kernels/*.toml) step by step against the Xen validator",
+        description="Run init_memory_mapping, pagetable_reserve and page reuse for each variant at one memory size;"
+        " print the outcome, the buffer and the property table.",
+    )
+    p.add_argument("paths", nargs="+", metavar="MODEL", help="kernel variant files, or directories of *.toml")
+    p.add_argument(
+        "--mem",
+        default=DEFAULT_MEM,
+        metavar="SIZE",
+        help=f"guest memory, e.g. 512M, 4G (default {DEFAULT_MEM})",
+    )
+    p.add_argument(
+        "--rules", default="xen-4.1", choices=("xen-4.1", "modern"), help="Xen rule set (default xen-4.1)"
+    )
+    p.add_argument("--trace", action="store_true", help="print every step that touched the buffer range")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    p.set_defaults(handler=_cmd_boot)
+
+
+def _cmd_boot(args: argparse.Namespace) -> int:
+    from xenpin.linux.boot import boot
+    from xenpin.linux.layout import boot_layout, parse_size
+    from xenpin.linux.variant import VariantError, load_variant, variant_files
+    from xenpin.report.boot import boot_json, render_text
+
+    try:
+        mem = parse_size(args.mem)
+        boot_layout(mem)
+    except ValueError as exc:
+        raise InputError(f"--mem: {exc}") from None
+    try:
+        variants = [load_variant(path) for path in variant_files(args.paths)]
+    except VariantError as exc:
+        raise InputError(str(exc)) from None
+    if not variants:
+        raise InputError(f"no kernel variant files in {' '.join(args.paths)}")
+    results = [boot(v, mem, args.rules) for v in variants]
+    if args.json:
+        docs = [boot_json(r, args.trace) for r in results]
+        print(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2))
+    else:
+        print("\n\n".join(render_text(r, args.trace) for r in results))
+        if len(results) > 1:
+            print("\nvariant         outcome        as expected")
+            for r in results:
+                print(f"{r.variant.name:<16}{r.outcome:<15}{'yes' if not r.mismatches() else 'NO'}")
+    return EXIT_OK if all(not r.mismatches() for r in results) else EXIT_MISMATCH
+
+
 # --- registry -------------------------------------------------------------------------------------------------
 
 # Each registrar adds one subcommand and sets `handler`; add new commands here.
-SUBCOMMANDS: list[Registrar] = [_add_replay]
+SUBCOMMANDS: list[Registrar] = [_add_replay, _add_boot]
 
 
 def build_parser() -> argparse.ArgumentParser:
