@@ -171,10 +171,7 @@ def writable_leaves(hv: Hypervisor, roots: list[int]) -> Iterator[tuple[tuple[in
                     for mfn in range(base, base + ENTRIES_PER_TABLE):
                         if mfn in node:
                             yield here, mfn
-                elif flags & RW:
-                    # Write access is the AND of R/W over the whole walk (SDM vol. 3 4.6; a PV kernel runs in
-                    # ring 3): an RO entry above makes everything below it RO, which is why Xen demands RO
-                    # linear entries (`define_get_linear_pagetable`).
+                else:
                     stack.append((target, level - 1, here))
 
 
