@@ -398,31 +398,29 @@ class Hypervisor:
                 self._mem_log(f"Failure in alloc_l1_table: entry {slot}")
                 raise
 
-    def _alloc_upper_table(self, page: Frame, level: int) -> None:
-        """Mirrors `alloc_l2_table` .. `alloc_l4_table` (Xen's own L4 slots are skipped)."""
+    def _guest_entries(self, page: Frame, level: int) -> Iterator[tuple[int, int, int]]:
+        """`(slot, target, flags)` of the entries Xen validates, in slot order (`is_guest_l4_slot`)."""
         if not page.slots:
             return
-        mfn = page.mfn
-        succ = self._succ[mfn]
+        succ = self._succ[page.mfn]
         for slot, target in sorted(page.slots.items()):
             if level == 4 and slot in XEN_L4_SLOTS:
                 continue
+            yield slot, target, succ[target][slot]["flags"]
+
+    def _alloc_upper_table(self, page: Frame, level: int) -> None:
+        """Mirrors `alloc_l2_table` .. `alloc_l4_table` (Xen's own L4 slots are skipped)."""
+        for slot, target, flags in self._guest_entries(page, level):
             try:
-                self._get_page_from_upper(level, mfn, target, succ[target][slot]["flags"])
+                self._get_page_from_upper(level, page.mfn, target, flags)
             except XenError:
                 self._mem_log(f"Failure in alloc_l{level}_table: entry {slot}")
                 raise
 
     def _free_page_table(self, page: Frame, level: int) -> None:
         """Mirrors `free_l1_table` .. `free_l4_table`: drop what every entry holds."""
-        if not page.slots:
-            return
-        mfn = page.mfn
-        succ = self._succ[mfn]
-        for slot, target in sorted(page.slots.items()):
-            if level == 4 and slot in XEN_L4_SLOTS:
-                continue
-            self._put_page_from_entry(level, mfn, target, succ[target][slot]["flags"])
+        for _slot, target, flags in self._guest_entries(page, level):
+            self._put_page_from_entry(level, page.mfn, target, flags)
 
     def _get_page_from_l1e(self, target: int, flags: int) -> None:
         """Mirrors `get_page_from_l1e` (non-present entries never reach here)."""
