@@ -28,6 +28,11 @@ PGT_count_mask = (1 << 55) - 1
 PGC_allocated = 1 << 63
 PGC_count_mask = (1 << 54) - 1
 
+# Counts as Xen encodes them are 64-bit values (36-byte ints in CPython); a frame's common values are shared
+# objects so a million frames do not each carry their own copy.
+FRESH_COUNT_INFO = PGC_allocated | 1  # owned by its domain, no other reference
+WRITABLE_ONCE = PGT_writable_page | PGT_validated | 1  # one RW mapping: the state of most data frames
+
 # `PGT_lN_page_table` by level; index 0 unused.
 LEVEL_TYPE = (None, PGT_l1_page_table, PGT_l2_page_table, PGT_l3_page_table, PGT_l4_page_table)
 TABLE_TYPES = frozenset(LEVEL_TYPE[1:])
@@ -59,7 +64,7 @@ class Frame(dict):
             mfn if pfn is None else pfn
         )  # `get_gpfn_from_mfn`: identity unless the guest says otherwise
         self.owner = owner
-        self.count_info = PGC_allocated | 1
+        self.count_info = FRESH_COUNT_INFO
         self.type_info = PGT_none
         self.slots: dict[int, int] | None = None
 

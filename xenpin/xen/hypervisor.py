@@ -27,8 +27,10 @@ import networkx as nx
 
 from xenpin.xen.flags import ENTRIES_PER_TABLE, PSE, RW, Entry
 from xenpin.xen.frame import (
+    FRESH_COUNT_INFO,
     LEVEL_TYPE,
     TYPE_NAMES,
+    WRITABLE_ONCE,
     Frame,
     PGT_count_mask,
     PGT_l4_page_table,
@@ -40,6 +42,8 @@ from xenpin.xen.frame import (
     table_level,
 )
 from xenpin.xen.rules import RuleSet, get_rules
+
+MAPPED_ONCE_COUNT_INFO = FRESH_COUNT_INFO + 1  # shared: the count of a frame with one mapping
 
 GUEST_DOMAIN = 1
 FOREIGN_DOMAIN = 2
@@ -383,9 +387,10 @@ class Hypervisor:
                     t.count_info += 1
                     continue
                 if ti & PGT_count_mask == 0 and ti & PGT_type_mask != PGT_writable_page:
-                    journal.extend((t, t.count_info, ti))
-                    t.count_info += 1
-                    t.type_info = PGT_writable_page | PGT_validated | 1
+                    ci = t.count_info
+                    journal.extend((t, ci, ti))
+                    t.count_info = MAPPED_ONCE_COUNT_INFO if ci is FRESH_COUNT_INFO else ci + 1
+                    t.type_info = WRITABLE_ONCE
                     continue
                 if ti & (PGT_type_mask | PGT_validated) == PGT_writable_page | PGT_validated:
                     journal.extend((t, t.count_info, ti))
