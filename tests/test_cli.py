@@ -114,3 +114,75 @@ def test_shipped_scenarios_replay_text_and_json(capsys: pytest.CaptureFixture[st
     assert code in (0, 1)
     assert doc["summary"]["scenarios"] >= 22
     assert (code == 0) == (doc["summary"]["verdict"] == "pass")
+
+
+# --- xenpin boot ------------------------------------------------------------------------------------------------
+
+KERNELS = Path(__file__).resolve().parents[1] / "models" / "kernels"
+
+
+def test_boot_reproduces_crash_on_reuse_as_expected(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["boot", str(KERNELS / "2.6.39-rc.toml"), "--mem", "64M", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0  # the model expects spare_writable to have a counterexample
+    assert doc["outcome"] == "kernel-fault"
+    assert doc["failure"]["message"].startswith("BUG: unable to handle kernel paging request at ffff8800")
+    assert doc["failure"]["pfn"] == doc["buffers"][0]["pgt_buf_end"]
+    assert doc["properties"]["spare_writable"]["value"] is False
+
+
+def test_boot_text_shows_buffer_and_properties(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["boot", str(KERNELS / "3.0.toml"), "--mem", "128M", "--trace"]) == 0
+    out = capsys.readouterr().out
+    assert "kernel direct mapping tables up to 0x8000000 @ [" in out
+    assert "pagetable_reserve: ran" in out
+    assert "alloc_low_page" in out and "pin_pagetable_pfn" in out
+    assert "outcome: ok" in out and "result: as expected" in out
+
+
+def test_boot_exit_1_when_a_proved_property_is_violated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (
+        (KERNELS / "2.6.39-rc.toml")
+        .read_text()
+        .replace('spare_writable = "counterexample"', 'spare_writable = "proved"')
+    )
+    model = tmp_path / "wrong-expectation.toml"
+    model.write_text(text)
+    assert main(["boot", str(model), "--mem", "64M"]) == 1
+    assert "MISMATCH (spare_writable)" in capsys.readouterr().out
+
+
+def test_boot_bad_policy_exit_2_names_file_line_key_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (
+        (KERNELS / "3.0.toml")
+        .read_text()
+        .replace('writable = "PFN_PHYS(pgt_buf_end)', 'writable = "PFN_PHYS(pgt_buf_edn)')
+    )
+    model = tmp_path / "typo.toml"
+    model.write_text(text)
+    assert main(["boot", str(model), "--mem", "64M"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    line = captured.err.strip()
+    assert "\n" not in line and "Traceback" not in line
+    writable_line = next(i for i, row in enumerate(text.splitlines(), 1) if row.startswith("writable"))
+    assert line.startswith(
+        f"xenpin: {model}:{writable_line}: key 'writable': column 10: unknown variable 'pgt_buf_edn'"
+    )
+
+
+@pytest.mark.parametrize("mem", ["3X", "1M", "-5G"])
+def test_boot_bad_mem_exit_2(mem: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["boot", str(KERNELS / "3.0.toml"), f"--mem={mem}"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("xenpin: --mem: ")
+
+
+def test_usage_error_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["boot"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("xenpin boot: ") and "MODEL" in err

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from xenpin import __version__
 
@@ -20,6 +21,13 @@ EXIT_UNKNOWN = 3
 
 Handler = Callable[[argparse.Namespace], int]
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (`xenpin boot: the following arguments are required: MODEL`), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 class InputError(Exception):
@@ -120,7 +128,7 @@ SUBCOMMANDS: list[Registrar] = [_add_replay, _add_boot]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="xenpin", description="Check the Xen PV early-boot pagetable protocol by execution and by proof."
     )
     parser.add_argument("--version", action="version", version=f"xenpin {__version__}")
