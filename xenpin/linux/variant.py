@@ -64,6 +64,8 @@ def _line_of(text: str, key: str, table: str | None = None) -> int:
     for n, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if stripped.startswith("["):
+            if table is None and stripped.strip("[] ") == key:
+                return n  # the key is a table: its `[key]` header
             in_table = table is not None and stripped.strip("[] ") == table
             if table is None:
                 break
@@ -83,9 +85,10 @@ def load_variant(path: str | Path) -> KernelVariant:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise VariantError(
-            f"{path}:{getattr(err, 'lineno', 1)}: bad TOML: {err.args[0].split(' (at')[0]}"
-        ) from None
+        # `lineno` exists from Python 3.14; before, the line is only in the message: "... (at line N, column M)"
+        at = re.search(r"\(at line (\d+)", err.args[0])
+        lineno = getattr(err, "lineno", None) or (int(at.group(1)) if at else 1)
+        raise VariantError(f"{path}:{lineno}: bad TOML: {err.args[0].split(' (at')[0]}") from None
 
     def fail(key: str, message: str, table: str | None = None) -> VariantError:
         where = f"{table}.{key}" if table else key

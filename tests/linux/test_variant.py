@@ -1,0 +1,253 @@
+"""Kernel-variant files: every shipped variant loads, and each kind of malformed file raises a VariantError
+whose text is one line starting `path:line:` and naming the key (and the column inside a policy)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from xenpin.linux.policy import Expr, evaluate
+from xenpin.linux.variant import (
+    PLACEMENTS,
+    PLATFORMS,
+    PROPERTIES,
+    VERDICTS,
+    KernelVariant,
+    VariantError,
+    load_variant,
+    variant_files,
+)
+
+KERNELS = Path(__file__).resolve().parents[2] / "models" / "kernels"
+FILES = sorted(KERNELS.glob("*.toml"))
+SHIPPED = ("2.6.37", "2.6.38", "2.6.39-rc", "2.6.39", "3.0", "3.0-inline", "3.0-native", "3.9")
+
+GOOD = """\
+# a comment line
+name = "test"
+description = "a test variant"
+platform = "xen"
+placement = "high"
+readonly = "not ioremap and pgt_buf_start <= pfn < pgt_buf_top"
+reserve = "pgt_buf_start <= pfn < pgt_buf_end"
+writable = "pgt_buf_end <= pfn < pgt_buf_top"
+
+[expect]
+buffer_fits = "proved"
+no_rw_alias = "proved"
+spare_writable = "proved"
+spare_freed = "proved"
+live_reserved = "proved"
+"""
+
+
+def _write(tmp_path: Path, text: str, name: str = "v.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _line_no(text: str, needle: str) -> int:
+    """1-based line of the first line containing `needle`."""
+    return next(n for n, line in enumerate(text.splitlines(), start=1) if needle in line)
+
+
+def _error(path: Path) -> str:
+    with pytest.raises(VariantError) as info:
+        load_variant(path)
+    message = str(info.value)
+    assert "\n" not in message, message
+    assert message.startswith(f"{path}:"), message
+    return message
+
+
+# ------------------------------------------------------------------------------------ shipped variants
+
+
+def test_all_shipped_variants_are_present() -> None:
+    assert sorted(p.stem for p in FILES) == sorted(SHIPPED)
+    assert variant_files([KERNELS]) == FILES
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_shipped_variant_loads(path: Path) -> None:
+    v = load_variant(path)
+    assert isinstance(v, KernelVariant)
+    assert v.name == path.stem
+    assert v.path == path
+    assert v.platform in PLATFORMS
+    assert v.placement in PLACEMENTS
+    assert set(v.expect) == set(PROPERTIES)
+    assert all(verdict in VERDICTS for verdict in v.expect.values())
+    for key in ("readonly", "reserve", "writable"):
+        assert isinstance(getattr(v, key), Expr)
+        assert v.source(key)
+    assert v.xen == (v.platform == "xen")
+
+
+def test_shipped_variants_encode_the_history() -> None:
+    """The rules of the reference notes, evaluated at a sample buffer [100, 120) with 110 pages used."""
+    v = {p.stem: load_variant(p) for p in FILES}
+    buf = {"pgt_buf_start": 100, "pgt_buf_end": 110, "pgt_buf_top": 120}
+
+    def ro(name: str, pfn: int, ioremap: bool = False) -> bool:
+        return bool(evaluate(v[name].readonly, {**buf, "pfn": pfn, "ioremap": ioremap}))
+
+    def ev(name: str, key: str, pfn: int) -> bool:
+        return bool(evaluate(getattr(v[name], key), {**buf, "pfn": pfn}))
+
+    # the `< end` rule (fef5ba79 .. 2.6.38) vs the `< top` rule (2.6.39-rc on)
+    for name in ("2.6.37", "2.6.38"):
+        assert ro(name, 105) and not ro(name, 110) and not ro(name, 119)
+    for name in ("2.6.39-rc", "2.6.39", "3.0", "3.0-inline"):
+        assert ro(name, 100) and ro(name, 110) and ro(name, 119) and not ro(name, 120) and not ro(name, 99)
+    # 3.0's ioremap clause: the fixmap alias is RO except for the page being filled
+    assert ro("3.0", 105, ioremap=True) and not ro("3.0", 109, ioremap=True)
+    assert not ro("2.6.39", 105, ioremap=True)
+    for name in ("3.9", "3.0-native"):
+        assert not any(ro(name, p, io) for p in range(95, 125) for io in (False, True))
+    # every variant reserves exactly [start, end)
+    for name in SHIPPED:
+        assert [p for p in range(95, 125) if ev(name, "reserve", p)] == list(range(100, 110)), name
+    # only the seed's hook (and its inlined twin) makes [end, top) RW again
+    for name in ("2.6.39", "3.0", "3.0-inline"):
+        assert [p for p in range(95, 125) if ev(name, "writable", p)] == list(range(110, 120)), name
+    for name in ("2.6.37", "2.6.38", "2.6.39-rc", "3.0-native", "3.9"):
+        assert not any(ev(name, "writable", p) for p in range(95, 125)), name
+    assert {n for n in SHIPPED if v[n].placement == "high"} == {"2.6.38", "2.6.39-rc", "2.6.39"}
+    assert v["3.9"].placement == "mapped"
+    assert v["3.0-native"].platform == "native"
+    assert v["2.6.38"].expect["no_rw_alias"] == "counterexample"
+    assert v["2.6.39-rc"].expect["spare_writable"] == "counterexample"
+
+
+def test_good_template_loads(tmp_path: Path) -> None:
+    v = load_variant(_write(tmp_path, GOOD))
+    assert v.name == "test" and v.hook == "x86_init" and v.commit == ""
+    assert v.sources["readonly"] == "not ioremap and pgt_buf_start <= pfn < pgt_buf_top"
+
+
+# ------------------------------------------------------------------------------------ malformed files
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    message = _error(tmp_path / "absent.toml")
+    assert "cannot read" in message
+
+
+def test_bad_toml(tmp_path: Path) -> None:
+    text = GOOD.replace('placement = "high"', 'placement = "high')  # unterminated string on line 5
+    path = _write(tmp_path, text)
+    message = _error(path)
+    assert re.match(rf"{re.escape(str(path))}:{_line_no(text, 'placement')}: bad TOML", message), message
+
+
+def test_bad_toml_duplicate_key(tmp_path: Path) -> None:
+    text = GOOD + 'buffer_fits = "proved"\n'
+    path = _write(tmp_path, text)
+    message = _error(path)
+    assert re.match(rf"{re.escape(str(path))}:{len(text.splitlines())}: bad TOML", message), message
+
+
+@pytest.mark.parametrize("key", ["name", "platform", "placement", "readonly", "reserve", "writable"])
+def test_missing_required_key(tmp_path: Path, key: str) -> None:
+    text = "".join(line for line in GOOD.splitlines(keepends=True) if not line.startswith(f"{key} ="))
+    path = _write(tmp_path, text)
+    message = _error(path)
+    assert message.startswith(f"{path}:1: key '{key}': missing"), message
+
+
+def test_missing_expect_table(tmp_path: Path) -> None:
+    text = GOOD.split("[expect]")[0]
+    message = _error(_write(tmp_path, text))
+    assert "key 'expect': missing" in message
+
+
+def test_unknown_key(tmp_path: Path) -> None:
+    text = GOOD.replace('platform = "xen"', 'platform = "xen"\nplacment = "low"')
+    path = _write(tmp_path, text)
+    message = _error(path)
+    assert message.startswith(f"{path}:{_line_no(text, 'placment')}: key 'placment': unknown key"), message
+
+
+def test_non_string_value(tmp_path: Path) -> None:
+    text = GOOD.replace('name = "test"', "name = 3")
+    path = _write(tmp_path, text)
+    message = _error(path)
+    assert message.startswith(f"{path}:{_line_no(text, 'name = 3')}: key 'name': must be a string"), message
+
+
+@pytest.mark.parametrize(
+    ("key", "old", "new"),
+    [
+        ("platform", 'platform = "xen"', 'platform = "kvm"'),
+        ("placement", 'placement = "high"', 'placement = "middle"'),
+        ("hook", 'placement = "high"', 'placement = "high"\nhook = "x86"'),
+    ],
+)
+def test_bad_enumerated_value(tmp_path: Path, key: str, old: str, new: str) -> None:
+    text = GOOD.replace(old, new)
+    path = _write(tmp_path, text)
+    message = _error(path)
+    bad = new.split('"')[-2]
+    assert message.startswith(f"{path}:{_line_no(text, f'{key} =')}: key '{key}': must be one of"), message
+    assert repr(bad) in message
+
+
+@pytest.mark.parametrize(
+    ("key", "policy", "column"),
+    [
+        ("readonly", "pgt_buf_start <= pfn < pgt_buf_top and", 39),  # dangling operator: the end
+        ("readonly", "pgt_buf_start <= pfm", 18),  # unknown variable
+        ("reserve", "pgt_buf_start <= pfn < pgt_buf_end and ioremap", 40),  # ioremap: readonly only
+        ("writable", "pfn + 1", 1),  # not a boolean
+        ("writable", "pfn < pgt_buf_top )", 19),  # stray token
+    ],
+)
+def test_bad_policy_expression(tmp_path: Path, key: str, policy: str, column: int) -> None:
+    lines = GOOD.splitlines(keepends=True)
+    text = "".join(f'{key} = "{policy}"\n' if line.startswith(f"{key} =") else line for line in lines)
+    path = _write(tmp_path, text)
+    message = _error(path)
+    prefix = f"{path}:{_line_no(text, f'{key} =')}: key '{key}': column {column}: "
+    assert message.startswith(prefix), message
+
+
+def test_missing_expect_property(tmp_path: Path) -> None:
+    text = GOOD.replace('spare_freed = "proved"\n', "")
+    path = _write(tmp_path, text)
+    message = _error(path)
+    expected = f"{path}:{_line_no(text, '[expect]')}: key 'expect.spare_freed': missing"
+    assert message.startswith(expected), message
+
+
+def test_unknown_expect_property(tmp_path: Path) -> None:
+    text = GOOD + 'spare_free = "proved"\n'
+    path = _write(tmp_path, text)
+    message = _error(path)
+    assert message.startswith(f"{path}:{len(text.splitlines())}: key 'expect.spare_free': unknown"), message
+
+
+def test_bad_verdict(tmp_path: Path) -> None:
+    text = GOOD.replace('no_rw_alias = "proved"', 'no_rw_alias = "yes"')
+    path = _write(tmp_path, text)
+    message = _error(path)
+    expected = f"{path}:{_line_no(text, 'no_rw_alias')}: key 'expect.no_rw_alias': must be one of"
+    assert message.startswith(expected), message
+    assert "'yes'" in message
+
+
+def test_expect_not_a_table(tmp_path: Path) -> None:
+    text = GOOD.split("[expect]")[0] + 'expect = "proved"\n'
+    path = _write(tmp_path, text)
+    message = _error(path)
+    assert message.startswith(f"{path}:{_line_no(text, 'expect =')}: key 'expect': must be a table"), message
+
+
+def test_key_line_ignores_same_name_in_other_table(tmp_path: Path) -> None:
+    """A top-level key is located at its own line, not at a same-named key further down."""
+    text = GOOD.replace('platform = "xen"', 'platform = "arm"')
+    path = _write(tmp_path, text)
+    assert _error(path).startswith(f"{path}:{_line_no(text, 'platform =')}:")
