@@ -1,0 +1,93 @@
+"""Rendering of proof runs (`xenpin prove`): one line per obligation, the counterexample in the domain's terms.
+
+A counterexample is shown as the memory size and the page (PFN and byte address in hex) where the property
+fails, with what the boot walk did there when replayed: the Xen log lines and the kernel's failure line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from xenpin.linux.layout import pfn_phys
+from xenpin.symbolic.prove import Verdict
+from xenpin.symbolic.solver import solver_version
+from xenpin.symbolic.walk import W
+
+
+def _witness_lines(v: Verdict) -> list[str]:
+    w = v.witness
+    if w is None:
+        return []
+    out = [
+        f"      smallest: memory {w.mem_bytes:#x} bytes, init_memory_mapping call {w.call}, pfn {w.pfn:#x}"
+        f" ({pfn_phys(w.pfn):#x})" + (f", allocation #{w.alloc}" if w.alloc is not None else "")
+    ]
+    r = v.replay
+    if r is not None:
+        for b in r.buffers:
+            out.append(
+                f"      call {b.call}: pgt_buf_start {b.pgt_buf_start:#x} pgt_buf_end {b.pgt_buf_end:#x}"
+                f" pgt_buf_top {b.pgt_buf_top:#x}"
+            )
+        f = r.failure
+        if f is not None:
+            out.append(f"      replay: {f.outcome} at boot step {f.step}, pfn {f.pfn:#x}")
+            out.extend(f"        (XEN) {line}" for line in f.xen_log)
+            out.append(f"        {f.message}")
+        else:
+            out.append(f"      replay: boot ok, {v.prop} = {r.properties[v.prop]}")
+    out.extend(f"      note: {n}" for n in v.notes)
+    return out
+
+
+def render_text(verdicts: list[Verdict], seconds: float) -> str:
+    out = [f"{'variant':<12}{'property':<16}{'verdict':<16}{'expected':<16}{'time':>7}"]
+    for v in verdicts:
+        mark = "" if v.as_expected else "   <-- differs"
+        vac = " (vacuous)" if v.vacuous and v.verdict == "proved" else ""
+        out.append(
+            f"{v.variant.name:<12}{v.prop:<16}{v.verdict + vac:<16}{v.expected:<16}{v.seconds:6.2f}s{mark}"
+        )
+        out.extend(_witness_lines(v))
+        if v.verdict == "unknown" and not v.witness:
+            out.extend(f"      note: {n}" for n in v.notes)
+    counts = {k: sum(v.verdict == k for v in verdicts) for k in ("proved", "counterexample", "unknown")}
+    out.append(
+        f"{len(verdicts)} obligations: {counts['proved']} proved, {counts['counterexample']} counterexample,"
+        f" {counts['unknown']} unknown; {sum(not v.as_expected for v in verdicts)} differ from expectation;"
+        f" {seconds:.1f} s; z3 {solver_version()}, {W}-bit bit-vectors"
+    )
+    return "\n".join(out)
+
+
+def prove_json(verdicts: list[Verdict], seconds: float) -> dict[str, Any]:
+    def one(v: Verdict) -> dict[str, Any]:
+        w, r = v.witness, v.replay
+        return {
+            "variant": v.variant.name,
+            "property": v.prop,
+            "verdict": v.verdict,
+            "expected": v.expected,
+            "as_expected": v.as_expected,
+            "vacuous": v.vacuous,
+            "seconds": round(v.seconds, 3),
+            "witness": None
+            if w is None
+            else {"call": w.call, "mem_bytes": hex(w.mem_bytes), "pfn": hex(w.pfn), "alloc": w.alloc},
+            "replay": None
+            if r is None
+            else {
+                "outcome": r.outcome,
+                "property_value": r.properties[v.prop],
+                "xen_log": list(r.failure.xen_log) if r.failure else [],
+                "message": r.failure.message if r.failure else "",
+            },
+            "notes": v.notes,
+        }
+
+    return {
+        "obligations": [one(v) for v in verdicts],
+        "seconds": round(seconds, 3),
+        "solver": f"z3 {solver_version()}",
+        "bit_width": W,
+    }

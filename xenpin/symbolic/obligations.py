@@ -1,0 +1,224 @@
+"""Proof obligations: for each property of DESIGN.md, the formula whose satisfying assignment is a violation.
+
+Built from `walk.py` (the walk in closed form) and the variant's own parsed policies (`policy.to_z3`), so the
+solver reads exactly what the boot walk evaluates. Free variables: `max_pfn` (the guest's size), `call` (which
+`init_memory_mapping` call), `pfn` (the page that goes wrong) and, for `no_rw_alias`, `alloc` (the allocation
+whose pin or link Xen rejects). `unsat` over the whole domain means the property holds for every size.
+
+A violation of `no_rw_alias` is one of: a page allocated as a table while an already pinned L1 of this call maps
+it RW and the mapping is not reachable from the root yet (so `make_lowmem_page_readonly` does nothing and
+`PIN_L1_TABLE` / `set_pud` fails), or the hook making a live table page RW again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import z3
+
+from xenpin.linux.policy import to_z3
+from xenpin.linux.variant import KernelVariant
+from xenpin.symbolic.walk import BV, Call, c, calls, domain, umin
+
+PROPERTY_TEXT = {
+    "buffer_fits": "no alloc_low_page ever passes pgt_buf_top",
+    "no_rw_alias": "no page becomes a live table while a validated L1 maps it RW",
+    "spare_writable": "after pagetable_reserve, no mapped page in [pgt_buf_end, pgt_buf_top) stays read-only",
+    "spare_freed": "no page in [pgt_buf_end, pgt_buf_top) stays reserved",
+    "live_reserved": "every page in [pgt_buf_start, pgt_buf_end) is reserved",
+}
+
+
+@dataclass(frozen=True)
+class Obligation:
+    """One (variant, property) question: `violation` satisfiable <=> a counterexample exists in `domain`."""
+
+    variant: KernelVariant
+    prop: str
+    max_pfn: BV
+    call: BV
+    pfn: BV
+    alloc: BV
+    domain: z3.BoolRef
+    violation: z3.BoolRef
+    premise: z3.BoolRef  # non-vacuity: the situation the property talks about can arise
+
+    def formula(self) -> z3.BoolRef:
+        return z3.And(self.domain, self.violation)
+
+
+class _Policies:
+    def __init__(self, variant: KernelVariant) -> None:
+        self.v = variant
+
+    def _env(self, pfn: BV, start: BV, end: BV, top: BV) -> dict:
+        return {
+            "pfn": pfn,
+            "pgt_buf_start": start,
+            "pgt_buf_end": end,
+            "pgt_buf_top": top,
+            "ioremap": z3.BoolVal(False),
+        }
+
+    def readonly(self, pfn: BV, start: BV, end: BV, top: BV) -> z3.BoolRef:
+        if not self.v.xen:
+            return z3.BoolVal(False)
+        return to_z3(self.v.readonly, self._env(pfn, start, end, top))
+
+    def reserve(self, pfn: BV, k: Call) -> z3.BoolRef:
+        return to_z3(self.v.reserve, self._env(pfn, k.pgt_buf_start, k.pgt_buf_end, k.pgt_buf_top))
+
+    def writable(self, pfn: BV, k: Call) -> z3.BoolRef:
+        if not self.v.xen:
+            return z3.BoolVal(False)
+        return to_z3(self.v.writable, self._env(pfn, k.pgt_buf_start, k.pgt_buf_end, k.pgt_buf_top))
+
+
+def _in(x: BV, lo: BV, hi: BV) -> z3.BoolRef:
+    return z3.And(z3.UGE(x, lo), z3.ULT(x, hi))
+
+
+def _hook_ran(k: Call) -> z3.BoolRef:
+    return z3.UGT(k.pgt_buf_end, k.pgt_buf_start)
+
+
+def _ro_when_written(pol: _Policies, k: Call, pfn: BV) -> z3.BoolRef:
+    """The direct-map PTE `call k` wrote for `pfn` is read-only (`mask_rw_pte` at that moment)."""
+    return z3.And(
+        k.is_new_chunk_pfn(pfn),
+        pol.readonly(pfn, k.pgt_buf_start, k.end_when_pte_written(pfn), k.pgt_buf_top),
+    )
+
+
+def _ro_after_hook(pol: _Policies, k: Call, pfn: BV) -> z3.BoolRef:
+    """`pfn`'s PTE is read-only once call k's hook has run (a hook only ever sets RW)."""
+    return z3.And(
+        _ro_when_written(pol, k, pfn),
+        z3.Not(z3.And(_hook_ran(k), _in(pfn, k.pgt_buf_start, k.pgt_buf_top), pol.writable(pfn, k))),
+    )
+
+
+def _link_time(k: Call, pfn: BV) -> BV:
+    """Allocation number after which the PTE page mapping `pfn` is reachable from the root."""
+    chunk = z3.LShR(pfn, 9)
+    g = z3.LShR(chunk, 9)
+    last_of_gib = umin(g * c(512) + c(511), k.last_chunk)
+    return z3.If(z3.UGE(g, k.first_new_gib), k.chunk_alloc(last_of_gib), k.chunk_alloc(chunk))
+
+
+def _unfixable_rw_alias(
+    pol: _Policies, k: Call, q: BV, check_after: BV, strictly_before_link: bool
+) -> z3.BoolRef:
+    """At the check (after allocation `check_after`), an RW PTE of `q` written by call k exists and no walk
+    from the root reaches it, so `make_lowmem_page_readonly(q)` silently does nothing."""
+    written = k.chunk_alloc(z3.LShR(q, 9))
+    reachable = z3.ULT(_link_time(k, q), check_after)
+    return z3.And(
+        k.is_new_chunk_pfn(q),
+        z3.ULE(written, check_after),
+        z3.Not(pol.readonly(q, k.pgt_buf_start, k.pgt_buf_start + written, k.pgt_buf_top)),
+        z3.Not(reachable) if strictly_before_link else z3.BoolVal(True),
+    )
+
+
+def _violation(
+    prop: str, pol: _Policies, k: Call, pfn: BV, alloc: BV, other: Call
+) -> tuple[z3.BoolRef, z3.BoolRef]:
+    """(violation, premise) of `prop` for call `k`."""
+    start, end, top = k.pgt_buf_start, k.pgt_buf_end, k.pgt_buf_top
+    if prop == "buffer_fits":
+        return z3.UGT(k.total_allocs, k.tables), z3.BoolVal(True)
+    if prop == "spare_freed":
+        premise = z3.And(_hook_ran(k), _in(pfn, end, top))
+        return z3.And(premise, pol.reserve(pfn, k)), premise
+    if prop == "live_reserved":
+        premise = _in(pfn, start, end)
+        return z3.And(premise, z3.Not(z3.And(_hook_ran(k), pol.reserve(pfn, k)))), premise
+    if prop == "spare_writable":
+        premise = z3.And(_hook_ran(k), _in(pfn, end, top))
+        ro = _ro_after_hook(pol, k, pfn)
+        if (
+            k.index == 1 and pol.v.placement == "low"
+        ):  # the second buffer lies in memory the first call mapped
+            ro = z3.Or(ro, z3.And(_ro_after_hook(pol, other, pfn), z3.Not(pol.writable(pfn, k))))
+        return z3.And(premise, ro), premise
+    if prop == "no_rw_alias":
+        q = start + alloc - c(1)
+        allocated = z3.And(z3.UGE(alloc, c(1)), z3.ULE(alloc, k.total_allocs), pfn == q)
+        # The allocation is a PMD page iff it is the first of its GiB's allocations (GiB >= g0).
+        gib_of_alloc = z3.BitVec(f"gib{k.index}", 64)
+        allocated = z3.And(allocated, _gib_of_allocation(k, alloc, gib_of_alloc))
+        is_pmd = z3.And(z3.UGE(gib_of_alloc, k.first_new_gib), alloc == _pmd_alloc(k, gib_of_alloc))
+        last_of_gib = k.chunk_alloc(umin(gib_of_alloc * c(512) + c(511), k.last_chunk))
+        pin_fails = _unfixable_rw_alias(pol, k, q, alloc, True)
+        link_fails = _unfixable_rw_alias(pol, k, q, last_of_gib, True)
+        bad_alloc = z3.And(allocated, z3.If(is_pmd, link_fails, pin_fails))
+        hook_rw_live = z3.And(_hook_ran(k), _in(pfn, start, end), pol.writable(pfn, k))
+        premise = z3.UGE(k.total_allocs, c(1))
+        return z3.Or(bad_alloc, hook_rw_live), premise
+    raise ValueError(f"unknown property {prop!r}")
+
+
+def _pmd_alloc(k: Call, gib: BV) -> BV:
+    """Allocation number of GiB `gib`'s PMD page (`gib >= g0`): just before its first chunk's PTE page."""
+    first_chunk = z3.If(z3.UGE(gib * c(512), k.first_new_chunk), gib * c(512), k.first_new_chunk)
+    return k.chunk_alloc(first_chunk) - c(1)
+
+
+def _gib_of_allocation(k: Call, alloc: BV, gib: BV) -> z3.BoolRef:
+    """`gib` is the GiB being mapped when allocation number `alloc` happens (inverse of `chunk_alloc`).
+
+    Stated as bounds rather than a division: the allocations of a new GiB g run from its PMD page to its last
+    chunk's PTE page; in the first call, GiB 0 (existing PMD page) comes first.
+    """
+    first_of_new = _pmd_alloc(k, gib)
+    last = k.chunk_alloc(umin(gib * c(512) + c(511), k.last_chunk))
+    in_new_gib = z3.And(z3.UGE(gib, k.first_new_gib), z3.UGE(alloc, first_of_new), z3.ULE(alloc, last))
+    in_old_gib = z3.And(
+        gib == k.first_new_gib - c(1),
+        z3.ULT(gib, k.first_new_gib),
+        z3.ULE(alloc, _pmd_alloc(k, k.first_new_gib)),
+    )
+    return z3.And(z3.ULE(gib, c(1 << 20)), z3.Or(in_new_gib, in_old_gib))
+
+
+def _bounded(k: Call, max_pfn: BV, pfn: BV, alloc: BV) -> z3.BoolRef:
+    """Facts the domain already implies, stated as zero high bits: every page number, allocation count and
+    buffer bound of interest is below 2**30 (`max_pfn <= 2**28`, buffers inside memory, fewer allocations than
+    pages). Redundant for soundness; without them the bit-blaster explores 64-bit overflows that cannot happen
+    and one obligation takes minutes instead of a fraction of a second."""
+
+    def small(x: BV) -> z3.BoolRef:
+        return z3.Extract(63, 30, x) == 0
+
+    return z3.And(
+        small(max_pfn),
+        small(pfn),
+        small(alloc),
+        small(k.pgt_buf_start),
+        small(k.pgt_buf_top),
+        small(k.pgt_buf_end),
+        z3.Implies(k.is_new_chunk_pfn(pfn), small(k.end_when_pte_written(pfn))),
+    )
+
+
+def build(variant: KernelVariant, prop: str, call_index: int) -> Obligation:
+    """The obligation for one property of one variant, in one `init_memory_mapping` call, over all sizes."""
+    max_pfn = z3.BitVec("max_pfn", 64)
+    call = c(call_index)
+    pfn = z3.BitVec("pfn", 64)
+    alloc = z3.BitVec("alloc", 64)
+    k0, k1 = calls(max_pfn, variant.placement)
+    k, other = (k0, k1) if call_index == 0 else (k1, k0)
+    violation, premise = _violation(prop, _Policies(variant), k, pfn, alloc, other)
+    return Obligation(
+        variant,
+        prop,
+        max_pfn,
+        call,
+        pfn,
+        alloc,
+        z3.And(domain(max_pfn, variant.placement), k.exists, _bounded(k, max_pfn, pfn, alloc)),
+        violation,
+        premise,
+    )
