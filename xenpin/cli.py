@@ -139,17 +139,39 @@ def _add_prove(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--rlimit", type=int, default=None, metavar="N", help="Z3 resource limit per solver call")
     p.add_argument("--property", action="append", default=None, help="only these properties (repeatable)")
+    p.add_argument("--smt2", metavar="DIR", help="also write each obligation as SMT-LIB 2 into DIR")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     p.set_defaults(handler=_cmd_prove)
+
+
+def _write_smt2(directory: str, jobs: list) -> None:
+    from pathlib import Path
+
+    from xenpin.symbolic.obligations import build
+    from xenpin.symbolic.solver import smt2
+
+    out = Path(directory)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--smt2: cannot create {directory}: {exc.strerror}") from None
+    for variant, prop in jobs:
+        for call in (0, 1):
+            name = f"{variant.name}.{prop}.call{call}.smt2"
+            (out / name).write_text(
+                f"; xenpin: {variant.name} {prop}, init_memory_mapping call {call}\n"
+                f"; sat = counterexample\n" + smt2(build(variant, prop, call).formula())
+            )
 
 
 def _cmd_prove(args: argparse.Namespace) -> int:
     import time
 
-    from xenpin.linux.variant import PROPERTIES, VariantError, load_variant, variant_files
+    from xenpin.linux.variant import PROPERTIES, KernelVariant, VariantError, load_variant, variant_files
     from xenpin.report.prove import prove_json, render_text
     from xenpin.symbolic.prove import prove_property
     from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S
+    from xenpin.symbolic.theorems import load_script
 
     props = args.property or list(PROPERTIES)
     for prop in props:
@@ -159,18 +181,25 @@ def _cmd_prove(args: argparse.Namespace) -> int:
         raise InputError("--timeout: must be a positive number of seconds")
     if args.rlimit is not None and args.rlimit <= 0:
         raise InputError("--rlimit: must be a positive integer")
+    jobs: list[tuple[KernelVariant, str]] = []
     try:
-        variants = [load_variant(path) for path in variant_files(args.paths)]
-    except VariantError as exc:
-        raise InputError(str(exc)) from None
-    if not variants:
-        raise InputError(f"no kernel variant files in {' '.join(args.paths)}")
+        for path in args.paths:
+            if str(path).endswith(".py"):
+                jobs.extend((th.load(), th.prop) for th in load_script(path) if th.prop in props)
+            else:
+                jobs.extend((v, prop) for v in map(load_variant, variant_files([path])) for prop in props)
+    except (VariantError, ValueError, OSError, SyntaxError) as exc:
+        raise InputError(str(exc).splitlines()[0] if str(exc) else f"{path}: cannot load") from None
+    if not jobs:
+        raise InputError(f"nothing to prove in {' '.join(args.paths)}")
     limits = {
         "rlimit": args.rlimit or DEFAULT_RLIMIT,
         "timeout_s": args.timeout or DEFAULT_TIMEOUT_S,
     }
     t = time.perf_counter()
-    verdicts = [prove_property(v, prop, **limits) for v in variants for prop in props]
+    if args.smt2:
+        _write_smt2(args.smt2, jobs)
+    verdicts = [prove_property(v, prop, **limits) for v, prop in jobs]
     seconds = time.perf_counter() - t
     if args.json:
         print(json.dumps(prove_json(verdicts, seconds), indent=2))
@@ -182,10 +211,61 @@ def _cmd_prove(args: argparse.Namespace) -> int:
     return EXIT_UNKNOWN if differs else EXIT_OK
 
 
+# --- equiv ----------------------------------------------------------------------------------------------------
+
+
+def _add_equiv(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "equiv",
+        help="prove two variants leave the same mappings and reservations for every size, or distinguish them",
+    )
+    p.add_argument("model_a", metavar="MODEL_A")
+    p.add_argument("model_b", metavar="MODEL_B")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    p.set_defaults(handler=_cmd_equiv)
+
+
+def _cmd_equiv(args: argparse.Namespace) -> int:
+    from xenpin.linux.variant import VariantError, load_variant
+    from xenpin.symbolic.equiv import compare
+
+    try:
+        a, b = load_variant(args.model_a), load_variant(args.model_b)
+    except VariantError as exc:
+        raise InputError(str(exc)) from None
+    r = compare(a, b)
+    doc = {
+        "a": a.name,
+        "b": b.name,
+        "verdict": r.verdict,
+        "mem_bytes": hex(r.mem_bytes) if r.mem_bytes is not None else None,
+        "call": r.call,
+        "pfn": hex(r.pfn) if r.pfn is not None else None,
+        "detail": r.detail,
+    }
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    elif r.verdict == "equivalent":
+        print(f"{a.name} and {b.name}: equivalent (same direct-map RW bits and reservations for every size)")
+    elif r.verdict == "different":
+        print(
+            f"{a.name} and {b.name}: different at memory {r.mem_bytes:#x} bytes, call {r.call}, pfn {r.pfn:#x}: {r.detail}"
+        )
+        for res in (r.replay_a, r.replay_b):
+            rw, reserved = res.final_pages.get(r.pfn, (None, False))
+            shown = {True: "RW", False: "RO", None: "unmapped"}[rw]
+            print(
+                f"  replay {res.variant.name}: outcome {res.outcome}; pfn {r.pfn:#x} is {shown}, {'reserved' if reserved else 'free'}"
+            )
+    else:
+        print(f"{a.name} and {b.name}: unknown ({r.detail})")
+    return {"equivalent": EXIT_OK, "different": EXIT_MISMATCH}.get(r.verdict, EXIT_UNKNOWN)
+
+
 # --- registry -------------------------------------------------------------------------------------------------
 
 # Each registrar adds one subcommand and sets `handler`; add new commands here.
-SUBCOMMANDS: list[Registrar] = [_add_replay, _add_boot, _add_prove]
+SUBCOMMANDS: list[Registrar] = [_add_replay, _add_boot, _add_prove, _add_equiv]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -119,6 +119,8 @@ class BootResult:
     steps: list[Step] = field(default_factory=list)
     pins: int = 0
     pte_writes: int = 0
+    # Every buffer page at the end: (RW bit of its direct-map PTE, or None if unmapped; reserved)
+    final_pages: dict[int, tuple[bool | None, bool]] = field(default_factory=dict)
 
     def mismatches(self) -> list[str]:
         """Properties the model expects `proved` that this concrete run violates."""
@@ -485,6 +487,11 @@ class BootWalk:
             steps=self.steps,
             pins=self.pins,
             pte_writes=self.pte_writes,
+            final_pages={
+                p: (self._mapped_rw(p), bool(self.reserved[p]))
+                for b in self.buffers
+                for p in range(b.pgt_buf_start, b.pgt_buf_top)
+            },
         )
 
     def _properties(self, failure: Failure | None) -> dict[str, bool | None]:

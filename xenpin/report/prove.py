@@ -41,7 +41,7 @@ def _witness_lines(v: Verdict) -> list[str]:
 
 
 def render_text(verdicts: list[Verdict], seconds: float) -> str:
-    out = [f"{'variant':<12}{'property':<16}{'verdict':<16}{'expected':<16}{'time':>7}"]
+    out = [f"{'variant':<12}{'property':<16}{'verdict':<18}{'expected':<16}{'time':>7}"]
     for v in verdicts:
         mark = "" if v.as_expected else "   <-- differs"
         vac = " (vacuous)" if v.vacuous and v.verdict == "proved" else ""

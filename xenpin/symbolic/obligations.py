@@ -222,3 +222,46 @@ def build(variant: KernelVariant, prop: str, call_index: int) -> Obligation:
         violation,
         premise,
     )
+
+
+@dataclass(frozen=True)
+class Equivalence:
+    """Do two variants leave the same direct-map RW bits and reservations for every size? `sat` = no."""
+
+    max_pfn: BV
+    pfn: BV
+    formula: z3.BoolRef
+    ro_a: z3.BoolRef
+    ro_b: z3.BoolRef
+    reserved_a: z3.BoolRef
+    reserved_b: z3.BoolRef
+
+
+def build_equiv(a: KernelVariant, b: KernelVariant, call_index: int) -> Equivalence:
+    """A distinguishing configuration: a size where both variants are in their domain, and a page of either
+    buffer whose final PTE (read-only or not) or whose reservation differs between them."""
+    max_pfn = z3.BitVec("max_pfn", 64)
+    pfn = z3.BitVec("pfn", 64)
+    alloc = z3.BitVec("alloc", 64)
+    ka = calls(max_pfn, a.placement)[call_index]
+    kb = calls(max_pfn, b.placement)[call_index]
+    pa, pb = _Policies(a), _Policies(b)
+
+    def reserved(pol: _Policies, k: Call) -> z3.BoolRef:
+        return z3.And(_hook_ran(k), _in(pfn, k.pgt_buf_start, k.pgt_buf_top), pol.reserve(pfn, k))
+
+    ro_a, ro_b = _ro_after_hook(pa, ka, pfn), _ro_after_hook(pb, kb, pfn)
+    res_a, res_b = reserved(pa, ka), reserved(pb, kb)
+    in_a_buffer = _in(pfn, ka.pgt_buf_start, ka.pgt_buf_top)
+    in_b_buffer = _in(pfn, kb.pgt_buf_start, kb.pgt_buf_top)
+    differs = z3.Or(ro_a != ro_b, res_a != res_b)
+    formula = z3.And(
+        domain(max_pfn, a.placement),
+        domain(max_pfn, b.placement),
+        ka.exists,
+        _bounded(ka, max_pfn, pfn, alloc),
+        _bounded(kb, max_pfn, pfn, alloc),
+        z3.Or(in_a_buffer, in_b_buffer),
+        differs,
+    )
+    return Equivalence(max_pfn, pfn, formula, ro_a, ro_b, res_a, res_b)

@@ -1,0 +1,17 @@
+"""The seed's claims (279b706, "x86,xen: introduce x86_init.mapping.pagetable_reserve"), for every memory size.
+
+With the hook, after pagetable_reserve no page in [pgt_buf_end, pgt_buf_top) stays read-only, the unused tail is
+given back, the live tables stay reserved, and no live table ever keeps an RW alias — in the regime the hook was
+written for (2.6.39, high placement), as released (3.0), inlined behind `if (xen_pv_domain())` (the alternative
+the seed rejects), on bare metal, and in the 3.9 design that removed the hook. Run: `python proofs/pagetable_reserve.py`.
+"""
+
+from xenpin.symbolic.theorems import Theorem, run
+
+FIXED = ["2.6.39", "3.0", "3.0-inline", "3.0-native", "3.9"]
+CLAIMS = ["no_rw_alias", "spare_writable", "spare_freed", "live_reserved", "buffer_fits"]
+
+THEOREMS = [Theorem(f"models/kernels/{v}.toml", p, "proved") for v in FIXED for p in CLAIMS]
+
+if __name__ == "__main__":
+    raise SystemExit(run(THEOREMS))

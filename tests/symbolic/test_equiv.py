@@ -1,0 +1,26 @@
+"""`xenpin equiv`: the seed's rejected inline alternative is equivalent to the hook; real differences replay."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from xenpin.linux.variant import load_variant
+from xenpin.symbolic.equiv import compare
+
+KERNELS = Path(__file__).resolve().parents[2] / "models" / "kernels"
+
+
+def test_inline_alternative_is_equivalent_to_the_hook() -> None:
+    assert (
+        compare(load_variant(KERNELS / "3.0.toml"), load_variant(KERNELS / "3.0-inline.toml")).verdict
+        == "equivalent"
+    )
+
+
+def test_rule_change_is_distinguished_and_replays() -> None:
+    a, b = load_variant(KERNELS / "2.6.38.toml"), load_variant(KERNELS / "2.6.39-rc.toml")
+    r = compare(a, b)
+    assert r.verdict == "different"
+    rw_a, _ = r.replay_a.final_pages[r.pfn]
+    rw_b, _ = r.replay_b.final_pages[r.pfn]
+    assert (rw_a, rw_b) == (True, False)  # `< end` leaves it RW, `< top` without the hook leaves it RO
