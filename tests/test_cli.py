@@ -186,3 +186,43 @@ def test_usage_error_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["boot"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("xenpin boot: ") and "MODEL" in err
+
+
+# --- xenpin prove / explore / equiv ----------------------------------------------------------------------------
+
+
+def test_explore_shows_replayed_counterexample_and_pictures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    svg, dot = tmp_path / "b.svg", tmp_path / "b.dot"
+    code = main(
+        ["explore", str(KERNELS / "2.6.39-rc.toml"), "spare_writable", "--svg", str(svg), "--dot", str(dot)]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "smallest: memory 0x4000000 bytes" in out and "BUG: unable to handle kernel paging request" in out
+    assert "0x3fec (1 page): spare, RO, free  <== counterexample" in out
+    assert svg.read_text().startswith("<svg") and "counterexample" in svg.read_text()
+    assert dot.read_text().startswith("digraph buffer {")
+
+
+def test_prove_json_and_bad_property(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["prove", str(KERNELS / "3.0.toml"), "--property", "spare_freed", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [o["verdict"] for o in doc["obligations"]] == ["proved"] and doc["bit_width"] == 64
+    assert main(["prove", "--property", "nope"]) == 2
+    assert capsys.readouterr().err.startswith("xenpin: --property: unknown property 'nope'")
+
+
+def test_prove_resource_limit_hit_is_unknown_exit_3(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["prove", str(KERNELS / "2.6.38.toml"), "--property", "spare_writable", "--rlimit", "1000"])
+    out = capsys.readouterr().out
+    assert code == 3
+    row = out.splitlines()[1].split()
+    assert row[:3] == ["2.6.38", "spare_writable", "unknown"]  # a limit hit is never `proved`
+    assert "solver gave up (max. resource limit exceeded)" in out
+
+
+def test_equiv_inline_alternative(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["equiv", str(KERNELS / "3.0.toml"), str(KERNELS / "3.0-inline.toml")]) == 0
+    assert "equivalent" in capsys.readouterr().out

@@ -46,7 +46,7 @@ def render_text(verdicts: list[Verdict], seconds: float) -> str:
         mark = "" if v.as_expected else "   <-- differs"
         vac = " (vacuous)" if v.vacuous and v.verdict == "proved" else ""
         out.append(
-            f"{v.variant.name:<12}{v.prop:<16}{v.verdict + vac:<16}{v.expected:<16}{v.seconds:6.2f}s{mark}"
+            f"{v.variant.name:<12}{v.prop:<16}{v.verdict + vac:<18}{v.expected:<16}{v.seconds:6.2f}s{mark}"
         )
         out.extend(_witness_lines(v))
         if v.verdict == "unknown" and not v.witness:

@@ -1,0 +1,58 @@
+"""`xenpin explore`: counterexamples of one property, several if asked, each minimised and replayed.
+
+Distinct counterexamples differ in memory size: after each one, the next query excludes its size. Each comes
+with the replay's picture of the buffer (see `xenpin.report.explore`).
+"""
+
+from __future__ import annotations
+
+import z3
+
+from xenpin.linux.boot import boot
+from xenpin.linux.variant import KernelVariant
+from xenpin.symbolic.obligations import build
+from xenpin.symbolic.prove import CALLS, Verdict, Witness, prove_property
+from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S, check
+from xenpin.symbolic.walk import c
+
+EXTRA_LIMIT_BYTES = 8 << 30  # further counterexamples are sought among sizes the replay boots in seconds
+
+
+def counterexamples(
+    variant: KernelVariant,
+    prop: str,
+    count: int = 1,
+    *,
+    rlimit: int = DEFAULT_RLIMIT,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> list[Verdict]:
+    """The minimal counterexample first, then up to `count - 1` more at other sizes (not minimised)."""
+    first = prove_property(variant, prop, rlimit=rlimit, timeout_s=timeout_s)
+    found = [first]
+    if first.witness is None:
+        return found
+    seen = {first.witness.max_pfn}
+    for call in CALLS:
+        ob = build(variant, prop, call)
+        while len(found) < count:
+            excluded = [ob.max_pfn != c(m) for m in sorted(seen)]
+            small = z3.ULE(ob.max_pfn, c(EXTRA_LIMIT_BYTES >> 12))  # replayable sizes only
+            answer = check(z3.And(ob.formula(), small, *excluded), rlimit=rlimit, timeout_s=timeout_s)
+            if answer.status != "sat":
+                break
+            m = answer.model
+            w = Witness(
+                call,
+                m.eval(ob.max_pfn).as_long(),
+                m.eval(ob.pfn, model_completion=True).as_long(),
+                m.eval(ob.alloc, model_completion=True).as_long() if prop == "no_rw_alias" else None,
+            )
+            seen.add(w.max_pfn)
+            v = Verdict(variant, prop, "unknown", answer.seconds, witness=w)
+            v.replay = boot(variant, w.mem_bytes)
+            if v.replay.properties[prop] is False:
+                v.verdict = "counterexample"
+            else:
+                v.notes.append(f"does not replay: in the boot walk {prop} is {v.replay.properties[prop]}")
+            found.append(v)
+    return found
