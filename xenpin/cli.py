@@ -140,6 +140,12 @@ def _add_prove(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--rlimit", type=int, default=None, metavar="N", help="Z3 resource limit per solver call")
     p.add_argument("--property", action="append", default=None, help="only these properties (repeatable)")
     p.add_argument("--smt2", metavar="DIR", help="also write each obligation as SMT-LIB 2 into DIR")
+    p.add_argument(
+        "--solver",
+        choices=("z3", "cvc5", "both"),
+        default="z3",
+        help="re-check every obligation with cvc5 (cvc5, both): a disagreement is unknown (default z3)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     p.set_defaults(handler=_cmd_prove)
 
@@ -192,6 +198,11 @@ def _cmd_prove(args: argparse.Namespace) -> int:
         raise InputError(str(exc).splitlines()[0] if str(exc) else f"{path}: cannot load") from None
     if not jobs:
         raise InputError(f"nothing to prove in {' '.join(args.paths)}")
+    if args.solver != "z3":
+        from xenpin.symbolic.solver import cvc5_available
+
+        if not cvc5_available():
+            raise InputError("--solver: cvc5 is not installed (pip install 'xenpin[cvc5]')")
     limits = {
         "rlimit": args.rlimit or DEFAULT_RLIMIT,
         "timeout_s": args.timeout or DEFAULT_TIMEOUT_S,
@@ -199,7 +210,7 @@ def _cmd_prove(args: argparse.Namespace) -> int:
     t = time.perf_counter()
     if args.smt2:
         _write_smt2(args.smt2, jobs)
-    verdicts = [prove_property(v, prop, **limits) for v, prop in jobs]
+    verdicts = [prove_property(v, prop, solver=args.solver, **limits) for v, prop in jobs]
     seconds = time.perf_counter() - t
     if args.json:
         print(json.dumps(prove_json(verdicts, seconds), indent=2))

@@ -117,3 +117,18 @@ def test_solver_agrees_with_boot_walk_at_fixed_sizes(
         symbolic = _solver_says_violated(variant, prop, pages)
         assert symbolic is not None
         assert symbolic == (concrete is False), (prop, result.outcome, result.failure)
+
+
+def test_cvc5_agrees_with_z3_on_shipped_verdicts() -> None:
+    pytest.importorskip("cvc5")
+    assert prove_property(VARIANTS["3.0"], "spare_writable", solver="both").verdict == "proved"
+    assert prove_property(VARIANTS["2.6.39-rc"], "spare_writable", solver="both").verdict == "counterexample"
+
+
+def test_solver_disagreement_is_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    from xenpin.symbolic.solver import SolverAnswer
+
+    monkeypatch.setattr(prove_mod, "check_cvc5", lambda formula, timeout_s: SolverAnswer("sat", None, 0.0))
+    verdict = prove_property(VARIANTS["3.0"], "spare_freed", solver="both")
+    assert verdict.verdict == "unknown"
+    assert any("solvers disagree: z3 unsat, cvc5 sat" in n for n in verdict.notes)

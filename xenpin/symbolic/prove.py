@@ -17,7 +17,7 @@ import z3
 from xenpin.linux.boot import BootResult, boot
 from xenpin.linux.variant import PROPERTIES, KernelVariant
 from xenpin.symbolic.obligations import build
-from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S, SolverAnswer, check
+from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S, SolverAnswer, check, check_cvc5
 from xenpin.symbolic.walk import DOMAIN_MIN_PFN, c
 
 CALLS = (0, 1)
@@ -91,14 +91,40 @@ def _minimise(variant: KernelVariant, prop: str, call: int, first: z3.ModelRef, 
     return Witness(call, max_pfn, pfn, alloc)
 
 
+SOLVERS = ("z3", "cvc5", "both")
+
+
+def _decide(formula: z3.BoolRef, solver: str, limits: dict) -> SolverAnswer:
+    """z3's answer (with its model), checked against cvc5's when asked; a disagreement is `unknown`."""
+    answer = check(formula, **limits)
+    if solver == "z3":
+        return answer
+    other = check_cvc5(formula, timeout_s=limits["timeout_s"])
+    if solver == "cvc5" and answer.status == "unknown" and other.status == "unsat":
+        return other
+    if answer.status != other.status:
+        return SolverAnswer(
+            "unknown",
+            None,
+            answer.seconds + other.seconds,
+            f"solvers disagree: z3 {answer.status}, cvc5 {other.status}",
+        )
+    return answer
+
+
 def prove_property(
-    variant: KernelVariant, prop: str, *, rlimit: int = DEFAULT_RLIMIT, timeout_s: float = DEFAULT_TIMEOUT_S
+    variant: KernelVariant,
+    prop: str,
+    *,
+    rlimit: int = DEFAULT_RLIMIT,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    solver: str = "z3",
 ) -> Verdict:
     limits = {"rlimit": rlimit, "timeout_s": timeout_s}
     t = time.perf_counter()
     answers: list[tuple[int, SolverAnswer]] = []
     for call in CALLS:
-        answer = check(build(variant, prop, call).formula(), **limits)
+        answer = _decide(build(variant, prop, call).formula(), solver, limits)
         answers.append((call, answer))
         if answer.status == "sat":
             break

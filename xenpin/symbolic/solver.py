@@ -46,8 +46,44 @@ def smt2(formula: z3.BoolRef) -> str:
     """The obligation as an SMT-LIB 2 script (`--smt2`)."""
     solver = z3.SolverFor("QF_BV")
     solver.add(formula)
-    return solver.to_smt2()
+    text = solver.to_smt2()
+    return text if "(set-logic" in text else "(set-logic QF_BV)\n" + text
 
 
 def solver_version() -> str:
     return z3.get_version_string()
+
+
+def check_cvc5(formula: z3.BoolRef, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> SolverAnswer:
+    """Decide the same obligation with cvc5 (the SMT-LIB 2 text z3 writes), for `--solver cvc5|both`.
+
+    Only the sat/unsat answer is used: witnesses and minimisation stay with z3, so a disagreement between the two
+    solvers is reported, never papered over.
+    """
+    import cvc5  # an optional dependency: `pip install 'xenpin[cvc5]'`
+
+    tm = cvc5.TermManager()
+    solver = cvc5.Solver(tm)
+    solver.setOption("tlimit-per", str(max(1, int(timeout_s * 1000))))
+    parser = cvc5.InputParser(solver)
+    parser.setStringInput(cvc5.InputLanguage.SMT_LIB_2_6, smt2(formula), "xenpin-obligation")
+    symbols = parser.getSymbolManager()
+    answer = ""
+    t = time.perf_counter()
+    while True:
+        command = parser.nextCommand()
+        if command.isNull():
+            break
+        answer = command.invoke(solver, symbols).strip() or answer
+    elapsed = time.perf_counter() - t
+    if answer in ("sat", "unsat"):
+        return SolverAnswer(answer, None, elapsed)
+    return SolverAnswer("unknown", None, elapsed, f"cvc5: {answer or 'no answer'}")
+
+
+def cvc5_available() -> bool:
+    try:
+        import cvc5  # noqa: F401
+    except ImportError:
+        return False
+    return True
