@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from xenpin.linux.layout import (
-    FOUR_GIB_PFN,
     KERNEL_START_PFN,
     LOW_FREE_START_PFN,
     PFNS_PER_PMD,
@@ -520,4 +519,4 @@ def boot(variant: KernelVariant, mem_bytes: int, rules: str = "xen-4.1", **kw) -
     return BootWalk(variant, mem_bytes, rules, **kw).run()
 
 
-__all__ = ["FOUR_GIB_PFN", "BootResult", "BootWalk", "Failure", "Step", "boot"]
+__all__ = ["BootResult", "BootWalk", "Failure", "Step", "boot", "direct_map_va"]

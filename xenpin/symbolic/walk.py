@@ -54,10 +54,6 @@ def umin(a: BV, b: BV) -> BV:
     return z3.If(z3.ULE(a, b), a, b)
 
 
-def umax(a: BV, b: BV) -> BV:
-    return z3.If(z3.UGE(a, b), a, b)
-
-
 def tables_for(end: BV) -> BV:
     """`find_early_table_space(end)` in pages, without PSE/1G (Xen PV)."""
     puds = ceil_div(end, 1 << 18)
