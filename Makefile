@@ -29,6 +29,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV_PY) tests/benchmarks/bench_validator.py
 	$(VENV_PY) tests/benchmarks/bench_boot.py
+	$(VENV_PY) tests/benchmarks/bench_prove.py
 
 clean:
 	rm -rf .venv build *.egg-info

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import z3
 
 from xenpin.cli import main
 
@@ -226,3 +227,22 @@ def test_prove_resource_limit_hit_is_unknown_exit_3(capsys: pytest.CaptureFixtur
 def test_equiv_inline_alternative(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["equiv", str(KERNELS / "3.0.toml"), str(KERNELS / "3.0-inline.toml")]) == 0
     assert "equivalent" in capsys.readouterr().out
+
+
+def test_prove_smt2_writes_obligations_and_the_lemmas_they_assume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "smt"
+    assert main(["prove", str(KERNELS / "3.0.toml"), "--property", "spare_writable", "--smt2", str(out)]) == 0
+    capsys.readouterr()
+    names = sorted(p.name for p in out.iterdir())
+    assert "3.0.spare_writable.call0.smt2" in names and "3.0.spare_writable.call1.smt2" in names
+    assert "lemma.pte_end_bounded.low.call0.smt2" in names and "lemma.add_monotone.smt2" in names
+    for name in names:
+        text = (out / name).read_text()
+        assert "(set-logic QF_BV)" in text
+        solver = z3.SolverFor("QF_BV")
+        solver.add(z3.parse_smt2_string(text))
+        assert solver.check() == z3.unsat, name  # every obligation of a proved verdict, every lemma
+    header = (out / "3.0.spare_writable.call0.smt2").read_text().splitlines()[1]
+    assert header.startswith("; assumes the lemmas ") and "pte_end_bounded[low, call 0]" in header

@@ -151,8 +151,10 @@ def _add_prove(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _write_smt2(directory: str, jobs: list) -> None:
+    """Every obligation of `jobs`, and every lemma they rest on, as an SMT-LIB 2 file (`unsat` = holds)."""
     from pathlib import Path
 
+    from xenpin.symbolic import lemmas
     from xenpin.symbolic.obligations import build
     from xenpin.symbolic.solver import smt2
 
@@ -161,13 +163,24 @@ def _write_smt2(directory: str, jobs: list) -> None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"--smt2: cannot create {directory}: {exc.strerror}") from None
+    refs = set()
     for variant, prop in jobs:
         for call in (0, 1):
-            name = f"{variant.name}.{prop}.call{call}.smt2"
-            (out / name).write_text(
+            ob = build(variant, prop, call)
+            refs.update(ob.lemmas)
+            (out / f"{variant.name}.{prop}.call{call}.smt2").write_text(
                 f"; xenpin: {variant.name} {prop}, init_memory_mapping call {call}\n"
-                f"; sat = counterexample\n" + smt2(build(variant, prop, call).formula())
+                f"; assumes the lemmas {', '.join(map(str, ob.lemmas))} (lemma.*.smt2)\n"
+                f"; sat = counterexample\n" + smt2(ob.formula())
             )
+    for ref in lemmas.closure(sorted(refs)):
+        formula, uses = lemmas.proof(ref)
+        where = "" if ref.placement is None else f".{ref.placement}.call{ref.call}"
+        (out / f"lemma.{ref.name}{where}.smt2").write_text(
+            f"; xenpin lemma {ref}: {lemmas.LEMMAS[ref.name].text}\n"
+            f"; assumes {', '.join(map(str, uses)) or 'nothing'}\n"
+            f"; unsat = the lemma holds\n" + smt2(formula)
+        )
 
 
 def _cmd_prove(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from xenpin.linux.layout import pfn_phys
-from xenpin.symbolic.prove import Verdict
+from xenpin.symbolic.prove import LemmaVerdict, Verdict
 from xenpin.symbolic.solver import solver_version
 from xenpin.symbolic.walk import W
 
@@ -19,7 +19,7 @@ def _witness_lines(v: Verdict) -> list[str]:
     if w is None:
         return []
     out = [
-        f"      smallest: memory {w.mem_bytes:#x} bytes, init_memory_mapping call {w.call}, pfn {w.pfn:#x}"
+        f"      {'smallest' if w.minimal else 'another'}: memory {w.mem_bytes:#x} bytes, init_memory_mapping call {w.call}, pfn {w.pfn:#x}"
         f" ({pfn_phys(w.pfn):#x})" + (f", allocation #{w.alloc}" if w.alloc is not None else "")
     ]
     r = v.replay
@@ -40,6 +40,25 @@ def _witness_lines(v: Verdict) -> list[str]:
     return out
 
 
+def lemmas_of(verdicts: list[Verdict]) -> list[LemmaVerdict]:
+    """The lemmas the verdicts rest on, each once, in proof order."""
+    seen: dict[object, LemmaVerdict] = {}
+    for v in verdicts:
+        for lv in v.lemmas:
+            seen.setdefault(lv.ref, lv)
+    return list(seen.values())
+
+
+def _lemma_lines(lemmas: list[LemmaVerdict]) -> list[str]:
+    if not lemmas:
+        return []
+    out = ["lemmas the proved verdicts rest on (each proved once, in its own solver):"]
+    for lv in lemmas:
+        reason = f" ({lv.reason})" if lv.reason else ""
+        out.append(f"  {lv.verdict:<9}{lv.seconds:5.2f}s  {lv.ref}: {lv.text}{reason}")
+    return out
+
+
 def render_text(verdicts: list[Verdict], seconds: float) -> str:
     out = [f"{'variant':<12}{'property':<16}{'verdict':<18}{'expected':<16}{'time':>7}"]
     for v in verdicts:
@@ -51,10 +70,14 @@ def render_text(verdicts: list[Verdict], seconds: float) -> str:
         out.extend(_witness_lines(v))
         if v.verdict == "unknown" and not v.witness:
             out.extend(f"      note: {n}" for n in v.notes)
+    lemmas = lemmas_of(verdicts)
+    out.extend(_lemma_lines(lemmas))
     counts = {k: sum(v.verdict == k for v in verdicts) for k in ("proved", "counterexample", "unknown")}
+    lemma_text = f" (resting on {sum(lv.verdict == 'proved' for lv in lemmas)}/{len(lemmas)} proved lemmas)"
     out.append(
-        f"{len(verdicts)} obligations: {counts['proved']} proved, {counts['counterexample']} counterexample,"
-        f" {counts['unknown']} unknown; {sum(not v.as_expected for v in verdicts)} differ from expectation;"
+        f"{len(verdicts)} obligations: {counts['proved']} proved{lemma_text if lemmas else ''},"
+        f" {counts['counterexample']} counterexample, {counts['unknown']} unknown;"
+        f" {sum(not v.as_expected for v in verdicts)} differ from expectation;"
         f" {seconds:.1f} s; z3 {solver_version()}, {W}-bit bit-vectors"
     )
     return "\n".join(out)
@@ -73,7 +96,14 @@ def prove_json(verdicts: list[Verdict], seconds: float) -> dict[str, Any]:
             "seconds": round(v.seconds, 3),
             "witness": None
             if w is None
-            else {"call": w.call, "mem_bytes": hex(w.mem_bytes), "pfn": hex(w.pfn), "alloc": w.alloc},
+            else {
+                "call": w.call,
+                "mem_bytes": hex(w.mem_bytes),
+                "pfn": hex(w.pfn),
+                "alloc": w.alloc,
+                "minimal": w.minimal,
+            },
+            "lemmas": [str(lv.ref) for lv in v.lemmas],
             "replay": None
             if r is None
             else {
@@ -87,6 +117,16 @@ def prove_json(verdicts: list[Verdict], seconds: float) -> dict[str, Any]:
 
     return {
         "obligations": [one(v) for v in verdicts],
+        "lemmas": [
+            {
+                "lemma": str(lv.ref),
+                "claim": lv.text,
+                "verdict": lv.verdict,
+                "seconds": round(lv.seconds, 3),
+                "reason": lv.reason,
+            }
+            for lv in lemmas_of(verdicts)
+        ],
         "seconds": round(seconds, 3),
         "solver": f"z3 {solver_version()}",
         "bit_width": W,

@@ -13,7 +13,9 @@ import z3
 
 from xenpin.linux.boot import BootResult, boot
 from xenpin.linux.variant import KernelVariant
-from xenpin.symbolic.obligations import build_equiv
+from xenpin.symbolic.minimise import lexicographic_min
+from xenpin.symbolic.obligations import Equivalence, build_equiv
+from xenpin.symbolic.prove import REPLAY_LIMIT_BYTES, prove_lemmas, unproved_lemmas
 from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S, check
 
 
@@ -33,34 +35,51 @@ class EquivResult:
 def compare(
     a: KernelVariant, b: KernelVariant, *, rlimit: int = DEFAULT_RLIMIT, timeout_s: float = DEFAULT_TIMEOUT_S
 ) -> EquivResult:
+    """`equivalent` only from `unsat` in both calls (and proved lemmas); a difference is minimised (smallest
+    memory, then lowest pfn) and replayed for both variants."""
+    limits = {"rlimit": rlimit, "timeout_s": timeout_s}
     unknown = []
+    refs = set()
     for call in (0, 1):
         eq = build_equiv(a, b, call)
-        answer = check(eq.formula, rlimit=rlimit, timeout_s=timeout_s)
+        refs.update(h.ref for h in eq.hypotheses)
+        answer = check(eq.formula, **limits)
         if answer.status == "unknown":
             unknown.append(f"call {call}: {answer.reason}")
-            continue
-        if answer.status == "sat":
-            model = answer.model
-
-            def value(term: z3.ExprRef, model: z3.ModelRef = model) -> z3.ExprRef:
-                return model.eval(term, model_completion=True)
-
-            max_pfn, pfn = value(eq.max_pfn).as_long(), value(eq.pfn).as_long()
-            what = []
-            if z3.is_true(value(eq.ro_a)) != z3.is_true(value(eq.ro_b)):
-                what.append(f"read-only in {a.name if z3.is_true(value(eq.ro_a)) else b.name} only")
-            if z3.is_true(value(eq.reserved_a)) != z3.is_true(value(eq.reserved_b)):
-                what.append(f"reserved in {a.name if z3.is_true(value(eq.reserved_a)) else b.name} only")
-            res = EquivResult(a, b, "different", max_pfn << 12, call, pfn, "; ".join(what))
-            res.replay_a, res.replay_b = boot(a, max_pfn << 12), boot(b, max_pfn << 12)
-            if _observed(res.replay_a, pfn) == _observed(res.replay_b, pfn):
-                res.verdict = "unknown"
-                res.detail += " (the boot walk shows no difference at this page: not confirmed)"
-            return res
+        elif answer.status == "sat":
+            return _distinguish(a, b, call, eq, answer.model, limits)
+    unknown += unproved_lemmas(prove_lemmas(sorted(refs), "z3", limits))  # `equivalent` rests on them
     if unknown:
         return EquivResult(a, b, "unknown", detail="; ".join(unknown))
     return EquivResult(a, b, "equivalent")
+
+
+def _distinguish(
+    a: KernelVariant, b: KernelVariant, call: int, eq: Equivalence, model: z3.ModelRef, limits: dict
+) -> EquivResult:
+    least = lexicographic_min(eq.formula, [eq.max_pfn, eq.pfn], model, **limits)
+    max_pfn, pfn = least.values
+
+    def holds(term: z3.BoolRef) -> bool:
+        return z3.is_true(least.model.eval(term, model_completion=True))
+
+    what = []
+    if holds(eq.ro_a) != holds(eq.ro_b):
+        what.append(f"read-only in {a.name if holds(eq.ro_a) else b.name} only")
+    if holds(eq.reserved_a) != holds(eq.reserved_b):
+        what.append(f"reserved in {a.name if holds(eq.reserved_a) else b.name} only")
+    res = EquivResult(a, b, "different", max_pfn << 12, call, pfn, "; ".join(what))
+    if not least.minimal:
+        res.detail += " (minimisation stopped early: perhaps not the smallest)"
+    if res.mem_bytes > REPLAY_LIMIT_BYTES:
+        res.verdict = "unknown"
+        res.detail += f" (more memory than the replay limit {REPLAY_LIMIT_BYTES:#x}: not confirmed)"
+        return res
+    res.replay_a, res.replay_b = boot(a, res.mem_bytes), boot(b, res.mem_bytes)
+    if _observed(res.replay_a, pfn) == _observed(res.replay_b, pfn):
+        res.verdict = "unknown"
+        res.detail += " (the boot walk shows no difference at this page: not confirmed)"
+    return res
 
 
 def _observed(result: BootResult, pfn: int) -> tuple[object, ...]:

@@ -46,6 +46,7 @@ def counterexamples(
                 m.eval(ob.max_pfn).as_long(),
                 m.eval(ob.pfn, model_completion=True).as_long(),
                 m.eval(ob.alloc, model_completion=True).as_long() if prop == "no_rw_alias" else None,
+                minimal=False,
             )
             seen.add(w.max_pfn)
             v = Verdict(variant, prop, "unknown", answer.seconds, witness=w)

@@ -1,9 +1,9 @@
 """Proof obligations: for each property of DESIGN.md, the formula whose satisfying assignment is a violation.
 
 Built from `walk.py` (the walk in closed form) and the variant's own parsed policies (`policy.to_z3`), so the
-solver reads exactly what the boot walk evaluates. Free variables: `max_pfn` (the guest's size), `call` (which
-`init_memory_mapping` call), `pfn` (the page that goes wrong) and, for `no_rw_alias`, `alloc` (the allocation
-whose pin or link Xen rejects). `unsat` over the whole domain means the property holds for every size.
+solver reads exactly what the boot walk evaluates. Free variables: `max_pfn` (the guest's size), `pfn` (the page
+that goes wrong) and, for `no_rw_alias`, `alloc` (the allocation whose pin or link Xen rejects). `unsat` over
+the whole domain, with the lemma instances of `lemmas.py` assumed, means the property holds for every size.
 
 A violation of `no_rw_alias` is one of: a page allocated as a table while an already pinned L1 of this call maps
 it RW and the mapping is not reachable from the root yet (so `make_lowmem_page_readonly` does nothing and
@@ -18,6 +18,7 @@ import z3
 
 from xenpin.linux.policy import to_z3
 from xenpin.linux.variant import KernelVariant
+from xenpin.symbolic.lemmas import Instance, LemmaRef
 from xenpin.symbolic.walk import BV, Call, c, calls, domain, umin
 
 PROPERTY_TEXT = {
@@ -36,15 +37,27 @@ class Obligation:
     variant: KernelVariant
     prop: str
     max_pfn: BV
-    call: BV
+    call: int  # which `init_memory_mapping` call (0, or 1 above 4 GiB)
     pfn: BV
     alloc: BV
     domain: z3.BoolRef
+    hypotheses: tuple[Instance, ...]  # lemma instances (`lemmas.py`), each proved on its own
     violation: z3.BoolRef
     premise: z3.BoolRef  # non-vacuity: the situation the property talks about can arise
 
+    @property
+    def lemmas(self) -> list[LemmaRef]:
+        """The lemmas this obligation's answer rests on (directly; `lemmas.closure` gives the rest)."""
+        return sorted({h.ref for h in self.hypotheses})
+
+    def assumed(self) -> z3.BoolRef:
+        return z3.And(*(h.formula(self.max_pfn) for h in self.hypotheses))
+
     def formula(self) -> z3.BoolRef:
-        return z3.And(self.domain, self.violation)
+        return z3.And(self.domain, self.assumed(), self.violation)
+
+    def non_vacuity(self) -> z3.BoolRef:
+        return z3.And(self.domain, self.assumed(), self.premise)
 
 
 class _Policies:
@@ -121,27 +134,29 @@ def _unfixable_rw_alias(
     )
 
 
-def _violation(
-    prop: str, pol: _Policies, k: Call, pfn: BV, alloc: BV, other: Call
-) -> tuple[z3.BoolRef, z3.BoolRef]:
-    """(violation, premise) of `prop` for call `k`."""
+Violation = tuple[z3.BoolRef, z3.BoolRef, list[Instance]]
+
+
+def _violation(prop: str, pol: _Policies, k: Call, pfn: BV, alloc: BV, other: Call) -> Violation:
+    """(violation, premise, lemma instances the proof uses) of `prop` for call `k`."""
     start, end, top = k.pgt_buf_start, k.pgt_buf_end, k.pgt_buf_top
+    bounded = [Instance("walk_bounded", k)]
     if prop == "buffer_fits":
-        return z3.UGT(k.total_allocs, k.tables), z3.BoolVal(True)
+        return z3.UGT(k.total_allocs, k.tables), z3.BoolVal(True), bounded
     if prop == "spare_freed":
         premise = z3.And(_hook_ran(k), _in(pfn, end, top))
-        return z3.And(premise, pol.reserve(pfn, k)), premise
+        return z3.And(premise, pol.reserve(pfn, k)), premise, bounded
     if prop == "live_reserved":
         premise = _in(pfn, start, end)
-        return z3.And(premise, z3.Not(z3.And(_hook_ran(k), pol.reserve(pfn, k)))), premise
+        return z3.And(premise, z3.Not(z3.And(_hook_ran(k), pol.reserve(pfn, k)))), premise, bounded
     if prop == "spare_writable":
         premise = z3.And(_hook_ran(k), _in(pfn, end, top))
         ro = _ro_after_hook(pol, k, pfn)
-        if (
-            k.index == 1 and pol.v.placement == "low"
-        ):  # the second buffer lies in memory the first call mapped
+        hints = [*bounded, Instance("pte_end_bounded", k, (pfn,))]
+        if k.index == 1 and pol.v.placement == "low":  # the second buffer lies in memory call 0 mapped
             ro = z3.Or(ro, z3.And(_ro_after_hook(pol, other, pfn), z3.Not(pol.writable(pfn, k))))
-        return z3.And(premise, ro), premise
+            hints += [Instance("walk_bounded", other), Instance("pte_end_bounded", other, (pfn,))]
+        return z3.And(premise, ro), premise, hints
     if prop == "no_rw_alias":
         q = start + alloc - c(1)
         allocated = z3.And(z3.UGE(alloc, c(1)), z3.ULE(alloc, k.total_allocs), pfn == q)
@@ -155,7 +170,7 @@ def _violation(
         bad_alloc = z3.And(allocated, z3.If(is_pmd, link_fails, pin_fails))
         hook_rw_live = z3.And(_hook_ran(k), _in(pfn, start, end), pol.writable(pfn, k))
         premise = z3.UGE(k.total_allocs, c(1))
-        return z3.Or(bad_alloc, hook_rw_live), premise
+        return z3.Or(bad_alloc, hook_rw_live), premise, [*bounded, Instance("alloc_in_buffer", k, (alloc,))]
     raise ValueError(f"unknown property {prop!r}")
 
 
@@ -182,43 +197,23 @@ def _gib_of_allocation(k: Call, alloc: BV, gib: BV) -> z3.BoolRef:
     return z3.And(z3.ULE(gib, c(1 << 20)), z3.Or(in_new_gib, in_old_gib))
 
 
-def _bounded(k: Call, max_pfn: BV, pfn: BV, alloc: BV) -> z3.BoolRef:
-    """Facts the domain already implies, stated as zero high bits: every page number, allocation count and
-    buffer bound of interest is below 2**30 (`max_pfn <= 2**28`, buffers inside memory, fewer allocations than
-    pages). Redundant for soundness; without them the bit-blaster explores 64-bit overflows that cannot happen
-    and one obligation takes minutes instead of a fraction of a second."""
-
-    def small(x: BV) -> z3.BoolRef:
-        return z3.Extract(63, 30, x) == 0
-
-    return z3.And(
-        small(max_pfn),
-        small(pfn),
-        small(alloc),
-        small(k.pgt_buf_start),
-        small(k.pgt_buf_top),
-        small(k.pgt_buf_end),
-        z3.Implies(k.is_new_chunk_pfn(pfn), small(k.end_when_pte_written(pfn))),
-    )
-
-
 def build(variant: KernelVariant, prop: str, call_index: int) -> Obligation:
     """The obligation for one property of one variant, in one `init_memory_mapping` call, over all sizes."""
     max_pfn = z3.BitVec("max_pfn", 64)
-    call = c(call_index)
     pfn = z3.BitVec("pfn", 64)
     alloc = z3.BitVec("alloc", 64)
     k0, k1 = calls(max_pfn, variant.placement)
     k, other = (k0, k1) if call_index == 0 else (k1, k0)
-    violation, premise = _violation(prop, _Policies(variant), k, pfn, alloc, other)
+    violation, premise, hypotheses = _violation(prop, _Policies(variant), k, pfn, alloc, other)
     return Obligation(
         variant,
         prop,
         max_pfn,
-        call,
+        call_index,
         pfn,
         alloc,
-        z3.And(domain(max_pfn, variant.placement), k.exists, _bounded(k, max_pfn, pfn, alloc)),
+        z3.And(domain(max_pfn, variant.placement), k.exists),
+        tuple(hypotheses),
         violation,
         premise,
     )
@@ -230,7 +225,8 @@ class Equivalence:
 
     max_pfn: BV
     pfn: BV
-    formula: z3.BoolRef
+    formula: z3.BoolRef  # includes the lemma instances `hypotheses`
+    hypotheses: tuple[Instance, ...]
     ro_a: z3.BoolRef
     ro_b: z3.BoolRef
     reserved_a: z3.BoolRef
@@ -242,7 +238,6 @@ def build_equiv(a: KernelVariant, b: KernelVariant, call_index: int) -> Equivale
     buffer whose final PTE (read-only or not) or whose reservation differs between them."""
     max_pfn = z3.BitVec("max_pfn", 64)
     pfn = z3.BitVec("pfn", 64)
-    alloc = z3.BitVec("alloc", 64)
     ka = calls(max_pfn, a.placement)[call_index]
     kb = calls(max_pfn, b.placement)[call_index]
     pa, pb = _Policies(a), _Policies(b)
@@ -255,13 +250,17 @@ def build_equiv(a: KernelVariant, b: KernelVariant, call_index: int) -> Equivale
     in_a_buffer = _in(pfn, ka.pgt_buf_start, ka.pgt_buf_top)
     in_b_buffer = _in(pfn, kb.pgt_buf_start, kb.pgt_buf_top)
     differs = z3.Or(ro_a != ro_b, res_a != res_b)
+    hypotheses = tuple(
+        Instance(name, k, args)
+        for k in (ka, kb)
+        for name, args in (("walk_bounded", ()), ("pte_end_bounded", (pfn,)))
+    )
     formula = z3.And(
         domain(max_pfn, a.placement),
         domain(max_pfn, b.placement),
         ka.exists,
-        _bounded(ka, max_pfn, pfn, alloc),
-        _bounded(kb, max_pfn, pfn, alloc),
+        *(h.formula(max_pfn) for h in hypotheses),
         z3.Or(in_a_buffer, in_b_buffer),
         differs,
     )
-    return Equivalence(max_pfn, pfn, formula, ro_a, ro_b, res_a, res_b)
+    return Equivalence(max_pfn, pfn, formula, hypotheses, ro_a, ro_b, res_a, res_b)

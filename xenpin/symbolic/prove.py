@@ -1,10 +1,14 @@
 """Verdicts: run each obligation, minimise a counterexample, replay it in the boot walk.
 
 Per (variant, property): one obligation per `init_memory_mapping` call, each in a fresh solver. `proved` when
-every call's obligation is `unsat`; `counterexample` when one is `sat` AND the minimised configuration, booted
-in the executable model (`xenpin.linux.boot`), violates the same property; otherwise `unknown` (a limit hit,
-or a replay that does not confirm: both sides are kept so the disagreement can be read). A non-vacuity check
-per property says whether the situation the property talks about can arise at all.
+every call's obligation is `unsat` AND every lemma those obligations assume (`lemmas.py`, transitively) is
+proved in its own fresh solver; `counterexample` when one is `sat` AND the minimised configuration, booted in
+the executable model (`xenpin.linux.boot`), violates the same property; otherwise `unknown` (a limit hit, a
+lemma not proved, or a replay that does not confirm: both sides are kept so the disagreement can be read). A
+non-vacuity check per property says whether the situation the property talks about can arise at all.
+
+Lemmas never weaken a counterexample: they only add facts true over the whole domain, so a `sat` answer with
+them is a `sat` answer without them, and the replay confirms it independently.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ import z3
 
 from xenpin.linux.boot import BootResult, boot
 from xenpin.linux.variant import PROPERTIES, KernelVariant
-from xenpin.symbolic.obligations import build
+from xenpin.symbolic import lemmas
+from xenpin.symbolic.lemmas import LemmaRef
+from xenpin.symbolic.minimise import lexicographic_min
+from xenpin.symbolic.obligations import Obligation, build
 from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S, SolverAnswer, check, check_cvc5
-from xenpin.symbolic.walk import DOMAIN_MIN_PFN, c
 
 CALLS = (0, 1)
 # The largest guest the replay boots (a 16 GiB boot takes ~4 GiB of RSS and ~20 s); a bigger counterexample is
@@ -34,10 +40,53 @@ class Witness:
     max_pfn: int
     pfn: int
     alloc: int | None
+    minimal: bool = True  # the least configuration (False: another one, or a minimisation a limit cut short)
 
     @property
     def mem_bytes(self) -> int:
         return self.max_pfn << 12
+
+
+@dataclass(frozen=True)
+class LemmaVerdict:
+    """A lemma's own proof: `proved` only from `unsat`; `refuted` (a `sat`) would be a bug in xenpin."""
+
+    ref: LemmaRef
+    verdict: str  # proved | refuted | unknown
+    seconds: float
+    reason: str = ""
+
+    @property
+    def text(self) -> str:
+        return lemmas.LEMMAS[self.ref.name].text
+
+
+# Lemma proofs are deterministic (a resource limit, not a clock, bounds them), so each is proved once per
+# process and solver setting, and shared by every verdict that rests on it.
+_LEMMA_VERDICTS: dict[tuple[LemmaRef, str, int], LemmaVerdict] = {}
+
+
+def prove_lemmas(refs: list[LemmaRef], solver: str, limits: dict) -> list[LemmaVerdict]:
+    """The verdicts of `refs` and of every lemma they rest on, each lemma after the ones its proof uses."""
+    out = []
+    for ref in lemmas.closure(refs):
+        key = (ref, solver, limits["rlimit"])
+        if key not in _LEMMA_VERDICTS or _LEMMA_VERDICTS[key].verdict == "unknown":
+            formula, _ = lemmas.proof(ref)
+            answer = _decide(formula, solver, limits)
+            verdict = {"unsat": "proved", "sat": "refuted"}.get(answer.status, "unknown")
+            _LEMMA_VERDICTS[key] = LemmaVerdict(ref, verdict, answer.seconds, answer.reason)
+        out.append(_LEMMA_VERDICTS[key])
+    return out
+
+
+def unproved_lemmas(verdicts: list[LemmaVerdict]) -> list[str]:
+    """Notes for the lemmas that are not proved (empty: everything they support stands)."""
+    return [
+        f"rests on lemma {lv.ref}, which is {lv.verdict}" + (f" ({lv.reason})" if lv.reason else "")
+        for lv in verdicts
+        if lv.verdict != "proved"
+    ]
 
 
 @dataclass
@@ -50,6 +99,7 @@ class Verdict:
     replay: BootResult | None = None
     vacuous: bool = False
     notes: list[str] = field(default_factory=list)
+    lemmas: list[LemmaVerdict] = field(default_factory=list)  # what a `proved` rests on
 
     @property
     def expected(self) -> str:
@@ -64,31 +114,12 @@ def _value(model: z3.ModelRef, term: z3.BitVecRef) -> int:
     return model.eval(term, model_completion=True).as_long()
 
 
-def _minimise(variant: KernelVariant, prop: str, call: int, first: z3.ModelRef, limits: dict) -> Witness:
-    """Smallest memory size, then lowest pfn (and allocation), by bisection with fresh solvers."""
-    ob = build(variant, prop, call)
-    base = ob.formula()
-
-    def smallest(term: z3.BitVecRef, fixed: list, lo: int, hi: int) -> int:
-        # Invariant: a solution with term <= hi exists; find the least.
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if check(z3.And(base, *fixed, z3.ULE(term, c(mid))), **limits).status == "sat":
-                hi = mid
-            else:
-                lo = mid + 1
-        return hi
-
-    max_pfn = smallest(ob.max_pfn, [], DOMAIN_MIN_PFN, _value(first, ob.max_pfn))
-    fixed = [ob.max_pfn == c(max_pfn)]
-    model = check(z3.And(base, *fixed), **limits).model
-    pfn = smallest(ob.pfn, fixed, 0, _value(model, ob.pfn))
-    fixed.append(ob.pfn == c(pfn))
-    alloc = None
-    if prop == "no_rw_alias":
-        model = check(z3.And(base, *fixed), **limits).model
-        alloc = _value(model, ob.alloc)
-    return Witness(call, max_pfn, pfn, alloc)
+def _minimise(ob: Obligation, first: z3.ModelRef, limits: dict) -> Witness:
+    """Smallest memory size, then lowest pfn, then lowest allocation (`minimise.py`)."""
+    terms = [ob.max_pfn, ob.pfn] + ([ob.alloc] if ob.prop == "no_rw_alias" else [])
+    least = lexicographic_min(ob.formula(), terms, first, **limits)
+    max_pfn, pfn, *alloc = least.values
+    return Witness(ob.call, max_pfn, pfn, alloc[0] if alloc else None, least.minimal)
 
 
 SOLVERS = ("z3", "cvc5", "both")
@@ -122,46 +153,54 @@ def prove_property(
 ) -> Verdict:
     limits = {"rlimit": rlimit, "timeout_s": timeout_s}
     t = time.perf_counter()
+    obligations = [build(variant, prop, call) for call in CALLS]
     answers: list[tuple[int, SolverAnswer]] = []
-    for call in CALLS:
-        answer = _decide(build(variant, prop, call).formula(), solver, limits)
-        answers.append((call, answer))
+    for ob in obligations:
+        answer = _decide(ob.formula(), solver, limits)
+        answers.append((ob.call, answer))
         if answer.status == "sat":
             break
     sat = [(call, a) for call, a in answers if a.status == "sat"]
     unknown = [(call, a) for call, a in answers if a.status == "unknown"]
-    premise = any(
-        check(z3.And(ob.domain, ob.premise), **limits).status == "sat"
-        for ob in (build(variant, prop, call) for call in CALLS)
-    )
-    verdict = Verdict(variant, prop, "unknown", 0.0, vacuous=not premise)
+    verdict = Verdict(variant, prop, "unknown", 0.0)
     if sat:
         call, answer = sat[0]
-        witness = _minimise(variant, prop, call, answer.model, limits)
-        verdict.witness = witness
-        if witness.mem_bytes > REPLAY_LIMIT_BYTES:
-            verdict.notes.append(
-                f"the smallest counterexample needs {witness.mem_bytes:#x} bytes, more than the replay limit"
-                f" ({REPLAY_LIMIT_BYTES:#x}): not confirmed"
-            )
-            verdict.seconds = time.perf_counter() - t
-            return verdict
-        verdict.replay = boot(variant, witness.mem_bytes)
-        replayed = verdict.replay.properties[prop]
-        if replayed is False:
-            verdict.verdict = "counterexample"
-        else:
-            shown = {True: "holds", None: "is not reached"}[replayed]
-            verdict.notes.append(
-                f"the solver's counterexample (call {call}, {witness.mem_bytes:#x} bytes, pfn {witness.pfn:#x})"
-                f" does not replay: in the boot walk {prop} {shown} (outcome {verdict.replay.outcome})"
-            )
+        _confirm(verdict, _minimise(obligations[call], answer.model, limits))
     elif unknown:
         verdict.notes.extend(f"call {call}: solver gave up ({a.reason})" for call, a in unknown)
     else:
-        verdict.verdict = "proved"
+        verdict.lemmas = prove_lemmas(
+            sorted({ref for ob in obligations for ref in ob.lemmas}), solver, limits
+        )
+        verdict.notes.extend(unproved_lemmas(verdict.lemmas))
+        verdict.verdict = "unknown" if verdict.notes else "proved"
+        # Vacuous: no call can even reach the situation the property talks about (each premise `unsat`).
+        verdict.vacuous = all(check(ob.non_vacuity(), **limits).status == "unsat" for ob in obligations)
     verdict.seconds = time.perf_counter() - t
     return verdict
+
+
+def _confirm(verdict: Verdict, witness: Witness) -> None:
+    """Replay `witness` in the boot walk: `counterexample` only if the walk violates the same property."""
+    verdict.witness = witness
+    if not witness.minimal:
+        verdict.notes.append("minimisation stopped early (a solver limit): perhaps not the smallest")
+    if witness.mem_bytes > REPLAY_LIMIT_BYTES:
+        verdict.notes.append(
+            f"the smallest counterexample needs {witness.mem_bytes:#x} bytes, more than the replay limit"
+            f" ({REPLAY_LIMIT_BYTES:#x}): not confirmed"
+        )
+        return
+    verdict.replay = boot(verdict.variant, witness.mem_bytes)
+    replayed = verdict.replay.properties[verdict.prop]
+    if replayed is False:
+        verdict.verdict = "counterexample"
+        return
+    shown = {True: "holds", None: "is not reached"}[replayed]
+    verdict.notes.append(
+        f"the solver's counterexample (call {witness.call}, {witness.mem_bytes:#x} bytes, pfn {witness.pfn:#x})"
+        f" does not replay: in the boot walk {verdict.prop} {shown} (outcome {verdict.replay.outcome})"
+    )
 
 
 def prove_variant(variant: KernelVariant, **limits) -> list[Verdict]:

@@ -24,13 +24,18 @@ class SolverAnswer:
     reason: str = ""
 
 
+def configure(solver: z3.Solver, *, rlimit: int, timeout_s: float) -> z3.Solver:
+    """The limits of every solver call: `rlimit` (deterministic, per call) and the wall-clock backstop."""
+    solver.set("rlimit", rlimit)
+    solver.set("timeout", max(1, int(timeout_s * 1000)))
+    return solver
+
+
 def check(
     formula: z3.BoolRef, *, rlimit: int = DEFAULT_RLIMIT, timeout_s: float = DEFAULT_TIMEOUT_S
 ) -> SolverAnswer:
     """Decide `formula` in a fresh solver."""
-    solver = z3.SolverFor("QF_BV")
-    solver.set("rlimit", rlimit)
-    solver.set("timeout", max(1, int(timeout_s * 1000)))
+    solver = configure(z3.SolverFor("QF_BV"), rlimit=rlimit, timeout_s=timeout_s)
     solver.add(formula)
     t = time.perf_counter()
     result = solver.check()

@@ -80,7 +80,7 @@ class Call:
     first_new_chunk: BV  # c0
     first_new_gib: BV  # g0
     placed: z3.BoolRef  # the regime's precondition: the buffer is where the closed form says
-    mapped_placement: bool
+    placement: str  # the variant's `placement`: high | low | mapped
 
     @property
     def tables(self) -> BV:
@@ -98,7 +98,7 @@ class Call:
 
     @property
     def total_allocs(self) -> BV:
-        if self.mapped_placement:
+        if self.placement == "mapped":
             return c(0)
         return self.chunk_alloc(self.last_chunk)
 
@@ -142,9 +142,7 @@ def calls(max_pfn: BV, placement: str) -> tuple[Call, Call]:
     else:  # mapped: tables from mapped memory one by one; an empty buffer
         s0, s1, t0, t1 = mapped, four_g, c(0), c(0)
         placed0 = placed1 = z3.BoolVal(True)
-    call0 = Call(
-        0, z3.BoolVal(True), c(0), e0, s0, s0 + t0, z3.LShR(mapped, 9), c(1), placed0, placement == "mapped"
-    )
+    call0 = Call(0, z3.BoolVal(True), c(0), e0, s0, s0 + t0, z3.LShR(mapped, 9), c(1), placed0, placement)
     call1 = Call(
         1,
         z3.UGT(max_pfn, four_g),
@@ -155,7 +153,7 @@ def calls(max_pfn: BV, placement: str) -> tuple[Call, Call]:
         c(FOUR_GIB_PFN >> 9),
         c(FOUR_GIB_PFN >> 18),
         placed1,
-        placement == "mapped",
+        placement,
     )
     return call0, call1
 

@@ -1,0 +1,46 @@
+"""Benchmark: every verdict of every shipped kernel variant (obligations, lemmas, non-vacuity checks,
+minimisation and replay included), as `xenpin prove` runs them.
+
+Run: `python tests/benchmarks/bench_prove.py [--repeat N]`. Each repeat is a fresh process state for the lemma
+cache, so every lemma is proved again. Targets (issue 4): all verdicts under 10 s, none over 2 s, 64-bit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+from xenpin.linux.variant import PROPERTIES, load_variant
+from xenpin.symbolic import prove as prove_mod
+from xenpin.symbolic.prove import prove_property
+from xenpin.symbolic.walk import W
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    variants = [load_variant(p) for p in sorted((ROOT / "models/kernels").glob("*.toml"))]
+    totals = []
+    for _ in range(args.repeat):
+        prove_mod._LEMMA_VERDICTS.clear()
+        t = time.perf_counter()
+        verdicts = [prove_property(v, prop) for v in variants for prop in PROPERTIES]
+        totals.append(time.perf_counter() - t)
+        slowest = max(verdicts, key=lambda v: v.seconds)
+        wrong = [v for v in verdicts if not v.as_expected]
+        print(
+            f"{len(verdicts)} verdicts in {totals[-1]:5.2f} s; slowest {slowest.variant.name} {slowest.prop}"
+            f" {slowest.seconds:4.2f} s; {len(wrong)} differ from expectation"
+        )
+    print(
+        f"median total {statistics.median(totals):5.2f} s at {W}-bit width   (target < 10 s, none over 2 s)"
+    )
+
+
+if __name__ == "__main__":
+    main()
