@@ -246,3 +246,9 @@ def test_prove_smt2_writes_obligations_and_the_lemmas_they_assume(
         assert solver.check() == z3.unsat, name  # every obligation of a proved verdict, every lemma
     header = (out / "3.0.spare_writable.call0.smt2").read_text().splitlines()[1]
     assert header.startswith("; assumes the lemmas ") and "pte_end_bounded[low, call 0]" in header
+
+
+def test_prove_bad_jobs_is_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["prove", str(KERNELS / "3.0.toml"), "--jobs", "0"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == "xenpin: --jobs: must be a positive integer\n"

@@ -146,6 +146,13 @@ def _add_prove(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default="z3",
         help="re-check every obligation with cvc5 (cvc5, both): a disagreement is unknown (default z3)",
     )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="worker processes for the solver calls (default: the number of cores; 1 runs in-process)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     p.set_defaults(handler=_cmd_prove)
 
@@ -188,7 +195,7 @@ def _cmd_prove(args: argparse.Namespace) -> int:
 
     from xenpin.linux.variant import PROPERTIES, KernelVariant, VariantError, load_variant, variant_files
     from xenpin.report.prove import prove_json, render_text
-    from xenpin.symbolic.prove import prove_property
+    from xenpin.symbolic.batch import default_workers, prove_many
     from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S
     from xenpin.symbolic.theorems import load_script
 
@@ -200,6 +207,8 @@ def _cmd_prove(args: argparse.Namespace) -> int:
         raise InputError("--timeout: must be a positive number of seconds")
     if args.rlimit is not None and args.rlimit <= 0:
         raise InputError("--rlimit: must be a positive integer")
+    if args.jobs is not None and args.jobs <= 0:
+        raise InputError("--jobs: must be a positive integer")
     jobs: list[tuple[KernelVariant, str]] = []
     try:
         for path in args.paths:
@@ -223,7 +232,7 @@ def _cmd_prove(args: argparse.Namespace) -> int:
     t = time.perf_counter()
     if args.smt2:
         _write_smt2(args.smt2, jobs)
-    verdicts = [prove_property(v, prop, solver=args.solver, **limits) for v, prop in jobs]
+    verdicts = prove_many(jobs, solver=args.solver, workers=args.jobs or default_workers(), **limits)
     seconds = time.perf_counter() - t
     if args.json:
         print(json.dumps(prove_json(verdicts, seconds), indent=2))

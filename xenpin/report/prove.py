@@ -50,12 +50,23 @@ def lemmas_of(verdicts: list[Verdict]) -> list[LemmaVerdict]:
 
 
 def _lemma_lines(lemmas: list[LemmaVerdict]) -> list[str]:
+    """One line per lemma (its instances per placement and call together), one more per instance not proved."""
     if not lemmas:
         return []
-    out = ["lemmas the proved verdicts rest on (each proved once, in its own solver):"]
+    out = ["lemmas the proved verdicts rest on (each instance proved once, in its own solver):"]
+    by_name: dict[str, list[LemmaVerdict]] = {}
     for lv in lemmas:
-        reason = f" ({lv.reason})" if lv.reason else ""
-        out.append(f"  {lv.verdict:<9}{lv.seconds:5.2f}s  {lv.ref}: {lv.text}{reason}")
+        by_name.setdefault(lv.ref.name, []).append(lv)
+    for name, group in by_name.items():
+        proved = [lv for lv in group if lv.verdict == "proved"]
+        where = ", ".join(f"{lv.ref.placement} {lv.ref.call}" for lv in proved if lv.ref.placement)
+        seconds = sum(lv.seconds for lv in proved)
+        if proved:
+            out.append(f"  proved   {seconds:5.2f}s  {name}{f' [{where}]' if where else ''}: {group[0].text}")
+        for lv in group:
+            if lv.verdict != "proved":
+                reason = f" ({lv.reason})" if lv.reason else ""
+                out.append(f"  {lv.verdict:<9}{lv.seconds:5.2f}s  {lv.ref}: {lv.text}{reason}")
     return out
 
 

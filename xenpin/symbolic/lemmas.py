@@ -214,8 +214,19 @@ LEMMAS: dict[str, Lemma] = {
 }
 
 
+_PROOFS: dict[LemmaRef, tuple[Lemma, tuple[z3.BoolRef, list[LemmaRef]]]] = {}
+
+
 def proof(ref: LemmaRef) -> tuple[z3.BoolRef, list[LemmaRef]]:
-    """The lemma's obligation (`unsat` = proved) and the lemmas its proof rests on."""
+    """The lemma's obligation (`unsat` = proved) and the lemmas its proof rests on (built once per lemma)."""
+    lemma = LEMMAS[ref.name]
+    cached = _PROOFS.get(ref)
+    if cached is None or cached[0] is not lemma:  # built for a lemma since replaced (tests do that)
+        cached = _PROOFS[ref] = (lemma, _build_proof(ref))
+    return cached[1]
+
+
+def _build_proof(ref: LemmaRef) -> tuple[z3.BoolRef, list[LemmaRef]]:
     lemma = LEMMAS[ref.name]
     max_pfn = z3.BitVec("max_pfn", 64)
     params = [z3.BitVec(f"{lemma.name}.{p}", 64) for p in lemma.params]

@@ -66,16 +66,26 @@ class LemmaVerdict:
 _LEMMA_VERDICTS: dict[tuple[LemmaRef, str, int], LemmaVerdict] = {}
 
 
+def prove_lemma(ref: LemmaRef, solver: str, limits: dict) -> LemmaVerdict:
+    """One lemma's own proof, in a fresh solver (whatever the lemmas it uses say: see `unproved_lemmas`)."""
+    answer = _decide(lemmas.proof(ref)[0], solver, limits)
+    verdict = {"unsat": "proved", "sat": "refuted"}.get(answer.status, "unknown")
+    return LemmaVerdict(ref, verdict, answer.seconds, answer.reason)
+
+
+def remember_lemmas(verdicts: list[LemmaVerdict], solver: str, limits: dict) -> None:
+    """Lemma verdicts proved elsewhere (another process of `batch.py`), for `prove_lemmas` to reuse."""
+    for lv in verdicts:
+        _LEMMA_VERDICTS[(lv.ref, solver, limits["rlimit"])] = lv
+
+
 def prove_lemmas(refs: list[LemmaRef], solver: str, limits: dict) -> list[LemmaVerdict]:
     """The verdicts of `refs` and of every lemma they rest on, each lemma after the ones its proof uses."""
     out = []
     for ref in lemmas.closure(refs):
         key = (ref, solver, limits["rlimit"])
-        if key not in _LEMMA_VERDICTS or _LEMMA_VERDICTS[key].verdict == "unknown":
-            formula, _ = lemmas.proof(ref)
-            answer = _decide(formula, solver, limits)
-            verdict = {"unsat": "proved", "sat": "refuted"}.get(answer.status, "unknown")
-            _LEMMA_VERDICTS[key] = LemmaVerdict(ref, verdict, answer.seconds, answer.reason)
+        if key not in _LEMMA_VERDICTS:
+            _LEMMA_VERDICTS[key] = prove_lemma(ref, solver, limits)
         out.append(_LEMMA_VERDICTS[key])
     return out
 

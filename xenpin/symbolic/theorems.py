@@ -51,11 +51,13 @@ def load_script(path: str | Path) -> list[Theorem]:
 def run(theorems: list[Theorem], argv: list[str] | None = None) -> int:
     """Entry point of a proof script: prove every theorem, print the report, return the exit code."""
     from xenpin.report.prove import render_text
-    from xenpin.symbolic.prove import prove_property
+    from xenpin.symbolic.batch import default_workers, prove_many
+    from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S
 
     del argv
     t = time.perf_counter()
-    verdicts = [prove_property(th.load(), th.prop) for th in theorems]
+    jobs = [(th.load(), th.prop) for th in theorems]
+    verdicts = prove_many(jobs, workers=default_workers(), rlimit=DEFAULT_RLIMIT, timeout_s=DEFAULT_TIMEOUT_S)
     print(render_text(verdicts, time.perf_counter() - t))
     differs = [v for v in verdicts if not v.as_expected]
     if any(v.verdict != "unknown" for v in differs):

@@ -126,8 +126,20 @@ class Call:
         return z3.If(z3.UGE(g, self.first_new_gib), self.chunk_alloc(last_of_gib), self.chunk_alloc(chunk))
 
 
+# Every obligation and lemma builds the calls of the same `max_pfn` variable: the terms are built once. The
+# cached Calls hold `max_pfn`, so its AST id cannot be reused by another term while its entry lives.
+_CALLS: dict[tuple[int, str], tuple[Call, Call]] = {}
+
+
 def calls(max_pfn: BV, placement: str) -> tuple[Call, Call]:
     """The (up to) two calls `setup_arch` makes, for a placement regime."""
+    key = (max_pfn.get_id(), placement)
+    if key not in _CALLS:
+        _CALLS[key] = _build_calls(max_pfn, placement)
+    return _CALLS[key]
+
+
+def _build_calls(max_pfn: BV, placement: str) -> tuple[Call, Call]:
     mapped = max_pfn_mapped(max_pfn)
     four_g = c(FOUR_GIB_PFN)
     e0 = umin(max_pfn, four_g)

@@ -1,0 +1,60 @@
+"""Many verdicts on several cores: the lemmas first (each once), then the verdicts, in worker processes.
+
+Every solver call stays what `prove.py` makes it (a fresh solver, the same limits); only where it runs
+changes. Phase 1 proves every lemma the jobs' obligations rest on, each in its own task: a lemma's proof does
+not depend on the verdicts of the lemmas it uses (`unproved_lemmas` judges the chain afterwards). Phase 2 runs
+one task per (variant, property), handing each worker the phase-1 verdicts so that none proves a lemma again.
+Results come back in the order of the jobs, so the output does not depend on the number of workers.
+
+Workers are spawned, not forked: z3's context in the parent is not fork-safe once it has been used.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from xenpin.linux.variant import KernelVariant
+from xenpin.symbolic import lemmas
+from xenpin.symbolic.lemmas import LemmaRef
+from xenpin.symbolic.obligations import build
+from xenpin.symbolic.prove import (
+    CALLS,
+    LemmaVerdict,
+    Verdict,
+    prove_lemma,
+    prove_property,
+    remember_lemmas,
+)
+
+Job = tuple[KernelVariant, str]
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _lemma_task(ref: LemmaRef, solver: str, limits: dict[str, Any]) -> LemmaVerdict:
+    return prove_lemma(ref, solver, limits)
+
+
+def _verdict_task(job: Job, solver: str, limits: dict[str, Any], known: list[LemmaVerdict]) -> Verdict:
+    remember_lemmas(known, solver, limits)
+    return prove_property(job[0], job[1], solver=solver, **limits)
+
+
+def prove_many(jobs: list[Job], *, solver: str = "z3", workers: int = 1, **limits: Any) -> list[Verdict]:
+    """The verdicts of `jobs`, in order; `workers` > 1 spreads the solver calls over processes."""
+    if workers <= 1 or len(jobs) <= 1:
+        return [prove_property(v, prop, solver=solver, **limits) for v, prop in jobs]
+    refs = lemmas.closure(
+        sorted({ref for v, prop in jobs for call in CALLS for ref in build(v, prop, call).lemmas})
+    )
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        known = list(pool.map(_lemma_task, refs, [solver] * len(refs), [limits] * len(refs)))
+        remember_lemmas(known, solver, limits)
+        n = len(jobs)
+        return list(pool.map(_verdict_task, jobs, [solver] * n, [limits] * n, [known] * n))
