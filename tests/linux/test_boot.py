@@ -178,6 +178,7 @@ def test_guard_no_hook_when_nothing_allocated(name: str, nbytes: int) -> None:
     assert buf.pgt_buf_end == buf.pgt_buf_start
     assert not buf.hook_ran
     assert _steps(r, "pagetable_reserve") == [] and _steps(r, "alloc_low_page") == []
+    assert r.properties["spare_writable"] is True  # the skipped hook was not needed: [start, top) stayed RW
 
 
 @pytest.mark.parametrize(("name", "nbytes"), _cases())

@@ -18,7 +18,7 @@ from xenpin.symbolic import prove as prove_mod
 from xenpin.symbolic.obligations import build
 from xenpin.symbolic.prove import prove_property
 from xenpin.symbolic.solver import check
-from xenpin.symbolic.walk import c
+from xenpin.symbolic.walk import c, calls, domain
 
 KERNELS = Path(__file__).resolve().parents[2] / "models" / "kernels"
 VARIANTS = {p.stem: load_variant(p) for p in sorted(KERNELS.glob("*.toml"))}
@@ -132,3 +132,24 @@ def test_solver_disagreement_is_unknown(monkeypatch: pytest.MonkeyPatch) -> None
     verdict = prove_property(VARIANTS["3.0"], "spare_freed", solver="both")
     assert verdict.verdict == "unknown"
     assert any("solvers disagree: z3 unsat, cvc5 sat" in n for n in verdict.notes)
+
+
+@pytest.mark.parametrize("placement", ["high", "low"])
+@pytest.mark.parametrize("call", [0, 1])
+def test_guard_never_skips_the_hook_inside_the_domain(placement: str, call: int) -> None:
+    """`pgt_buf_end > pgt_buf_start` fails only if nothing is allocated; from 64 MiB up, every call allocates."""
+    max_pfn = z3.BitVec("max_pfn", 64)
+    k = calls(max_pfn, placement)[call]
+    assert check(z3.And(domain(max_pfn, placement), k.exists, k.total_allocs == c(0))).status == "unsat"
+
+
+def test_readme_finding_2638_fails_only_with_a_partial_last_chunk() -> None:
+    """README, "What the proofs found": for guests of at most 4 GiB, 2.6.38 never fails at a multiple of 2 MiB,
+    and the probes with a partial last 2 MiB chunk past the first GiB fail in the solver and in the boot walk."""
+    v = VARIANTS["2.6.38"]
+    ob = build(v, "no_rw_alias", 0)
+    multiples = z3.And(ob.formula(), z3.ULE(ob.max_pfn, c(1 << 20)), z3.Extract(8, 0, ob.max_pfn) == 0)
+    assert check(multiples).status == "unsat"
+    for mem in (0x40401000, 0x80201000, 0xC0601000):
+        assert check(z3.And(ob.formula(), ob.max_pfn == c(mem >> 12))).status == "sat"
+    assert boot(v, 0x40401000).outcome == "xen-rejected"

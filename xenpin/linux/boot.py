@@ -503,7 +503,10 @@ class BootWalk:
         props["no_rw_alias"] = False if rejected else (True if finished_walk else None)
         if finished_walk:
             hooked = [b for b in self.buffers if b.hook_ran]
-            props["spare_writable"] = all(self._mapped_rw(p) is not False for b in hooked for p in b.spare)
+            # Every buffer: a hook the guard skipped must not have been needed.
+            props["spare_writable"] = all(
+                self._mapped_rw(p) is not False for b in self.buffers for p in b.spare
+            )
             props["spare_freed"] = not any(self.reserved[p] for b in hooked for p in b.spare)
             props["live_reserved"] = all(self.reserved[p] for b in self.buffers for p in b.used)
         return props

@@ -24,7 +24,8 @@ from xenpin.symbolic.walk import BV, Call, c, calls, domain, umin
 PROPERTY_TEXT = {
     "buffer_fits": "no alloc_low_page ever passes pgt_buf_top",
     "no_rw_alias": "no page becomes a live table while a validated L1 maps it RW",
-    "spare_writable": "after pagetable_reserve, no mapped page in [pgt_buf_end, pgt_buf_top) stays read-only",
+    "spare_writable": "after pagetable_reserve (or where its guard skips it), no mapped page in [pgt_buf_end,"
+    " pgt_buf_top) stays read-only",
     "spare_freed": "no page in [pgt_buf_end, pgt_buf_top) stays reserved",
     "live_reserved": "every page in [pgt_buf_start, pgt_buf_end) is reserved",
 }
@@ -111,21 +112,13 @@ def _ro_after_hook(pol: _Policies, k: Call, pfn: BV) -> z3.BoolRef:
     )
 
 
-def _link_time(k: Call, pfn: BV) -> BV:
-    """Allocation number after which the PTE page mapping `pfn` is reachable from the root."""
-    chunk = z3.LShR(pfn, 9)
-    g = z3.LShR(chunk, 9)
-    last_of_gib = umin(g * c(512) + c(511), k.last_chunk)
-    return z3.If(z3.UGE(g, k.first_new_gib), k.chunk_alloc(last_of_gib), k.chunk_alloc(chunk))
-
-
 def _unfixable_rw_alias(
     pol: _Policies, k: Call, q: BV, check_after: BV, strictly_before_link: bool
 ) -> z3.BoolRef:
     """At the check (after allocation `check_after`), an RW PTE of `q` written by call k exists and no walk
     from the root reaches it, so `make_lowmem_page_readonly(q)` silently does nothing."""
     written = k.chunk_alloc(z3.LShR(q, 9))
-    reachable = z3.ULT(_link_time(k, q), check_after)
+    reachable = z3.ULT(k.gib_linked_after(q), check_after)
     return z3.And(
         k.is_new_chunk_pfn(q),
         z3.ULE(written, check_after),
@@ -150,7 +143,9 @@ def _violation(prop: str, pol: _Policies, k: Call, pfn: BV, alloc: BV, other: Ca
         premise = _in(pfn, start, end)
         return z3.And(premise, z3.Not(z3.And(_hook_ran(k), pol.reserve(pfn, k)))), premise, bounded
     if prop == "spare_writable":
-        premise = z3.And(_hook_ran(k), _in(pfn, end, top))
+        # Every buffer, hooked or not: where the `pgt_buf_end > pgt_buf_start` guard skips the hook, nothing
+        # makes [start, top) RW again, so a page left RO there is a violation too (the guard skipped a needed hook).
+        premise = _in(pfn, end, top)
         ro = _ro_after_hook(pol, k, pfn)
         hints = [*bounded, Instance("pte_end_bounded", k, (pfn,))]
         if k.index == 1 and pol.v.placement == "low":  # the second buffer lies in memory call 0 mapped
