@@ -235,9 +235,9 @@ def _cmd_prove(args: argparse.Namespace) -> int:
     verdicts = prove_many(jobs, solver=args.solver, workers=args.jobs or default_workers(), **limits)
     seconds = time.perf_counter() - t
     if args.json:
-        print(json.dumps(prove_json(verdicts, seconds), indent=2))
+        print(json.dumps(prove_json(verdicts, seconds, args.solver), indent=2))
     else:
-        print(render_text(verdicts, seconds))
+        print(render_text(verdicts, seconds, args.solver))
     differs = [v for v in verdicts if not v.as_expected]
     if any(v.verdict != "unknown" for v in differs):
         return EXIT_MISMATCH

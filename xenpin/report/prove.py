@@ -70,7 +70,7 @@ def _lemma_lines(lemmas: list[LemmaVerdict]) -> list[str]:
     return out
 
 
-def render_text(verdicts: list[Verdict], seconds: float) -> str:
+def render_text(verdicts: list[Verdict], seconds: float, solver: str = "z3") -> str:
     out = [f"{'variant':<12}{'property':<16}{'verdict':<18}{'expected':<16}{'time':>7}"]
     for v in verdicts:
         mark = "" if v.as_expected else "   <-- differs"
@@ -89,12 +89,12 @@ def render_text(verdicts: list[Verdict], seconds: float) -> str:
         f"{len(verdicts)} obligations: {counts['proved']} proved{lemma_text if lemmas else ''},"
         f" {counts['counterexample']} counterexample, {counts['unknown']} unknown;"
         f" {sum(not v.as_expected for v in verdicts)} differ from expectation;"
-        f" {seconds:.1f} s; z3 {solver_version()}, {W}-bit bit-vectors"
+        f" {seconds:.1f} s; {solver_version(solver)}, {W}-bit bit-vectors"
     )
     return "\n".join(out)
 
 
-def prove_json(verdicts: list[Verdict], seconds: float) -> dict[str, Any]:
+def prove_json(verdicts: list[Verdict], seconds: float, solver: str = "z3") -> dict[str, Any]:
     def one(v: Verdict) -> dict[str, Any]:
         w, r = v.witness, v.replay
         return {
@@ -139,6 +139,6 @@ def prove_json(verdicts: list[Verdict], seconds: float) -> dict[str, Any]:
             for lv in lemmas_of(verdicts)
         ],
         "seconds": round(seconds, 3),
-        "solver": f"z3 {solver_version()}",
+        "solver": solver_version(solver),
         "bit_width": W,
     }

@@ -120,10 +120,6 @@ class Verdict:
         return self.verdict == self.expected
 
 
-def _value(model: z3.ModelRef, term: z3.BitVecRef) -> int:
-    return model.eval(term, model_completion=True).as_long()
-
-
 def _minimise(ob: Obligation, first: z3.ModelRef, limits: dict) -> Witness:
     """Smallest memory size, then lowest pfn, then lowest allocation (`minimise.py`)."""
     terms = [ob.max_pfn, ob.pfn] + ([ob.alloc] if ob.prop == "no_rw_alias" else [])

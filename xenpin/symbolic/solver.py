@@ -55,8 +55,14 @@ def smt2(formula: z3.BoolRef) -> str:
     return text if "(set-logic" in text else "(set-logic QF_BV)\n" + text
 
 
-def solver_version() -> str:
-    return z3.get_version_string()
+def solver_version(solver: str = "z3") -> str:
+    """What decided the obligations: `z3 4.x`, or with `--solver cvc5|both` also `cvc5 1.x`."""
+    text = f"z3 {z3.get_version_string()}"
+    if solver != "z3":
+        import cvc5
+
+        text += f" + cvc5 {cvc5.__version__}" if hasattr(cvc5, "__version__") else " + cvc5"
+    return text
 
 
 def check_cvc5(formula: z3.BoolRef, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> SolverAnswer:
