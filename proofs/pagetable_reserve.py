@@ -9,7 +9,7 @@ the seed rejects), on bare metal, and in the 3.9 design that removed the hook. R
 from xenpin.symbolic.theorems import Theorem, run
 
 FIXED = ["2.6.39", "3.0", "3.0-inline", "3.0-native", "3.9"]
-CLAIMS = ["no_rw_alias", "spare_writable", "spare_freed", "live_reserved", "buffer_fits"]
+CLAIMS = ["no_rw_alias", "spare_writable", "spare_freed", "live_reserved", "buffer_fits", "alias_writable"]
 
 THEOREMS = [Theorem(f"models/kernels/{v}.toml", p, "proved") for v in FIXED for p in CLAIMS]
 

@@ -176,7 +176,7 @@ def test_boot_bad_policy_exit_2_names_file_line_key_column(
     )
 
 
-@pytest.mark.parametrize("mem", ["3X", "1M", "-5G"])
+@pytest.mark.parametrize("mem", ["3X", "1M", "-5G", "infG", "nanG", "99999999999999999999999G", "1T"])
 def test_boot_bad_mem_exit_2(mem: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["boot", str(KERNELS / "3.0.toml"), f"--mem={mem}"]) == 2
     captured = capsys.readouterr()
@@ -252,3 +252,103 @@ def test_prove_bad_jobs_is_usage_error(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["prove", str(KERNELS / "3.0.toml"), "--jobs", "0"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == "xenpin: --jobs: must be a positive integer\n"
+
+
+def test_boot_exit_1_on_a_failure_no_property_accounts_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A read-only fixmap alias: the kernel faults filling its first table page (alias_writable)."""
+    text = (
+        (KERNELS / "3.0.toml").read_text().replace(" or (ioremap and pfn != pgt_buf_end - 1)", " or ioremap")
+    )
+    model = tmp_path / "ro-alias.toml"
+    model.write_text(text)
+    assert main(["boot", str(model), "--mem", "64M"]) == 1
+    out = capsys.readouterr().out
+    assert "outcome: kernel-fault" in out and "MISMATCH (alias_writable)" in out
+    assert main(["prove", str(model), "--property", "alias_writable", "--jobs", "1"]) == 1
+    out = capsys.readouterr().out
+    assert "alias_writable  counterexample    proved" in out and "replay: kernel-fault" in out
+
+
+@pytest.mark.parametrize("timeout", ["nan", "inf", "0", "-1"])
+def test_prove_bad_timeout_exit_2(timeout: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["prove", str(KERNELS / "3.0.toml"), f"--timeout={timeout}"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("xenpin: --timeout: ")
+
+
+def test_explore_unwritable_picture_is_exit_2_with_no_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = str(KERNELS / "2.6.39-rc.toml")
+    assert main(["explore", model, "spare_writable", "--svg", str(tmp_path)]) == 2  # a directory
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith(f"xenpin: {tmp_path}: not a file")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        code = main(["explore", model, "spare_writable", "--svg", str(locked / "b.svg")])
+    finally:
+        locked.chmod(0o700)
+    captured = capsys.readouterr()
+    if code != 0:  # root may write anyway
+        assert code == 2 and captured.out == "" and "cannot write" in captured.err
+        assert list(locked.iterdir()) == []  # no partial file, no temporary left behind
+
+
+def test_explore_without_counterexample_says_no_picture(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    svg = tmp_path / "b.svg"
+    assert main(["explore", str(KERNELS / "3.0.toml"), "spare_writable", "--svg", str(svg)]) == 0
+    assert f"no counterexample: {svg} not written" in capsys.readouterr().out and not svg.exists()
+
+
+SCRIPTS = {
+    "nameerr.py": (
+        "from xenpin.symbolic.theorems import Theorem\nTHEOREMS = [VARIANT]\n",
+        ":2: the script failed: NameError",
+    ),
+    "exits.py": ("import sys\nsys.exit(0)\n", ":2: the script failed: exits while loading"),
+    "typo.py": (
+        "from xenpin.symbolic.theorems import Theorem\n"
+        "THEOREMS = [\n"
+        "    Theorem('models/kernels/3.0.toml', 'spare_freed'),\n"
+        "    Theorem('models/kernels/3.0.toml', 'spare_writeable'),\n"
+        "]\n",
+        ":4: Theorem prop: unknown property 'spare_writeable'",
+    ),
+    "badverdict.py": (
+        "from xenpin.symbolic.theorems import Theorem\nTHEOREMS = [Theorem('models/kernels/3.0.toml', 'spare_freed', 'yes')]\n",
+        ":2: Theorem expect: unknown verdict 'yes'",
+    ),
+    "syntax.py": ("THEOREMS = [\n", ":1: syntax error"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_bad_proof_script_exit_2_names_script_line(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, message = SCRIPTS[name]
+    script = tmp_path / name
+    script.write_text(source)
+    assert main(["prove", str(script), "--property", "spare_freed"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and captured.err.startswith(f"xenpin: {script}{message}"), (
+        captured.err
+    )
+
+
+def test_proof_script_prints_do_not_spoil_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    script = tmp_path / "chatty.py"
+    script.write_text(
+        "from xenpin.symbolic.theorems import Theorem\nprint('hello')\n"
+        "THEOREMS = [Theorem('models/kernels/3.0.toml', 'spare_freed')]\n"
+    )
+    assert main(["prove", str(script), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["obligations"][0]["verdict"] == "proved" and "hello" in captured.err

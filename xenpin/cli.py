@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
@@ -67,6 +70,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 # --- boot -----------------------------------------------------------------------------------------------------
 
 DEFAULT_MEM = "6G"  # above 4 GiB, so setup_arch makes its second init_memory_mapping call
+MAX_BOOT_BYTES = 64 << 30  # a 64 GiB boot needs about 15 GiB of RAM (16 GiB: 3.6 GiB)
 
 
 def _add_boot(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -102,6 +106,11 @@ def _cmd_boot(args: argparse.Namespace) -> int:
         boot_layout(mem)
     except ValueError as exc:
         raise InputError(f"--mem: {exc}") from None
+    if mem > MAX_BOOT_BYTES:
+        raise InputError(
+            f"--mem: {args.mem} is more than the model boots ({MAX_BOOT_BYTES >> 30} GiB: about 0.23 GiB of RAM"
+            " per GiB of guest)"
+        )
     try:
         variants = [load_variant(path) for path in variant_files(args.paths)]
     except VariantError as exc:
@@ -203,8 +212,8 @@ def _cmd_prove(args: argparse.Namespace) -> int:
     for prop in props:
         if prop not in PROPERTIES:
             raise InputError(f"--property: unknown property {prop!r} (known: {', '.join(PROPERTIES)})")
-    if args.timeout is not None and args.timeout <= 0:
-        raise InputError("--timeout: must be a positive number of seconds")
+    if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise InputError("--timeout: must be a positive, finite number of seconds")
     if args.rlimit is not None and args.rlimit <= 0:
         raise InputError("--rlimit: must be a positive integer")
     if args.jobs is not None and args.jobs <= 0:
@@ -213,7 +222,10 @@ def _cmd_prove(args: argparse.Namespace) -> int:
     try:
         for path in args.paths:
             if str(path).endswith(".py"):
-                jobs.extend((th.load(), th.prop) for th in load_script(path) if th.prop in props)
+                theorems = [
+                    (th.load(), th.prop) for th in load_script(path)
+                ]  # each checked, even if filtered
+                jobs.extend(job for job in theorems if job[1] in props)
             else:
                 jobs.extend((v, prop) for v in map(load_variant, variant_files([path])) for prop in props)
     except (VariantError, ValueError, OSError, SyntaxError) as exc:
@@ -279,11 +291,20 @@ def _cmd_explore(args: argparse.Namespace) -> int:
         variant = load_variant(args.model)
     except VariantError as exc:
         raise InputError(str(exc)) from None
-    for target in (args.svg, args.dot):
-        if target and not Path(target).resolve().parent.is_dir():
-            raise InputError(f"{target}: directory does not exist")
+    targets = {t: None for t in (args.svg, args.dot) if t}
+    for target in targets:
+        if Path(target).is_dir() or not Path(target).resolve().parent.is_dir():
+            raise InputError(f"{target}: not a file in an existing directory")
     found = counterexamples(variant, args.property, args.all)
     first = found[0]
+    if first.replay is not None and first.witness is not None:
+        w = first.witness
+        if args.svg:
+            targets[args.svg] = pictures.render_svg(first.replay, w.call, w.pfn)
+        if args.dot:
+            targets[args.dot] = pictures.render_dot(first.replay, w.call, w.pfn)
+        for target, text in targets.items():
+            _write_whole(target, text)  # before anything is printed: a write error leaves no output at all
     if args.json:
         doc = prove_json(found, sum(v.seconds for v in found))
         print(json.dumps(doc, indent=2))
@@ -292,15 +313,27 @@ def _cmd_explore(args: argparse.Namespace) -> int:
         for v in found:
             if v.replay is not None and v.witness is not None:
                 print(pictures.render_text(v.replay, v.witness.call, v.witness.pfn))
-    if first.replay is not None and first.witness is not None:
-        w = first.witness
-        if args.svg:
-            Path(args.svg).write_text(pictures.render_svg(first.replay, w.call, w.pfn))
-        if args.dot:
-            Path(args.dot).write_text(pictures.render_dot(first.replay, w.call, w.pfn))
+        if targets and first.witness is None:
+            print(f"no counterexample: {' and '.join(targets)} not written")
     if first.verdict == "unknown":
         return EXIT_UNKNOWN
     return EXIT_OK if first.verdict == variant.expect[args.property] else EXIT_MISMATCH
+
+
+def _write_whole(target: str, text: str) -> None:
+    """Write `target` all at once (a temporary file renamed over it), or raise InputError leaving nothing."""
+    directory = os.path.dirname(os.path.abspath(target))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".xenpin-")
+    except OSError as exc:
+        raise InputError(f"{target}: cannot write: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.replace(tmp, target)
+    except OSError as exc:
+        os.unlink(tmp)
+        raise InputError(f"{target}: cannot write: {exc.strerror}") from None
 
 
 # --- equiv ----------------------------------------------------------------------------------------------------

@@ -251,3 +251,43 @@ def test_key_line_ignores_same_name_in_other_table(tmp_path: Path) -> None:
     text = GOOD.replace('platform = "xen"', 'platform = "arm"')
     path = _write(tmp_path, text)
     assert _error(path).startswith(f"{path}:{_line_no(text, 'platform =')}:")
+
+
+def test_alias_writable_defaults_to_proved_and_can_be_stated(tmp_path: Path) -> None:
+    assert load_variant(_write(tmp_path, GOOD)).expect["alias_writable"] == "proved"
+    stated = GOOD + 'alias_writable = "counterexample"\n'
+    assert load_variant(_write(tmp_path, stated, "s.toml")).expect["alias_writable"] == "counterexample"
+
+
+@pytest.mark.parametrize(
+    ("policy", "column"),
+    [
+        ("not " * 150 + "true", 401),  # 100 levels of `not`, then too deep
+        ("(" * 150 + "pfn" + ")" * 150 + " < 1", 101),
+        ("pfn" + " + 1" * 500 + " < 2", 1),  # a flat chain: an AST 500 deep
+    ],
+)
+def test_policy_too_deep_is_an_error_not_a_crash(tmp_path: Path, policy: str, column: int) -> None:
+    text = GOOD.replace('writable = "pgt_buf_end <= pfn < pgt_buf_top"', f'writable = "{policy}"')
+    path = _write(tmp_path, text)
+    message = _error(path)
+    assert message.startswith(f"{path}:{_line_no(text, 'writable =')}: key 'writable': column {column}: ")
+    assert "nested too deeply" in message
+
+
+def test_not_utf8_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "v.toml"
+    path.write_bytes(GOOD.replace('"a test variant"', '"caf\xe9"').encode("latin-1"))
+    assert _error(path) == f"{path}:3: not UTF-8 text (byte {GOOD.index('a test variant') + 3})"
+
+
+def test_inline_and_sub_table_expectations_name_their_line(tmp_path: Path) -> None:
+    head, _ = GOOD.split("[expect]")
+    inline = head + 'expect = {buffer_fits = "proved", no_rw_alias = "yes"}\n'
+    path = _write(tmp_path, inline)
+    assert _error(path).startswith(
+        f"{path}:{_line_no(inline, 'expect =')}: key 'expect.no_rw_alias': must be"
+    )
+    sub = GOOD + "[expect.extra]\nx = 1\n"
+    path = _write(tmp_path, sub, "sub.toml")
+    assert _error(path).startswith(f"{path}:{_line_no(sub, '[expect.extra]')}: key 'expect.extra': unknown")

@@ -38,3 +38,30 @@ def test_distinguishing_configuration_is_the_smallest() -> None:
     assert r.mem_bytes == DOMAIN_MIN_PFN << 12  # 2.6.39-rc differs already at the smallest size
     lower = z3.And(eq.formula, eq.max_pfn == c(r.mem_bytes >> 12), z3.ULT(eq.pfn, c(r.pfn)))
     assert check(lower).status == "unsat"  # and no lower page differs there
+
+
+def _with_writable(name: str, writable: str) -> tuple:
+    import dataclasses
+
+    from xenpin.linux.policy import parse_policy
+    from xenpin.linux.variant import BUFFER_VARS
+
+    base = load_variant(KERNELS / f"{name}.toml")
+    return base, dataclasses.replace(base, name=f"{name}-off", writable=parse_policy(writable, BUFFER_VARS))
+
+
+def test_an_off_by_one_in_the_hook_is_not_equivalent() -> None:
+    hook, off = _with_writable("2.6.39", "pgt_buf_end + 1 <= pfn < pgt_buf_top")
+    r = compare(hook, off)
+    assert r.verdict == "different" and "read-only in 2.6.39-off only" in r.detail
+    rw_a, _ = r.replay_a.final_pages[r.pfn]
+    rw_b, _ = r.replay_b.final_pages[r.pfn]
+    assert (rw_a, rw_b) == (True, False)
+    assert r.replay_b.outcome == "kernel-fault"
+
+
+def test_with_low_placement_the_hooks_rw_half_changes_nothing() -> None:
+    """3.0 puts the buffer below max_pfn_mapped, where Xen's bootstrap tables already map it RW and the walk keeps
+    those PTEs: making [end, top) RW again is a no-op, so even `writable = false` is equivalent."""
+    hook, none = _with_writable("3.0", "false")
+    assert compare(hook, none).verdict == "equivalent"

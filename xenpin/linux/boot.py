@@ -65,6 +65,7 @@ class Failure:
     xen_log: tuple[str, ...] = ()
     bug_site: str = ""
     reason: str = ""
+    violates: str = ""  # the property this failure is a violation of, where no other rule says so
 
 
 @dataclass(frozen=True)
@@ -122,8 +123,13 @@ class BootResult:
     final_pages: dict[int, tuple[bool | None, bool]] = field(default_factory=dict)
 
     def mismatches(self) -> list[str]:
-        """Properties the model expects `proved` that this concrete run violates."""
-        return [p for p in PROPERTIES if self.variant.expect[p] == "proved" and self.properties[p] is False]
+        """What differs from the variant's expectations: each property it expects `proved` that this run
+        violates, and a failed boot that no violated property accounts for (say, a size outside the proofs'
+        domain where the buffer cannot be placed)."""
+        out = [p for p in PROPERTIES if self.variant.expect[p] == "proved" and self.properties[p] is False]
+        if self.failure is not None and not any(v is False for v in self.properties.values()):
+            out.append(f"outcome {self.outcome}, which no property accounts for")
+        return out
 
 
 def direct_map_va(pfn: int) -> int:
@@ -303,15 +309,20 @@ class BootWalk:
         else:
             self.hv.write(l1, slot, entry)
 
-    def _plain_stores(self, page: int, entries: list[tuple[int, int, int]]) -> None:
-        """Fill a fresh table page through its fixmap alias: the alias must be writable."""
+    def _through_alias(self, page: int) -> None:
+        """A store into a fresh table page goes through its fixmap alias: a read-only alias faults."""
         if self.xen and not self._alias_rw.get(page, True):
             self._stop(
                 "kernel-fault",
                 page,
                 f"BUG: unable to handle kernel paging request at {FIXMAP_VA + 0x1000 * self._alias_slots.index(page):x}",
+                violates="alias_writable",
                 reason=f"the early_memremap alias of page {page:#x} was mapped read-only by mask_rw_pte",
             )
+
+    def _plain_stores(self, page: int, entries: list[tuple[int, int, int]]) -> None:
+        """Fill a fresh table page through its fixmap alias."""
+        self._through_alias(page)
         self.hv.fill_table(page, entries)
 
     # ----------------------------------------------------------------------------- Xen hooks (mmu.c)
@@ -350,6 +361,7 @@ class BootWalk:
             self._step(site, pfn, f"mmu_update {table:#x}[{slot}] -> {entry}")
             self._xen(self.hv.mmu_update(table, slot, entry), pfn, f"xen_{site} (mmu_update)")
         else:
+            self._through_alias(table)
             if self._in_buffer(pfn) or self._in_buffer(table):
                 self._step(site, pfn, f"store {table:#x}[{slot}] -> {entry}")
             self.hv.write(table, slot, entry)
@@ -494,11 +506,13 @@ class BootWalk:
         )
 
     def _properties(self, failure: Failure | None) -> dict[str, bool | None]:
-        """The five properties of DESIGN.md, judged on this run (None: not reached)."""
+        """The properties of DESIGN.md (and `alias_writable`), judged on this run (None: not reached)."""
         finished_walk = self.walk_done
         props: dict[str, bool | None] = dict.fromkeys(PROPERTIES)
         ran_out = failure is not None and failure.message == "alloc_low_page: ran out of memory"
         props["buffer_fits"] = False if ran_out else (True if finished_walk else None)
+        alias_fault = failure is not None and failure.violates == "alias_writable"
+        props["alias_writable"] = False if alias_fault else (True if finished_walk else None)
         rejected = failure is not None and failure.outcome == "xen-rejected"
         props["no_rw_alias"] = False if rejected else (True if finished_walk else None)
         if finished_walk:

@@ -103,5 +103,5 @@ def parse_size(text: str) -> int:
         if t and t[-1] in units:
             return int(float(t[:-1]) * (1 << units[t[-1]]))
         return int(t, 0)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: "infG"
         raise ValueError(f"bad memory size {text!r} (use e.g. 512M, 4G, 6GiB or a byte count)") from None

@@ -271,6 +271,7 @@ class _Parser:
         self.toks = _tokenize(text)
         self.pos = 0
         self.variables = variables
+        self.level = 0  # nesting of `parse` calls (parentheses, `not`, right operands)
 
     @property
     def tok(self) -> _Tok:
@@ -289,6 +290,15 @@ class _Parser:
         return expr
 
     def parse(self, min_bp: int) -> tuple[Expr, str, int]:
+        self.level += 1
+        try:
+            return self._parse(min_bp)
+        finally:
+            self.level -= 1
+
+    def _parse(self, min_bp: int) -> tuple[Expr, str, int]:
+        if self.level > MAX_DEPTH:
+            raise PolicyError(self.tok.col, f"expression nested too deeply (more than {MAX_DEPTH} levels)")
         lhs = self.prefix()
         while True:
             op = self._infix_op()
@@ -378,13 +388,45 @@ class _Parser:
         self.pos += 1
 
 
+# A policy is a handful of comparisons; this bound keeps the recursive parser, evaluator and Z3 compiler far
+# from Python's recursion limit whatever a file contains.
+MAX_DEPTH = 100
+
+
+def _children(e: Expr) -> tuple[Expr, ...]:
+    if isinstance(e, Call):
+        return (e.arg,)
+    if isinstance(e, BinOp | And | Or):
+        return (e.left, e.right)
+    if isinstance(e, Compare):
+        return e.operands
+    if isinstance(e, Not):
+        return (e.operand,)
+    return ()
+
+
+def _depth(expr: Expr) -> int:
+    """Nesting depth of an expression tree (iteratively: the tree may be too deep to recurse over)."""
+    deepest, stack = 0, [(expr, 1)]
+    while stack:
+        e, d = stack.pop()
+        deepest = max(deepest, d)
+        stack.extend((child, d + 1) for child in _children(e))
+    return deepest
+
+
 def _parse(text: str, variables: Mapping[str, str] | None) -> tuple[Expr, str, int]:
     p = _Parser(text, _check_variables(DEFAULT_VARIABLES if variables is None else variables))
     if p.tok.kind == "end":
         raise PolicyError(1, "empty expression: expected an operand")
-    result = p.parse(0)
+    try:
+        result = p.parse(0)
+    except RecursionError:
+        raise PolicyError(p.tok.col, f"expression nested too deeply (more than {MAX_DEPTH} levels)") from None
     if p.tok.kind != "end":
         raise PolicyError(p.tok.col, f"expected end of expression but found {p.tok.describe()}")
+    if _depth(result[0]) > MAX_DEPTH:
+        raise PolicyError(1, f"expression nested too deeply (more than {MAX_DEPTH} levels): split it up")
     return result
 
 

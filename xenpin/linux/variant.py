@@ -19,7 +19,16 @@ from xenpin.linux.policy import Expr, PolicyError, parse_policy, unparse
 
 PLATFORMS = ("xen", "native")
 PLACEMENTS = ("high", "low", "mapped")
-PROPERTIES = ("buffer_fits", "no_rw_alias", "spare_writable", "spare_freed", "live_reserved")
+PROPERTIES = (
+    "buffer_fits",
+    "alias_writable",
+    "no_rw_alias",
+    "spare_writable",
+    "spare_freed",
+    "live_reserved",
+)
+# Properties a variant file may leave out of `[expect]` (added after DESIGN.md's five), with their default.
+DEFAULT_EXPECT = {"alias_writable": "proved"}
 VERDICTS = ("proved", "counterexample", "unknown")
 
 BUFFER_VARS = {"pfn": "int", "pgt_buf_start": "int", "pgt_buf_end": "int", "pgt_buf_top": "int"}
@@ -59,19 +68,26 @@ class KernelVariant:
 
 
 def _line_of(text: str, key: str, table: str | None = None) -> int:
-    """The line where `key = ...` appears (inside `[table]` if given); 1 if not found."""
+    """The line where `key = ...` appears (inside `[table]` if given, or an inline `table = {...}`, or as a
+    `[table.key]` header); 1 if not found."""
     in_table = table is None
-    for n, line in enumerate(text.splitlines(), start=1):
+    lines = text.splitlines()
+    for n, line in enumerate(lines, start=1):
         stripped = line.strip()
         if stripped.startswith("["):
-            if table is None and stripped.strip("[] ") == key:
+            header = stripped.strip("[] ")
+            if header == (key if table is None else f"{table}.{key}"):
                 return n  # the key is a table: its `[key]` header
-            in_table = table is not None and stripped.strip("[] ") == table
+            in_table = table is not None and header == table
             if table is None:
                 break
             continue
         if in_table and re.match(rf"{re.escape(key)}\s*=", stripped):
             return n
+    if table is not None:  # an inline table: `expect = { key = ... }`
+        for n, line in enumerate(lines, start=1):
+            if re.match(rf"\s*{re.escape(table)}\s*=", line) and re.search(rf"\b{re.escape(key)}\s*=", line):
+                return n
     return 1
 
 
@@ -82,6 +98,9 @@ def load_variant(path: str | Path) -> KernelVariant:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise VariantError(f"{path}: cannot read: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        raise VariantError(f"{path}:{line}: not UTF-8 text (byte {err.start})") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -124,6 +143,7 @@ def load_variant(path: str | Path) -> KernelVariant:
     for prop in expect:
         if prop not in PROPERTIES:
             raise fail(prop, f"unknown property (known: {', '.join(PROPERTIES)})", "expect")
+    expect = {**DEFAULT_EXPECT, **expect}
     for prop in PROPERTIES:
         if prop not in expect:
             raise VariantError(f"{path}:{_line_of(text, 'expect')}: key 'expect.{prop}': missing")

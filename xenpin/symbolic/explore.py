@@ -10,7 +10,7 @@ import z3
 
 from xenpin.linux.boot import boot
 from xenpin.linux.variant import KernelVariant
-from xenpin.symbolic.obligations import build
+from xenpin.symbolic.obligations import ALLOCATION_PROPERTIES, build
 from xenpin.symbolic.prove import CALLS, Verdict, Witness, prove_property
 from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S, check
 from xenpin.symbolic.walk import c
@@ -45,7 +45,7 @@ def counterexamples(
                 call,
                 m.eval(ob.max_pfn).as_long(),
                 m.eval(ob.pfn, model_completion=True).as_long(),
-                m.eval(ob.alloc, model_completion=True).as_long() if prop == "no_rw_alias" else None,
+                m.eval(ob.alloc, model_completion=True).as_long() if prop in ALLOCATION_PROPERTIES else None,
                 minimal=False,
             )
             seen.add(w.max_pfn)

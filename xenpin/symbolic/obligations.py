@@ -7,7 +7,8 @@ the whole domain, with the lemma instances of `lemmas.py` assumed, means the pro
 
 A violation of `no_rw_alias` is one of: a page allocated as a table while an already pinned L1 of this call maps
 it RW and the mapping is not reachable from the root yet (so `make_lowmem_page_readonly` does nothing and
-`PIN_L1_TABLE` / `set_pud` fails), or the hook making a live table page RW again.
+`PIN_L1_TABLE` / `set_pud` fails); a table page whose own PTE a later L1 of this call writes RW (that L1's pin,
+or the page's `set_pud`, fails); or the hook making a live table page RW again.
 """
 
 from __future__ import annotations
@@ -23,12 +24,17 @@ from xenpin.symbolic.walk import BV, Call, c, calls, domain, umin
 
 PROPERTY_TEXT = {
     "buffer_fits": "no alloc_low_page ever passes pgt_buf_top",
+    "alias_writable": "every page alloc_low_page hands out is writable through its early_memremap alias",
     "no_rw_alias": "no page becomes a live table while a validated L1 maps it RW",
     "spare_writable": "after pagetable_reserve (or where its guard skips it), no mapped page in [pgt_buf_end,"
     " pgt_buf_top) stays read-only",
     "spare_freed": "no page in [pgt_buf_end, pgt_buf_top) stays reserved",
     "live_reserved": "every page in [pgt_buf_start, pgt_buf_end) is reserved",
 }
+
+
+# Properties whose violation is about one `alloc_low_page` (the witness names the allocation number).
+ALLOCATION_PROPERTIES = ("alias_writable", "no_rw_alias")
 
 
 @dataclass(frozen=True)
@@ -65,19 +71,20 @@ class _Policies:
     def __init__(self, variant: KernelVariant) -> None:
         self.v = variant
 
-    def _env(self, pfn: BV, start: BV, end: BV, top: BV) -> dict:
+    def _env(self, pfn: BV, start: BV, end: BV, top: BV, ioremap: bool = False) -> dict:
         return {
             "pfn": pfn,
             "pgt_buf_start": start,
             "pgt_buf_end": end,
             "pgt_buf_top": top,
-            "ioremap": z3.BoolVal(False),
+            "ioremap": z3.BoolVal(ioremap),
         }
 
-    def readonly(self, pfn: BV, start: BV, end: BV, top: BV) -> z3.BoolRef:
+    def readonly(self, pfn: BV, start: BV, end: BV, top: BV, ioremap: bool = False) -> z3.BoolRef:
+        """`mask_rw_pte` for the PTE of `pfn`: the direct map, or (`ioremap`) the `early_memremap` alias."""
         if not self.v.xen:
             return z3.BoolVal(False)
-        return to_z3(self.v.readonly, self._env(pfn, start, end, top))
+        return to_z3(self.v.readonly, self._env(pfn, start, end, top, ioremap))
 
     def reserve(self, pfn: BV, k: Call) -> z3.BoolRef:
         return to_z3(self.v.reserve, self._env(pfn, k.pgt_buf_start, k.pgt_buf_end, k.pgt_buf_top))
@@ -136,6 +143,14 @@ def _violation(prop: str, pol: _Policies, k: Call, pfn: BV, alloc: BV, other: Ca
     bounded = [Instance("walk_bounded", k)]
     if prop == "buffer_fits":
         return z3.UGT(k.total_allocs, k.tables), z3.BoolVal(True), bounded
+    if prop == "alias_writable":
+        # `alloc_low_page` hands out q = pgt_buf_end++ and maps it through `early_memremap`, whose PTE goes
+        # through `mask_rw_pte` with `ioremap` set and the incremented pgt_buf_end; a read-only alias faults
+        # on the first store that fills the page.
+        q = start + alloc - c(1)
+        premise = z3.And(z3.UGE(alloc, c(1)), z3.ULE(alloc, k.total_allocs), pfn == q)
+        alias_ro = pol.readonly(q, start, start + alloc, top, ioremap=True)
+        return z3.And(premise, alias_ro), premise, [*bounded, Instance("alloc_in_buffer", k, (alloc,))]
     if prop == "spare_freed":
         premise = z3.And(_hook_ran(k), _in(pfn, end, top))
         return z3.And(premise, pol.reserve(pfn, k)), premise, bounded
@@ -163,9 +178,20 @@ def _violation(prop: str, pol: _Policies, k: Call, pfn: BV, alloc: BV, other: Ca
         pin_fails = _unfixable_rw_alias(pol, k, q, alloc, True)
         link_fails = _unfixable_rw_alias(pol, k, q, last_of_gib, True)
         bad_alloc = z3.And(allocated, z3.If(is_pmd, link_fails, pin_fails))
+        # The reverse order: q's own direct-map PTE is written RW by a later L1 of this call, after q became a
+        # table. Pinning that L1 takes a writable ref on q: Xen refuses it if q is live already, and if q is a
+        # PMD page not linked yet, its `set_pud` validation fails instead. Either way a violation.
+        written = k.chunk_alloc(z3.LShR(q, 9))
+        mapped_rw_later = z3.And(
+            allocated,
+            k.is_new_chunk_pfn(q),
+            z3.UGT(written, alloc),
+            z3.Not(pol.readonly(q, start, start + written, top)),
+        )
         hook_rw_live = z3.And(_hook_ran(k), _in(pfn, start, end), pol.writable(pfn, k))
         premise = z3.UGE(k.total_allocs, c(1))
-        return z3.Or(bad_alloc, hook_rw_live), premise, [*bounded, Instance("alloc_in_buffer", k, (alloc,))]
+        violation = z3.Or(bad_alloc, mapped_rw_later, hook_rw_live)
+        return violation, premise, [*bounded, Instance("alloc_in_buffer", k, (alloc,))]
     raise ValueError(f"unknown property {prop!r}")
 
 

@@ -13,6 +13,7 @@ them is a `sat` answer without them, and the replay confirms it independently.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -23,8 +24,9 @@ from xenpin.linux.variant import PROPERTIES, KernelVariant
 from xenpin.symbolic import lemmas
 from xenpin.symbolic.lemmas import LemmaRef
 from xenpin.symbolic.minimise import lexicographic_min
-from xenpin.symbolic.obligations import Obligation, build
+from xenpin.symbolic.obligations import ALLOCATION_PROPERTIES, Obligation, build
 from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S, SolverAnswer, check, check_cvc5
+from xenpin.symbolic.walk import c
 
 CALLS = (0, 1)
 # The largest guest the replay boots (a 16 GiB boot takes ~4 GiB of RSS and ~20 s); a bigger counterexample is
@@ -122,7 +124,7 @@ class Verdict:
 
 def _minimise(ob: Obligation, first: z3.ModelRef, limits: dict) -> Witness:
     """Smallest memory size, then lowest pfn, then lowest allocation (`minimise.py`)."""
-    terms = [ob.max_pfn, ob.pfn] + ([ob.alloc] if ob.prop == "no_rw_alias" else [])
+    terms = [ob.max_pfn, ob.pfn] + ([ob.alloc] if ob.prop in ALLOCATION_PROPERTIES else [])
     least = lexicographic_min(ob.formula(), terms, first, **limits)
     max_pfn, pfn, *alloc = least.values
     return Witness(ob.call, max_pfn, pfn, alloc[0] if alloc else None, least.minimal)
@@ -171,7 +173,7 @@ def prove_property(
     verdict = Verdict(variant, prop, "unknown", 0.0)
     if sat:
         call, answer = sat[0]
-        _confirm(verdict, _minimise(obligations[call], answer.model, limits))
+        _confirm(verdict, _smallest(obligations[call:], answer.model, limits))
     elif unknown:
         verdict.notes.extend(f"call {call}: solver gave up ({a.reason})" for call, a in unknown)
     else:
@@ -184,6 +186,18 @@ def prove_property(
         verdict.vacuous = all(check(ob.non_vacuity(), **limits).status == "unsat" for ob in obligations)
     verdict.seconds = time.perf_counter() - t
     return verdict
+
+
+def _smallest(obligations: list[Obligation], model: z3.ModelRef, limits: dict) -> Witness:
+    """The least witness over all calls: the first call's, unless a later call fails at a smaller size."""
+    witness = _minimise(obligations[0], model, limits)
+    for later in obligations[1:]:
+        smaller = check(z3.And(later.formula(), z3.ULT(later.max_pfn, c(witness.max_pfn))), **limits)
+        if smaller.status == "sat":
+            witness = _minimise(later, smaller.model, limits)
+        elif smaller.status == "unknown":
+            witness = dataclasses.replace(witness, minimal=False)
+    return witness
 
 
 def _confirm(verdict: Verdict, witness: Witness) -> None:
@@ -199,8 +213,24 @@ def _confirm(verdict: Verdict, witness: Witness) -> None:
         return
     verdict.replay = boot(verdict.variant, witness.mem_bytes)
     replayed = verdict.replay.properties[verdict.prop]
-    if replayed is False:
+    failure = verdict.replay.failure
+    failed_in = verdict.replay.steps[failure.step].call if failure else witness.call
+    if replayed is False and failed_in == witness.call:
         verdict.verdict = "counterexample"
+        if (
+            failure
+            and failure.pfn != witness.pfn
+            and f"mfn {witness.pfn:x} " not in " ".join(failure.xen_log)
+        ):
+            verdict.notes.append(
+                f"the boot walk stops first at pfn {failure.pfn:#x}, before reaching the witness"
+            )
+        return
+    if replayed is False:
+        verdict.notes.append(
+            f"the solver's counterexample is in call {witness.call}, but the boot walk fails in call {failed_in}"
+            f" (outcome {verdict.replay.outcome}, pfn {failure.pfn:#x}): not confirmed"
+        )
         return
     shown = {True: "holds", None: "is not reached"}[replayed]
     verdict.notes.append(

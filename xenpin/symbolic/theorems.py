@@ -6,14 +6,17 @@ A theorem's expected verdict overrides the variant file's `[expect]` for that ru
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import sys
 import time
-from dataclasses import dataclass
+import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 
-from xenpin.linux.variant import PROPERTIES, VERDICTS, KernelVariant, load_variant
+from xenpin.linux.variant import PROPERTIES, VERDICTS, KernelVariant, VariantError, load_variant
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,14 +26,33 @@ class Theorem:
     variant: str  # path of a kernel variant file, relative to the repository root or absolute
     prop: str
     expect: str = "proved"
+    where: str = field(default="", compare=False, repr=False)  # "script.py:LINE" of the Theorem(...) call
+
+    def __post_init__(self) -> None:
+        if not self.where:
+            caller = sys._getframe(2)  # __init__ -> __post_init__; the script's frame is the third
+            object.__setattr__(self, "where", f"{caller.f_code.co_filename}:{caller.f_lineno}")
 
     def load(self, base: Path = ROOT) -> KernelVariant:
-        path = Path(self.variant)
-        variant = load_variant(path if path.is_absolute() else base / path)
+        """The variant with this theorem's expectation; ValueError naming the script line on a bad theorem."""
+        for field_name, value in (("variant", self.variant), ("prop", self.prop), ("expect", self.expect)):
+            if not isinstance(value, str):
+                raise ValueError(
+                    f"{self.where}: Theorem {field_name} must be a string, not {type(value).__name__}"
+                )
         if self.prop not in PROPERTIES:
-            raise ValueError(f"theorem {self}: unknown property {self.prop!r}")
+            raise ValueError(
+                f"{self.where}: Theorem prop: unknown property {self.prop!r} (known: {', '.join(PROPERTIES)})"
+            )
         if self.expect not in VERDICTS:
-            raise ValueError(f"theorem {self}: unknown verdict {self.expect!r}")
+            raise ValueError(
+                f"{self.where}: Theorem expect: unknown verdict {self.expect!r} (known: {', '.join(VERDICTS)})"
+            )
+        path = Path(self.variant)
+        try:
+            variant = load_variant(path if path.is_absolute() else base / path)
+        except VariantError as exc:
+            raise VariantError(f"{self.where}: Theorem variant: {exc}") from None
         return dataclasses.replace(variant, expect={**variant.expect, self.prop: self.expect})
 
 
@@ -41,11 +63,28 @@ def load_script(path: str | Path) -> list[Theorem]:
     if spec is None or spec.loader is None:
         raise ValueError(f"{path}: not a Python file")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # a script's own prints must not mix into --json
+            spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise ValueError(f"{path}:{exc.lineno or 1}: syntax error: {exc.msg}") from None
+    except (Exception, SystemExit) as exc:
+        line = _line_in(path, exc.__traceback__)
+        what = "exits while loading" if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}"
+        raise ValueError(f"{path}:{line}: the script failed: {what}") from None
     theorems = getattr(module, "THEOREMS", None)
     if not isinstance(theorems, list) or not all(isinstance(t, Theorem) for t in theorems):
         raise ValueError(f"{path}:1: THEOREMS must be a list of xenpin.symbolic.theorems.Theorem")
     return theorems
+
+
+def _line_in(path: Path, tb: TracebackType | None) -> int:
+    """The last line of `path` in a traceback (1 if the script itself is not in it)."""
+    line = 1
+    for frame, lineno in traceback.walk_tb(tb):
+        if Path(frame.f_code.co_filename).resolve() == path.resolve():
+            line = lineno
+    return line
 
 
 def run(theorems: list[Theorem], argv: list[str] | None = None) -> int:
@@ -56,14 +95,14 @@ def run(theorems: list[Theorem], argv: list[str] | None = None) -> int:
 
     del argv
     t = time.perf_counter()
-    jobs = [(th.load(), th.prop) for th in theorems]
+    try:
+        jobs = [(th.load(), th.prop) for th in theorems]
+    except ValueError as exc:  # VariantError too: one line, exit 2, as `xenpin prove` does
+        print(f"xenpin: {exc}", file=sys.stderr)
+        return 2
     verdicts = prove_many(jobs, workers=default_workers(), rlimit=DEFAULT_RLIMIT, timeout_s=DEFAULT_TIMEOUT_S)
     print(render_text(verdicts, time.perf_counter() - t))
     differs = [v for v in verdicts if not v.as_expected]
     if any(v.verdict != "unknown" for v in differs):
         return 1
     return 3 if differs else 0
-
-
-def main() -> None:  # pragma: no cover - used by the scripts' __main__
-    raise SystemExit(run(load_script(sys.argv[0])))
