@@ -192,12 +192,26 @@ def test_unpin_of_a_table_that_is_not_pinned_but_in_use():
     assert r.log == ("Mfn 2 not pinned",)
 
 
-def test_pin_and_unpin_foreign_frame():
-    hv = Hypervisor("modern", frames=8, foreign=[64])
+FOREIGN_GET_PAGE = (
+    # `get_page` (4.1): the page is another domain's; then `get_page_from_pagenr` gives up.
+    "Error pfn 40: rd=d1, od=d2, caf=8000000000000001, taf=0000000000000000",
+    "Could not get page ref for pfn 40",
+)
+
+
+@pytest.mark.parametrize("rules", RULES)
+def test_pin_and_unpin_foreign_frame(rules):
+    # Every mmuext op that starts with get_page_from_pagenr logs get_page's line, then its own.
+    hv = Hypervisor(rules, frames=8, foreign=[64])
     r = assert_rejected_cleanly(hv, hv.pin, 1, 64)
-    assert r.log[-1] == "Error while pinning mfn 40"
+    assert r.log == (*FOREIGN_GET_PAGE, "Error while pinning mfn 40")
     r = assert_rejected_cleanly(hv, hv.unpin, 64)
-    assert r.log == ("Mfn 40 bad domain",)
+    assert r.log == (*FOREIGN_GET_PAGE, "Mfn 40 bad domain")
+    r = assert_rejected_cleanly(hv, hv.new_baseptr, 64)
+    assert r.log == (*FOREIGN_GET_PAGE, "Error while installing new baseptr 40")
+    # set_gdt uses get_page_and_type, not the _from_pagenr variant: get_page's line only.
+    r = assert_rejected_cleanly(hv, hv.set_gdt, 64)
+    assert r.log == FOREIGN_GET_PAGE[:1]
 
 
 # ------------------------------------------------------------------------------------------- base pointer
@@ -314,7 +328,9 @@ def test_xen_l4_slots_rejected_by_mmu_update(slot):
     assert hv.pin(4, 1).ok
     assert hv.pin(3, 2).ok
     r = assert_rejected_cleanly(hv, hv.mmu_update, 1, slot, Entry(2, P | RW))
-    assert r.log == (f"Illegal L4 update attempt in Xen-private area (slot {slot})",)
+    # Xen prints `%p` of the entry: L4 mfn 1 in 4.1's direct map (0xffff830000000000) plus slot * 8.
+    assert r.log == (f"Illegal L4 update attempt in Xen-private area {0xFFFF830000001000 + slot * 8:016x}",)
+    assert r.errno == "EINVAL"
     assert_rejected_cleanly(hv, hv.mmu_update, 1, slot, None)
 
 
@@ -471,7 +487,9 @@ def test_l1_rw_mapping_of_a_table_errno(rules, errno):
     assert check_invariants(hv) == []
 
 
-@pytest.mark.parametrize(("rules", "errno"), [("xen-4.1", "EINVAL"), ("modern", "EPERM")])
+# Modern get_page_from_l1e: a foreign owner goes to `could_not_pin`, which returns -EBUSY (xsm_priv_mapping
+# only decides whether a privileged domain may map it); 4.1's boolean becomes -EINVAL in do_mmu_update.
+@pytest.mark.parametrize(("rules", "errno"), [("xen-4.1", "EINVAL"), ("modern", "EBUSY")])
 @pytest.mark.parametrize("flags", [P, P | RW])
 def test_l1_foreign_frame(rules, errno, flags):
     hv = Hypervisor(rules, frames=8, foreign=[64])
@@ -481,6 +499,47 @@ def test_l1_foreign_frame(rules, errno, flags):
     assert r.log == (
         f"Error getting mfn 40 (pfn 40) from L1 entry {(64 << 12) | flags:016x} for l1e_owner=1, pg_owner=1",
     )
+    fill(hv, 2, (0, 64, flags))  # the same through validation (alloc_l1_table / promote_l1_table)
+    r = assert_rejected_cleanly(hv, hv.pin, 1, 2)
+    assert r.errno == errno
+
+
+# An mfn with no page (`!mfn_valid`): get_page_from_l1e's I/O-space path. Without I/O capabilities 4.1
+# refuses (boolean: -EINVAL), modern returns -EPERM.
+@pytest.mark.parametrize(("rules", "errno"), [("xen-4.1", "EINVAL"), ("modern", "EPERM")])
+def test_l1_entry_to_an_mfn_with_no_page(rules, errno):
+    hv = Hypervisor(rules, frames=8)
+    assert hv.pin(1, 1).ok
+    r = assert_rejected_cleanly(hv, hv.mmu_update, 1, 0, Entry(999, P))
+    assert (r.errno, r.log) == (errno, ("Non-privileged (1) attempt to map I/O space 000003e7",))
+    # A plain store of the same bytes into a data frame is just a store...
+    before = counts(hv)
+    assert hv.write(3, 0, Entry(999, P | RW)).ok
+    assert hv.mmu_update(3, 1, Entry(999, P)).ok  # ...and so is mmu_update of a frame that is no table
+    assert hv.entries(3) == [(0, Entry(999, P | RW)), (1, Entry(999, P))]
+    assert counts(hv) == before and not hv.has_frame(999) and 999 not in hv.frames
+    assert check_invariants(hv) == []
+    # ...until the frame is validated as an L1.
+    r = assert_rejected_cleanly(hv, hv.pin, 1, 3)
+    assert r.errno == errno
+    assert r.log[:2] == (
+        "Non-privileged (1) attempt to map I/O space 000003e7",
+        "Failure in alloc_l1_table: entry 0",
+    )
+    # INVALID_MFN (all 40 bits set) is refused without the line.
+    r = assert_rejected_cleanly(hv, hv.mmu_update, 1, 0, Entry((1 << 40) - 1, P))
+    assert (r.errno, r.log) == (errno, ())
+
+
+@pytest.mark.parametrize("rules", RULES)
+def test_upper_entry_to_an_mfn_with_no_page(rules):
+    hv = Hypervisor(rules, frames=8)
+    assert hv.pin(2, 1).ok
+    r = assert_rejected_cleanly(hv, hv.mmu_update, 1, 0, Entry(999, P))
+    # get_page_and_type_from_pagenr, then get_l2_linear_pagetable's own get_page_from_pagenr
+    assert (r.errno, r.log) == ("EINVAL", ("Could not get page ref for pfn 3e7",) * 2)
+    r = assert_rejected_cleanly(hv, hv.mmu_update, 1, 0, Entry(999, P | RW))
+    assert r.log == ("Could not get page ref for pfn 3e7", "Attempt to create linear p.t. with write perms")
 
 
 def test_upper_entry_to_foreign_frame():
@@ -561,8 +620,13 @@ def test_write_into_validated_l1_is_emulated():
     r = assert_rejected_cleanly(hv, hv.write, t.l1, 1, Entry(t.l2, P | RW))
     assert r.errno == "EFAULT"  # ptwr refuses the emulation: the guest takes the page fault
     assert "EBUSY" in r.reason
-    assert r.log[0] == "Bad type (saw 2400000000000001 != exp 7000000000000000) for mfn 3 (pfn 3)"
-    assert_rejected_cleanly(hv, hv.write, t.l1, 1, Entry(7, P | PSE))
+    assert r.log == (
+        "Bad type (saw 2400000000000001 != exp 7000000000000000) for mfn 3 (pfn 3)",
+        "Error getting mfn 3 (pfn 3) from L1 entry 0000000000003003 for l1e_owner=1, pg_owner=1",
+        "ptwr_emulate: could not get_page_from_l1e()",
+    )
+    r = assert_rejected_cleanly(hv, hv.write, t.l1, 1, Entry(7, P | PSE))
+    assert r.log == ("Bad L1 flags 80", "ptwr_emulate: could not get_page_from_l1e()")
     assert hv.write(t.l1, 0, None).ok
     assert state(hv, 7) == ("writable", 0, 1, True, False)
     assert check_invariants(hv) == []
@@ -635,7 +699,7 @@ def test_mmu_update_on_rw_mapped_frame_and_gdt_frame():
     r = assert_rejected_cleanly(hv, hv.mmu_update, 4, 0, Entry(5, P))
     assert r.errno == "EINVAL"
     r = assert_rejected_cleanly(hv, hv.mmu_update, 64, 0, Entry(5, P))
-    assert r.log == ("Could not get page for normal update",)
+    assert r.log == (*FOREIGN_GET_PAGE, "Could not get page for normal update")
 
 
 # ---------------------------------------------------------------------------------------- rollback, broadly
@@ -696,3 +760,250 @@ def test_every_rejection_leaves_the_state_untouched(rules, setup, op):
     assert r.errno
     assert hv.snapshot() == before
     assert check_invariants(hv) == []
+
+
+# ----------------------------------------------------------------------------- XSA-240: linear chains (modern)
+
+
+def _three_l2s(rules):
+    hv = Hypervisor(rules, frames=8)
+    for m in (1, 2, 3):
+        assert hv.pin(2, m).ok
+    return hv
+
+
+def test_xsa240_a_table_with_linear_entries_cannot_be_used_linearly():
+    hv = _three_l2s("modern")
+    assert hv.mmu_update(2, 0, Entry(3, P)).ok  # 2 has a linear entry (2 -> 3)
+    assert (hv.linear_entries(2), hv.linear_uses(3)) == (1, 1)
+    r = assert_rejected_cleanly(hv, hv.mmu_update, 1, 0, Entry(2, P))  # 1 -> 2 would chain 1 -> 2 -> 3
+    assert (r.errno, r.log) == ("EINVAL", ())  # refused silently, like Xen
+    # Through validation too: a fresh L2 with an entry to 2.
+    fill(hv, 4, (0, 2, P))
+    r = assert_rejected_cleanly(hv, hv.pin, 2, 4)
+    assert r.errno == "EINVAL" and r.log[-1] == "Error while pinning mfn 4"
+    # Once 2 drops its linear entry, 2 may be used linearly.
+    assert hv.mmu_update(2, 0, None).ok
+    assert (hv.linear_entries(2), hv.linear_uses(3)) == (0, 0)
+    assert hv.mmu_update(1, 0, Entry(2, P)).ok
+    assert check_invariants(hv) == []
+
+
+def test_xsa240_a_table_used_linearly_cannot_get_linear_entries():
+    hv = _three_l2s("modern")
+    assert hv.mmu_update(1, 0, Entry(2, P)).ok  # 2 is used linearly
+    r = assert_rejected_cleanly(hv, hv.mmu_update, 2, 0, Entry(3, P))  # 2 -> 3 would chain 1 -> 2 -> 3
+    assert r.errno == "EINVAL"
+    # What stays allowed: more entries in 1, more users of 2, and self-linear entries anywhere.
+    assert hv.mmu_update(1, 1, Entry(3, P)).ok
+    assert hv.mmu_update(3, 0, Entry(2, P)).ok is False  # 3 is used linearly by 1 now
+    fill(hv, 5, (0, 2, P), (1, 5, P))
+    assert hv.pin(2, 5).ok
+    assert hv.mmu_update(2, 9, Entry(2, P)).ok  # self-linear: not counted
+    assert (hv.linear_entries(1), hv.linear_uses(2), hv.linear_entries(2)) == (2, 2, 0)
+    assert check_invariants(hv) == []
+    # Devalidating a holder releases its uses.
+    assert hv.unpin(5).ok
+    assert hv.linear_uses(2) == 1
+
+
+def test_xsa240_chains_are_allowed_in_xen41():
+    hv = _three_l2s("xen-4.1")
+    assert hv.mmu_update(2, 0, Entry(3, P)).ok
+    assert hv.mmu_update(1, 0, Entry(2, P)).ok  # 1 -> 2 -> 3: 4.1 had no such rule
+    assert check_invariants(hv) == []
+
+
+def test_xsa240_ro_mappings_between_l1s_are_not_linear_entries():
+    hv = Hypervisor("modern", frames=8)
+    assert hv.pin(1, 1).ok and hv.pin(1, 2).ok and hv.pin(2, 3).ok
+    assert hv.mmu_update(1, 0, Entry(2, P)).ok  # an L1 mapping another L1 read-only: plain data mapping
+    assert hv.mmu_update(2, 0, Entry(1, P)).ok
+    assert hv.mmu_update(3, 0, Entry(1, P)).ok  # and an L2 using one of them as its L1
+    assert (hv.linear_entries(1), hv.linear_uses(1)) == (0, 0)
+    assert check_invariants(hv) == []
+
+
+@pytest.mark.parametrize("level", [3, 4])
+def test_xsa240_applies_at_every_level(level):
+    hv = Hypervisor("modern", frames=8)
+    for m in (1, 2, 3):
+        assert hv.pin(level, m).ok
+    assert hv.mmu_update(2, 0, Entry(3, P)).ok
+    assert_rejected_cleanly(hv, hv.mmu_update, 1, 0, Entry(2, P))
+
+
+# ------------------------------------------------------------ xen-4.1: removing an L2 entry flipped to PSE
+
+
+def _xsa148_flipped(rules="xen-4.1"):
+    """L2 4 (pinned) -> L1 0 (pinned); the L2 entry flipped to PSE through 4.1's fast path."""
+    hv = Hypervisor(rules, frames=8)
+    assert hv.write(4, 0, Entry(0, P | RW)).ok
+    assert hv.pin(1, 0).ok
+    assert hv.pin(2, 4).ok
+    assert hv.mmu_update(4, 0, Entry(0, P | RW | PSE)).ok
+    assert state(hv, 0) == ("l1", 2, 3, True, True)  # the flipped entry still holds its one l1 ref
+    return hv
+
+
+def _superpage_damage(hv):
+    return [v.message for v in check_invariants(hv) if v.message.startswith("put_superpage(0x0)")]
+
+
+def test_xen41_clearing_a_pse_l2_entry_drops_refs_on_512_frames():
+    hv = _xsa148_flipped()
+    r = hv.mmu_update(4, 0, None)
+    assert r.ok and r.log == ()  # Xen 4.1 (release) says nothing
+    # put_superpage -> put_spage_pages: put_page_and_type on frames 0..511.
+    assert state(hv, 0) == ("l1", 1, 2, True, True)  # its own ref: right by luck
+    assert state(hv, 4) == ("l2", 0, 1, False, True)  # the L2 lost its pin's type ref: devalidated
+    assert state(hv, 5) == ("none", 0, 0, False, False)  # allocation ref gone: Xen freed the page
+    assert all(hv.frame(m).count >= 0 and hv.frame(m).type_count >= 0 for m in hv.frames)
+    [message] = _superpage_damage(hv)
+    assert "type count already 0 (Xen wraps it) on 0x1-0x3, 0x5-0x7" in message
+    assert "504 frames not in the model left alone" in message
+    found = {v.invariant for v in check_invariants(hv)}
+    assert {"type_count", "general_count"} <= found
+    # Later puts of refs that were stolen stop at zero too, and are recorded.
+    assert hv.unpin(4).ok
+    assert any(
+        "frame 0x4: a type reference was dropped at type count 0" in v.message for v in check_invariants(hv)
+    )
+
+
+@pytest.mark.parametrize("how", ["replace", "devalidate"])
+def test_xen41_every_removal_of_a_pse_l2_entry_is_put_superpage(how):
+    hv = _xsa148_flipped()
+    if how == "replace":
+        assert hv.mmu_update(4, 0, Entry(1, P)).ok  # slow path: get the new l1, put the old PSE entry
+    else:
+        assert hv.unpin(4).ok  # free_l2_table -> put_page_from_l2e
+    assert len(_superpage_damage(hv)) == 1
+    assert hv.frame(6).count == 0
+
+
+def test_xen41_pse_flip_back_before_removal_is_harmless():
+    hv = _xsa148_flipped()
+    assert hv.mmu_update(4, 0, Entry(0, P | RW)).ok  # fast path again: back to a plain L2 entry
+    assert hv.mmu_update(4, 0, None).ok
+    assert state(hv, 0) == ("l1", 1, 2, True, True)
+    assert check_invariants(hv) == [] and hv.damage == ()
+
+
+def test_xen41_put_superpage_is_rolled_back_with_its_damage(monkeypatch):
+    hv = _xsa148_flipped()
+    before = hv.snapshot()
+    real = hv._put_superpage
+
+    def then_fail(mfn, flags):
+        real(mfn, flags)
+        assert hv.damage
+        raise RuntimeError("after put_superpage")
+
+    monkeypatch.setattr(hv, "_put_superpage", then_fail)
+    with pytest.raises(RuntimeError):
+        hv.mmu_update(4, 0, None)
+    assert hv.snapshot() == before and hv.damage == ()
+
+
+# ------------------------------------------------------------------------- bad arguments and rollback
+
+
+def _busy(rules="modern"):
+    hv = Hypervisor(rules, frames=8, foreign=[64])
+    t = build_tree(hv)
+    assert hv.pin(4, t.l4).ok
+    assert hv.new_baseptr(t.l4).ok
+    return hv, t
+
+
+BAD_CALLS = {
+    "write no frame": lambda hv, t: hv.write(99, 0, None),
+    "write slot 512": lambda hv, t: hv.write(7, 512, Entry(5, P)),
+    "write slot -1": lambda hv, t: hv.write(7, -1, Entry(5, P)),
+    "write slot str": lambda hv, t: hv.write(7, "0", Entry(5, P)),
+    "write entry tuple": lambda hv, t: hv.write(7, 0, (5, P)),
+    "write entry no P": lambda hv, t: hv.write(7, 0, Entry(5, RW)),
+    "write entry flags": lambda hv, t: hv.write(7, 0, Entry(5, P | 0x200)),
+    "write entry mfn": lambda hv, t: hv.write(7, 0, Entry(1 << 40, P)),
+    "write entry mfn neg": lambda hv, t: hv.write(7, 0, Entry(-1, P)),
+    "mmu_update no frame": lambda hv, t: hv.mmu_update(999, 0, Entry(5, P)),
+    "mmu_update slot": lambda hv, t: hv.mmu_update(t.l1, 600, Entry(5, P)),
+    "mmu_update bool mfn": lambda hv, t: hv.mmu_update(True, 0, None),
+    "va": lambda hv, t: hv.update_va_mapping(-1, None),
+    "va entry": lambda hv, t: hv.update_va_mapping(t.va_rw, Entry(5, 0)),
+    "pin no frame": lambda hv, t: hv.pin(1, 999),
+    "pin level": lambda hv, t: hv.pin(5, 7),
+    "unpin no frame": lambda hv, t: hv.unpin(-3),
+    "baseptr no frame": lambda hv, t: hv.new_baseptr(8),
+    "gdt no frame": lambda hv, t: hv.set_gdt(None),
+    "fill no frame": lambda hv, t: hv.fill_table(99, [(0, 1, P)]),
+    "fill live table": lambda hv, t: hv.fill_table(t.l1, [(0, 7, P)]),
+    "fill bad slot late": lambda hv, t: hv.fill_table(7, [(0, 5, P), (1, 999, P), (600, 5, P)]),
+    "fill bad flags": lambda hv, t: hv.fill_table(7, [(0, 5, P), (1, 5, RW)]),
+    "fill bad target": lambda hv, t: hv.fill_table(7, [(0, 5, P), (1, 1 << 40, P)]),
+    "fill not triples": lambda hv, t: hv.fill_table(7, [(0, 5, P), (1, 5)]),
+}
+
+
+@pytest.mark.parametrize("call", list(BAD_CALLS), ids=list(BAD_CALLS))
+def test_bad_arguments_raise_value_error_and_change_nothing(call):
+    hv, t = _busy()
+    fill(hv, 7, (3, 6, P), (4, 999, P))  # a frame with entries, one to an mfn with no page
+    before = hv.snapshot()
+    with pytest.raises(ValueError) as info:
+        BAD_CALLS[call](hv, t)
+    assert "\n" not in str(info.value)
+    assert hv.snapshot() == before
+    assert check_invariants(hv) == []
+
+
+def test_the_reviewers_repros():
+    hv = Hypervisor("modern", frames=8)
+    assert hv.mmu_update(3, 0, Entry(999, P)).ok  # was: KeyError, type count left at 1
+    assert state(hv, 3) == ("writable", 0, 1, True, False)
+    assert hv.write(3, 1, Entry(999, P)).ok  # was: slots={0: 999} and an orphan edge
+    assert hv.entries(3) == [(0, Entry(999, P)), (1, Entry(999, P))]
+    assert sorted(hv.graph.predecessors(999)) == [3]
+    assert hv.write(3, 0, None).ok and hv.write(3, 1, None).ok
+    assert hv.entries(3) == [] and not hv.has_frame(999)
+    for slot in (600, -1):
+        with pytest.raises(ValueError, match="slot"):
+            hv.write(3, slot, None)
+    assert check_invariants(hv) == []
+
+
+def test_fill_table_is_all_or_nothing_over_existing_entries():
+    hv = Hypervisor("modern", frames=8)
+    fill(hv, 7, (3, 6, P), (4, 5, P | RW))
+    before = hv.snapshot()
+    with pytest.raises(ValueError, match="slot 512"):
+        hv.fill_table(7, [(3, 1, P), (9, 999, P), (512, 2, P)])  # overwrites slot 3 before failing
+    assert hv.snapshot() == before
+    hv.fill_table(7, [(3, 1, P), (9, 999, P)])
+    assert hv.entries(7) == [(3, Entry(1, P)), (4, Entry(5, P | RW)), (9, Entry(999, P))]
+
+
+def test_any_exception_inside_a_hypercall_rolls_back(monkeypatch):
+    hv = Hypervisor("modern", frames=8)
+    t = build_tree(hv)
+    assert hv.pin(2, 7).ok
+    before = hv.snapshot()
+    calls = []
+    real = hv._get_page_type
+
+    def boom(page, type_):
+        calls.append(page.mfn)
+        if len(calls) == 3:  # the L2, after the L4 and the L3 took their refs and began validating
+            raise RuntimeError("model bug")
+        return real(page, type_)
+
+    monkeypatch.setattr(hv, "_get_page_type", boom)
+    with pytest.raises(RuntimeError, match="model bug"):
+        hv.pin(4, t.l4)
+    assert calls == [t.l4, t.l3, t.l2]
+    assert hv.snapshot() == before
+    monkeypatch.undo()
+    assert check_invariants(hv) == []
+    assert hv.pin(4, t.l4).ok

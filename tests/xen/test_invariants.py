@@ -171,6 +171,40 @@ def test_closure_fires_on_a_foreign_target():
     assert fired(hv) == {"closure"}
 
 
+def test_closure_fires_on_a_linear_chain_under_modern_rules():
+    # XSA-240: a table with linear entries that is itself the target of one. Xen refuses to build it;
+    # forge it (with the refs the entry would hold) and the closure check must see it.
+    hv = Hypervisor("modern", frames=8)
+    for m in (1, 2, 3):
+        assert hv.pin(2, m).ok
+    assert hv.mmu_update(2, 0, Entry(3, P)).ok
+    assert check_invariants(hv) == []
+    hv._store(1, 0, Entry(2, P))
+    hv.frame(2).type_info += 1
+    hv.frame(2).count_info += 1
+    violations = check_invariants(hv)
+    assert [v.invariant for v in violations] == ["closure"]
+    assert "l2 frame 0x2 has linear entries and is used as a linear table" in violations[0].message
+
+
+def test_the_same_chain_is_no_violation_under_xen41_rules():
+    hv = Hypervisor("xen-4.1", frames=8)
+    for m in (1, 2, 3):
+        assert hv.pin(2, m).ok
+    assert hv.mmu_update(2, 0, Entry(3, P)).ok
+    assert hv.mmu_update(1, 0, Entry(2, P)).ok
+    assert check_invariants(hv) == []
+
+
+def test_damage_recorded_by_the_model_is_reported():
+    hv = Hypervisor("modern", frames=8)
+    assert check_invariants(hv) == []
+    hv.damage = (("type_count", "put_superpage(0x0): ..."),)
+    assert [(v.invariant, v.message) for v in check_invariants(hv)] == [
+        ("type_count", "put_superpage(0x0): ...")
+    ]
+
+
 # --------------------------------------------------------------------------------------------- global safety
 
 

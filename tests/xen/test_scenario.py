@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from xenpin.cli import main
+from xenpin.xen.flags import NX, Entry, P
 from xenpin.xen.scenario import (
     ScenarioError,
     apply_step,
@@ -133,6 +135,57 @@ MALFORMED = {
         "invariant",
         "unknown invariant",
     ),
+    # An entry that names a frame or flags but lacks P used to become a not-present entry silently.
+    "entry without flags": (
+        HEADER + PIN + '\n[[step]]\nop = "write"\nmfn = 3\nslot = 0\nentry = { mfn = 4 }\n',
+        16,
+        2,
+        "entry.flags",
+        "write entry = {} for a not-present entry",
+    ),
+    "entry flags without P": (
+        HEADER + '\n[[step]]\nop = "mmu_update"\nmfn = 3\nslot = 0\nentry = { mfn = 4, flags = "RW" }\n',
+        10,
+        1,
+        "entry.flags",
+        "'RW' lacks P",
+    ),
+    "entry flags empty": (
+        HEADER + '\n[[step]]\nop = "write"\nmfn = 3\nslot = 0\nentry = { mfn = 4, flags = "" }\n',
+        10,
+        1,
+        "entry.flags",
+        "empty: a present entry needs P",
+    ),
+    "entry flags empty name": (
+        HEADER + '\n[[step]]\nop = "write"\nmfn = 3\nslot = 0\nentry = { mfn = 4, flags = "P||RW" }\n',
+        10,
+        1,
+        "entry.flags",
+        "empty flag name in 'P||RW'",
+    ),
+    "entry flags trailing bar": (
+        HEADER + '\n[[step]]\nop = "write"\nmfn = 3\nslot = 0\nentry = { mfn = 4, flags = "P|" }\n',
+        10,
+        1,
+        "entry.flags",
+        "empty flag name",
+    ),
+    # A quoted [["step"]] header is the same table array: its steps have their real lines.
+    "quoted step header": (
+        HEADER + PIN + '\n[["step"]]\nop = "pin"\nlevel = 9\nmfn = 3\n',
+        14,
+        2,
+        "level",
+        "1..4",
+    ),
+    "literal-quoted step header": (
+        HEADER + "\n[['step']]\nop = 'unpin'\nmfn = 99\n",
+        8,
+        1,
+        "mfn",
+        "out of range",
+    ),
 }
 
 
@@ -153,6 +206,11 @@ def test_malformed_step_is_one_line_with_file_line_step_field(case: str, tmp_pat
         ('name = "t"\nrules = "modern"\nframes = 8\nforeign = [3]\n', 4, "foreign", "owned by the guest"),
         ('name = "t"\nrules = "modern"\n', 1, "frames", "missing"),
         ('name = "t"\nrules = "modern"\nframes = 8\ncolour = 1\n', 4, "colour", "unknown field"),
+        ('\nname = ""\nrules = "modern"\nframes = 8\n', 2, "name", "must not be empty"),
+        ('name = 3\nrules = "modern"\nframes = 8\n', 1, "name", "non-empty string, not an integer"),
+        # A single [step] table instead of [[step]]: reported at its header, not at line 1.
+        ('name = "t"\nrules = "modern"\nframes = 8\n\n[step]\nop = "check"\n', 5, "step", "[[step]]"),
+        ('name = "t"\nrules = "modern"\nframes = 8\n\n[ "step" ]\nop = "check"\n', 5, "step", "[[step]]"),
     ],
 )
 def test_malformed_top_level(text: str, line: int, field: str, words: str, tmp_path: Path) -> None:
@@ -176,12 +234,13 @@ def test_parse_entries_and_non_present() -> None:
         HEADER
         + '\n[[step]]\nop = "write"\nmfn = 3\nslot = 0\nentry = { mfn = 4, flags = "P|RW" }\n'
         + '\n[[step]]\nop = "write"\nmfn = 3\nslot = 1\nentry = {}\n'
-        + '\n[[step]]\nop = "write"\nmfn = 3\nslot = 2\nentry = { mfn = 4, flags = "RW" }\n'
-        + '\n[[step]]\nop = "check"\n'
+        + '\n[[step]]\nop = "write"\nmfn = 3\nslot = 2\nentry = { mfn = 4, flags = " P | NX " }\n'
+        + '\n[["step"]]\nop = "check"\n'
     )
     entries = [s.args.get("entry") for s in scn.steps]
     assert entries[0] is not None and entries[0].mfn == 4 and entries[0].present
-    assert entries[1] is None and entries[2] is None
+    assert entries[1] is None  # `entry = {}` is the one way to write a not-present entry
+    assert entries[2] == Entry(4, P | NX)
     assert scn.steps[3].expect is None
     assert [s.line for s in scn.steps] == [6, 12, 18, 24]
 
@@ -191,3 +250,22 @@ def test_step_without_expect_only_reports() -> None:
     run = run_scenario(scn)
     assert run.outcomes[0].matched is None and run.outcomes[0].outcome == "EINVAL"
     assert run.passed
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        HEADER + '\n[[step]]\nop = "write"\nmfn = 3\nslot = 0\nentry = { mfn = 4 }\n',
+        'name = "t"\nrules = "modern"\nframes = 8\n\n[step]\nop = "check"\n',
+        '\nname = ""\nrules = "modern"\nframes = 8\n',
+    ],
+    ids=["entry without flags", "[step] table", "empty name"],
+)
+def test_replay_exits_2_with_one_line(text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    assert main(["replay", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0] and "Traceback" not in err

@@ -3,6 +3,10 @@
 `modern`: after every step all invariants hold, and a rejected operation leaves the snapshot untouched.
 `xen-4.1`: the same machine is *expected* to reach a global_safety violation (XSA-148 / XSA-182 through the
 L2-L4 fast path that compares only P); the search must fail to find one once that fast path is fixed.
+
+Entries may name an mfn with no page (`NO_PAGE`): plain stores accept the bytes, Xen's checks refuse them.
+Calls with a frame that is not in the model, a bad slot, level or va, or a malformed entry must raise
+ValueError and leave the snapshot untouched.
 """
 
 from __future__ import annotations
@@ -27,7 +31,31 @@ from xenpin.xen.invariants import check_invariants
 from xenpin.xen.rules import MODERN, XEN_41, RuleSet
 
 FOREIGN = 100
-FLAGS = (P, P | RW, P | A | D, P | RW | A | D | NX, P | RW | US, P | NX, P | PSE, P | RW | PSE, P | G, RW)
+NO_PAGE = 200  # an mfn the model has no frame for (`!mfn_valid` in Xen)
+# Flags of present entries; a not-present entry is None.
+FLAGS = (P, P | RW, P | A | D, P | RW | A | D | NX, P | RW | US, P | NX, P | PSE, P | RW | PSE, P | G)
+
+# (description, call) of API misuse: each must raise ValueError and change nothing.
+BAD_CALLS = (
+    ("write to a frame not in the model", lambda hv, m, s: hv.write(NO_PAGE, s, None)),
+    ("write to a negative mfn", lambda hv, m, s: hv.write(-1 - m, s, None)),
+    ("write slot 512+", lambda hv, m, s: hv.write(m, 512 + s, Entry(m, P))),
+    ("write slot < 0", lambda hv, m, s: hv.write(m, -1 - s, None)),
+    ("write entry without P", lambda hv, m, s: hv.write(m, s, Entry(m, RW))),
+    ("write entry mfn too wide", lambda hv, m, s: hv.write(m, s, Entry(1 << 40, P))),
+    ("mmu_update frame not in the model", lambda hv, m, s: hv.mmu_update(NO_PAGE, s, Entry(m, P))),
+    ("mmu_update slot 512+", lambda hv, m, s: hv.mmu_update(m, 512 + s, None)),
+    ("mmu_update unknown flag bit", lambda hv, m, s: hv.mmu_update(m, s, Entry(m, P | 0x200))),
+    ("update_va_mapping entry without P", lambda hv, m, s: hv.update_va_mapping(s << 12, Entry(m, RW))),
+    ("update_va_mapping negative va", lambda hv, m, s: hv.update_va_mapping(-1 - s, None)),
+    ("pin frame not in the model", lambda hv, m, s: hv.pin(1 + s % 4, NO_PAGE)),
+    ("pin level 0", lambda hv, m, s: hv.pin(0, m)),
+    ("unpin frame not in the model", lambda hv, m, s: hv.unpin(NO_PAGE + m)),
+    ("new_baseptr frame not in the model", lambda hv, m, s: hv.new_baseptr(NO_PAGE)),
+    ("set_gdt frame not in the model", lambda hv, m, s: hv.set_gdt(NO_PAGE)),
+    ("fill_table frame not in the model", lambda hv, m, s: hv.fill_table(NO_PAGE, [(s, m, P)])),
+    ("fill_table bad slot last", lambda hv, m, s: hv.fill_table(m, [(s, NO_PAGE, P), (512 + s, m, P)])),
+)
 
 
 class Found(Exception):
@@ -44,9 +72,10 @@ def make_machine(
     """
     mfns = st.integers(0, frames - 1)
     targets = st.one_of(mfns, st.just(FOREIGN))
+    entry_targets = st.one_of(mfns, st.sampled_from([FOREIGN, NO_PAGE]))
     slot_st = st.sampled_from(slots)
     flags_st = st.sampled_from(FLAGS)
-    entries = st.one_of(st.none(), st.builds(Entry, targets, flags_st))
+    entries = st.one_of(st.none(), st.builds(Entry, entry_targets, flags_st))
 
     class Machine(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -90,7 +119,7 @@ def make_machine(
         @rule(
             chain=st.permutations(range(frames)).map(lambda p: p[:4]),
             idx=st.tuples(slot_st, slot_st, slot_st, slot_st),
-            leaf=st.builds(Entry, targets, flags_st),
+            leaf=st.builds(Entry, entry_targets, flags_st),
         )
         def build_tree(self, chain, idx, leaf):
             """What a guest does: fill L4..L1 by plain stores (RW entries), then load the L4 as CR3."""
@@ -115,6 +144,15 @@ def make_machine(
                 table = e.mfn if e is not None and self.hv.has_frame(e.mfn) else None
             self._run(self.hv.update_va_mapping, va_of(*idx), entry)
 
+        @rule(bad=st.sampled_from(BAD_CALLS), mfn=mfns, slot=slot_st)
+        def bad_arguments(self, bad, mfn, slot):
+            """API misuse: ValueError, and not a bit of state changed (no rollback needed: nothing ran)."""
+            what, call = bad
+            before = self.hv.snapshot()
+            with pytest.raises(ValueError):
+                call(self.hv, mfn, slot)
+            assert self.hv.snapshot() == before, f"{what}: the state changed"
+
         @rule(level=st.integers(1, 4), mfn=targets)
         def pin(self, level, mfn):
             self._run(self.hv.pin, level, mfn)
@@ -137,10 +175,12 @@ def make_machine(
             if not search:
                 assert violations == [], f"after {self.last}: {[str(v) for v in violations]}"
                 return
-            # 4.1's fast path lets PSE / RW linear entries in, which `closure` reports; counts must stay right.
-            assert {v.invariant for v in violations} <= {"global_safety", "closure"}, [
-                str(v) for v in violations
-            ]
+            # 4.1's fast path lets PSE / RW linear entries in, which `closure` reports; counts must stay right,
+            # except after Xen 4.1 itself mis-counted (put_superpage of a flipped PSE entry, in `damage`).
+            allowed = {"global_safety", "closure"}
+            if self.hv.damage:
+                allowed |= {"type_count", "general_count"}
+            assert {v.invariant for v in violations} <= allowed, [str(v) for v in violations]
             unsafe = [str(v) for v in violations if v.invariant == "global_safety"]
             if unsafe:
                 raise Found(f"after {self.last}: {unsafe[0]}")

@@ -44,12 +44,14 @@ class Entry(NamedTuple):
 
 
 def parse_flags(text: str) -> int:
-    """Parse `"P|RW|NX"` into a flag mask; raise ValueError naming an unknown flag."""
+    """Parse `"P|RW|NX"` into a flag mask; raise ValueError naming an unknown or empty flag name."""
     mask = 0
     for name in text.split("|"):
         name = name.strip()
         if not name:
-            continue
+            raise ValueError(
+                f"empty flag name in {text!r} (flags are |-joined names: {' '.join(FLAG_NAMES)})"
+            )
         if name not in FLAG_NAMES:
             raise ValueError(f"unknown flag {name!r} (known: {' '.join(FLAG_NAMES)})")
         mask |= FLAG_NAMES[name]

@@ -13,7 +13,18 @@ references only while its table is validated (Xen's rule: only entries of valida
 A hypercall is all-or-nothing: every change to a frame or an entry is journaled, and a rejected operation
 rolls the journal back, so the state afterwards equals the state before (Xen unwinds the refs it took; the
 type field of a frame whose count fell back to zero is the one place Xen leaves a harmless trace, and xenpin
-restores that too).
+restores that too). Any other exception inside an operation rolls back too, then propagates.
+
+Arguments are checked before anything runs: a frame that is not in the model, a slot outside 0..511 or a
+malformed entry is API misuse and raises ValueError, changing nothing. An entry may name an mfn the model has no
+page for (no RAM there: `!mfn_valid`): a plain store writes such bytes like any others (the graph gets a
+"no page" node, owner None, that `frames`/`has_frame` do not list), and `get_page_from_l1e` refuses it on the
+I/O-space path ("Non-privileged (1) attempt to map I/O space ...": 4.1 `-EINVAL`, modern `-EPERM`).
+
+Where Xen's own accounting goes wrong (Xen 4.1 removing an L2 entry that the XSA-148 fast path flipped to PSE
+drops refs on 512 frames; see `_put_superpage`), xenpin does what Xen does as far as the counts stay
+meaningful, never lets a count go below zero (Xen 4.1 wraps it, or hits an ASSERT in a debug build), and records
+each such event in `damage`, which the invariant checker reports.
 """
 
 from __future__ import annotations
@@ -25,13 +36,14 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from xenpin.xen.flags import ENTRIES_PER_TABLE, PSE, RW, Entry
+from xenpin.xen.flags import ALL_FLAGS, ENTRIES_PER_TABLE, PAGE_SHIFT, PSE, RW, Entry, P
 from xenpin.xen.frame import (
     FRESH_COUNT_INFO,
     LEVEL_TYPE,
     TYPE_NAMES,
     WRITABLE_ONCE,
     Frame,
+    PGC_count_mask,
     PGT_count_mask,
     PGT_l4_page_table,
     PGT_pinned,
@@ -51,16 +63,51 @@ FOREIGN_DOMAIN = 2
 # L4 slots 256..271 belong to Xen (`is_guest_l4_slot`); validation skips them and guests may not write them.
 XEN_L4_SLOTS = range(256, 272)
 
+# The valid slots of a table, for `fill_table`'s one check of a whole batch.
+_SLOTS = frozenset(range(ENTRIES_PER_TABLE))
+
+# An entry's frame number is 40 bits wide (bits 12..51); the all-ones value is INVALID_MFN
+# (`PADDR_MASK >> PAGE_SHIFT`), for which `get_page_from_l1e` logs nothing.
+MFN_LIMIT = 1 << 40
+INVALID_MFN = MFN_LIMIT - 1
+
+# Xen 4.1 x86-64 maps all machine memory at DIRECTMAP_VIRT_START (PML4 slot 262); `map_domain_page(mfn)` is
+# `mfn_to_virt(mfn)`, so the entry `mod_l4_entry` is handed lives at this address plus the entry's offset.
+DIRECTMAP_VIRT_START = 0xFFFF830000000000
+
 # Edge attribute mappings are interned per flag value: a million entries share a handful of dicts.
-# They are never mutated; an entry update replaces the edge's mapping.
+# They are never mutated; an entry update replaces the edge's mapping. Only valid flags of a present entry are
+# interned, so a value found here needs no further check (`fill_table` relies on it).
 _EDGE_ATTRS: dict[int, dict[str, int]] = {}
 
 
 def edge_attrs(flags: int) -> dict[str, int]:
     attrs = _EDGE_ATTRS.get(flags)
     if attrs is None:
+        problem = _flags_problem(flags)
+        if problem:
+            raise ValueError(problem)
         attrs = _EDGE_ATTRS[flags] = {"flags": flags}
     return attrs
+
+
+def _flags_problem(flags: object) -> str | None:
+    """Why `flags` cannot be the flags of a present entry, or None."""
+    if type(flags) is not int:
+        return f"entry flags must be an int, not {type(flags).__name__}"
+    if flags & ~ALL_FLAGS or flags < 0:
+        return f"entry flags {flags:#x} have bits outside the modelled flags {ALL_FLAGS:#x}"
+    if not flags & P:
+        return f"entry flags {flags:#x} lack P: a not-present entry is written as None"
+    return None
+
+
+def _mfn_problem(mfn: object) -> str | None:
+    if type(mfn) is not int:
+        return f"an entry's mfn must be an int, not {type(mfn).__name__}"
+    if not 0 <= mfn < MFN_LIMIT:
+        return f"entry mfn {mfn:#x} does not fit the 40-bit frame field of a PTE"
+    return None
 
 
 class XenError(Exception):
@@ -128,7 +175,13 @@ class Hypervisor:
         self.gdt: int | None = None
         self._log: list[str] = []
         self._journal: list | None = None
+        # Xen's own accounting errors (see the module docstring): `(invariant, message)` pairs.
+        self.damage: tuple[tuple[str, str], ...] = ()
+        self._damage_sink: list[tuple[str, int]] | None = None
+        self._phantoms: set[int] = set()  # "no page" nodes: mfns entries name that have no frame
         foreign = sorted(set(foreign))
+        self._guest_frames = frames
+        self._foreign = tuple(foreign)
         clash = [m for m in foreign if m < frames]
         if clash:
             raise ValueError(f"foreign frame {clash[0]} is inside the guest's frames 0..{frames - 1}")
@@ -150,17 +203,20 @@ class Hypervisor:
     # ----------------------------------------------------------------------------------------------- queries
 
     def frame(self, mfn: int) -> Frame:
-        try:
-            return self._node[mfn]
-        except KeyError:
-            raise KeyError(f"no frame {mfn:#x}") from None
+        page = self._node.get(mfn)
+        if page is None or page.owner is None:
+            raise KeyError(f"no frame {mfn:#x}")
+        return page
 
     def has_frame(self, mfn: int) -> bool:
-        return mfn in self._node
+        return mfn in self._node and mfn not in self._phantoms
 
     @property
     def frames(self) -> Iterable[int]:
-        return self._node.keys()
+        """Every frame of the model (guest and foreign); not the "no page" nodes entries may name."""
+        if not self._phantoms:
+            return self._node.keys()
+        return [m for m in self._node if m not in self._phantoms]
 
     def entry(self, mfn: int, slot: int) -> Entry | None:
         """The present entry at `slot` of frame `mfn`, or None."""
@@ -177,7 +233,7 @@ class Hypervisor:
         return [(s, Entry(t, succ[t][s]["flags"])) for s, t in sorted(slots.items())]
 
     def snapshot(self) -> tuple:
-        """The whole state, hashable and comparable: frames, entries, base pointer and GDT."""
+        """The whole state, hashable and comparable: frames, entries, base pointer, GDT and recorded damage."""
         frames = tuple((m, f.owner, f.count_info, f.type_info) for m, f in sorted(self._node.items()))
         edges = tuple(
             sorted(
@@ -187,7 +243,7 @@ class Hypervisor:
                 for s, d in kd.items()
             )
         )
-        return (frames, edges, self.baseptr, self.gdt)
+        return (frames, edges, self.baseptr, self.gdt, self.damage)
 
     def live_level(self, mfn: int) -> int:
         """The level at which this frame's entries hold references (0: none)."""
@@ -196,7 +252,8 @@ class Hypervisor:
     # ------------------------------------------------------------------------------------------ journaling
 
     # The journal is a flat list of triples (a million of them in a 4 GiB pin: 24 bytes each, not a tuple's 72):
-    # (frame, count_info, type_info) | ("entry", (mfn, slot), old entry) | (attribute name, old value, None).
+    # (frame, count_info, type_info) | ("entry", (mfn, slot), old entry) | ("node", mfn, None) for a "no page"
+    # node created | (attribute name, old value, None).
 
     def _save(self, page: Frame) -> None:
         if self._journal is not None:
@@ -210,6 +267,8 @@ class Hypervisor:
                 what.type_info = b
             elif what == "entry":
                 self._store(a[0], a[1], b)
+            elif what == "node":
+                self._drop_phantom(a)
             else:
                 setattr(self, what, a)
 
@@ -219,7 +278,11 @@ class Hypervisor:
         setattr(self, name, value)
 
     def _hypercall(self, op: str, fn, *args) -> Result:
-        """Run one operation all-or-nothing; collect Xen's log lines."""
+        """Run one operation all-or-nothing; collect Xen's log lines.
+
+        A XenError is Xen refusing: the journal is rolled back and the Result carries the errno. Any other
+        exception is rolled back the same way and then propagates, so no half-applied state survives it.
+        """
         self._log = []
         self._journal = journal = []
         try:
@@ -228,9 +291,100 @@ class Hypervisor:
         except XenError as err:
             self._rollback(journal)
             return Result(op, False, err.errno, tuple(self._log), err.reason)
+        except BaseException:
+            self._rollback(journal)
+            raise
         finally:
             self._journal = None
         return Result(op, True, None, tuple(self._log), "")
+
+    def _note_damage(self, invariant: str, message: str, mfn: int | None = None) -> None:
+        """Record that Xen's own accounting went wrong here (reported by `check_invariants`).
+
+        Inside `_put_superpage` a per-frame event (`mfn` given) is collected and summarised in one record.
+        """
+        if mfn is not None and self._damage_sink is not None:
+            self._damage_sink.append((invariant, mfn))
+            return
+        self._set_attr("damage", (*self.damage, (invariant, message)))
+
+    # ---------------------------------------------------------------------------------- argument checks
+
+    def _frames_text(self) -> str:
+        foreign = f", foreign {', '.join(f'{m:#x}' for m in self._foreign)}" if self._foreign else ""
+        return f"guest frames 0x0..{self._guest_frames - 1:#x}{foreign}"
+
+    def _check_args(self, mfn: object, slot: object = 0, entry: object = None) -> None:
+        """ValueError unless `mfn` is a frame of the model, `slot` in 0..511 and `entry` a valid Entry or None.
+
+        One inline test for the common, valid call (flags already interned in `_EDGE_ATTRS` are valid); the
+        precise checks and messages only when it fails.
+        """
+        if (
+            type(mfn) is int
+            and mfn in self._node
+            and mfn not in self._phantoms
+            and type(slot) is int
+            and 0 <= slot < ENTRIES_PER_TABLE
+            and (
+                entry is None
+                or (
+                    type(entry) is Entry
+                    and type(entry.mfn) is int
+                    and 0 <= entry.mfn < MFN_LIMIT
+                    and type(entry.flags) is int
+                    and entry.flags in _EDGE_ATTRS
+                )
+            )
+        ):
+            return
+        self._check_mfn(mfn)
+        self._check_slot(slot)
+        self._check_entry(entry)
+
+    def _check_mfn(self, mfn: object, what: str = "mfn") -> None:
+        if type(mfn) is not int:
+            raise ValueError(f"{what} must be an int, not {type(mfn).__name__}")
+        if mfn not in self._node or mfn in self._phantoms:
+            raise ValueError(f"{what} {mfn:#x}: no such frame in this model ({self._frames_text()})")
+
+    @staticmethod
+    def _check_slot(slot: object) -> None:
+        if type(slot) is not int:
+            raise ValueError(f"slot must be an int, not {type(slot).__name__}")
+        if not 0 <= slot < ENTRIES_PER_TABLE:
+            raise ValueError(f"slot {slot} not in 0..{ENTRIES_PER_TABLE - 1}")
+
+    @staticmethod
+    def _check_entry(entry: object) -> None:
+        if entry is None:
+            return
+        if not isinstance(entry, Entry):
+            raise ValueError(f"entry must be an Entry or None (not present), not {type(entry).__name__}")
+        problem = _mfn_problem(entry.mfn) or _flags_problem(entry.flags)
+        if problem:
+            raise ValueError(problem)
+
+    # ------------------------------------------------------------------------------ "no page" nodes
+
+    def _phantom(self, mfn: int) -> dict:
+        """Add a node for an mfn the model has no frame for (journaled); return its predecessor map."""
+        problem = _mfn_problem(mfn)
+        if problem:
+            raise ValueError(problem)
+        page = Frame(mfn, None)  # type: ignore[arg-type]
+        page.count_info = 0
+        self._node[mfn] = page
+        self._succ[mfn] = {}
+        pred = self._pred[mfn] = {}
+        self._phantoms.add(mfn)
+        if self._journal is not None:
+            self._journal.extend(("node", mfn, None))
+        return pred
+
+    def _drop_phantom(self, mfn: int) -> None:
+        del self._node[mfn], self._succ[mfn], self._pred[mfn]
+        self._phantoms.discard(mfn)
 
     def _mem_log(self, line: str) -> None:
         """`MEM_LOG(...)`: Xen prints `(XEN) mm.c:LINE:dN <line>`; xenpin keeps the message."""
@@ -253,15 +407,20 @@ class Hypervisor:
             if slots is None:
                 slots = page.slots = {}
             target = entry.mfn
-            slots[slot] = target
+            attrs = edge_attrs(entry.flags)
             succ = self._succ[mfn]
             kd = succ.get(target)
             if kd is None:
-                kd = succ[target] = {}
-                self._pred[target][mfn] = kd
-            kd[slot] = edge_attrs(entry.flags)
+                pred = self._pred.get(target)
+                if pred is None:
+                    pred = self._phantom(target)
+                kd = succ[target] = pred[mfn] = {}
+            kd[slot] = attrs
+            slots[slot] = target
 
     def _write_entry(self, mfn: int, slot: int, entry: Entry | None) -> None:
+        if entry is not None and entry.mfn not in self._pred:
+            self._phantom(entry.mfn)  # journaled before the entry, so a rollback removes it after the entry
         if self._journal is not None:
             self._journal.extend(("entry", (mfn, slot), self.entry(mfn, slot)))
         self._store(mfn, slot, entry)
@@ -269,10 +428,13 @@ class Hypervisor:
     # ---------------------------------------------------------------------------------- general refs
 
     def _get_page(self, mfn: int, domain: int) -> Frame | None:
-        """Mirrors `get_page`: take a general ref if the frame exists and `domain` owns it."""
+        """Mirrors `mfn_valid(mfn) && get_page(page, domain)`: a general ref if `domain` owns the frame.
+
+        `get_page` logs `Error pfn ...` for a page another domain owns; an mfn with no page logs nothing here.
+        """
         page = self._node.get(mfn)
         if page is None or page.owner != domain:
-            if page is not None:
+            if page is not None and page.owner is not None:
                 self._mem_log(
                     f"Error pfn {mfn:x}: rd=d{domain}, od=d{page.owner}, caf={page.count_info:08x},"
                     f" taf={page.type_info:016x}"
@@ -282,8 +444,21 @@ class Hypervisor:
         page.count_info += 1
         return page
 
+    def _get_page_from_pagenr(self, mfn: int, domain: int) -> Frame | None:
+        """Mirrors `get_page_from_pagenr`: `get_page`, and on failure `Could not get page ref for pfn ...`."""
+        page = self._get_page(mfn, domain)
+        if page is None:
+            self._mem_log(f"Could not get page ref for pfn {mfn:x}")
+        return page
+
     def _put_page(self, page: Frame) -> None:
         self._save(page)
+        if not page.count_info & PGC_count_mask:
+            # Only after Xen 4.1's put_superpage dropped a ref it never took; Xen wraps the count.
+            self._note_damage(
+                "general_count", f"frame {page.mfn:#x}: a general reference was dropped at count 0", page.mfn
+            )
+            return
         page.count_info -= 1
 
     # ------------------------------------------------------------------------------------- type refs
@@ -314,12 +489,22 @@ class Hypervisor:
             self._alloc_page_type(page, type_)
 
     def _put_page_type(self, page: Frame) -> None:
-        """Mirrors `put_page_type`: drop a type ref; the last ref of a validated table devalidates it."""
+        """Mirrors `put_page_type`: drop a type ref; the last ref of a validated table devalidates it.
+
+        Like Xen, this leaves `PGT_pinned` alone (UNPIN_TABLE clears it before the put): a pinned frame whose
+        count reaches zero can only come from a ref dropped by someone who never took it.
+        """
         self._save(page)
         x = page.type_info
+        if not x & PGT_count_mask:
+            self._note_damage(
+                "type_count",
+                f"frame {page.mfn:#x}: a type reference was dropped at type count 0 (type {page.type_name})",
+                page.mfn,
+            )
+            return
         nx_ = x - 1
         if nx_ & PGT_count_mask == 0:
-            nx_ &= ~PGT_pinned
             level = table_level(x & PGT_type_mask)
             if level and x & PGT_validated:
                 page.type_info = nx_ & ~PGT_validated
@@ -327,9 +512,10 @@ class Hypervisor:
                 return
         page.type_info = nx_
 
-    def _get_page_and_type(self, mfn: int, type_: int, domain: int) -> Frame:
-        """Mirrors `get_page_and_type_from_pagenr`: general ref, then type ref; all or nothing."""
-        page = self._get_page(mfn, domain)
+    def _get_page_and_type(self, mfn: int, type_: int, domain: int, from_pagenr: bool = True) -> Frame:
+        """Mirrors `get_page_and_type_from_pagenr` (`from_pagenr`) or `get_page_and_type`: general ref, then
+        type ref; all or nothing."""
+        page = self._get_page_from_pagenr(mfn, domain) if from_pagenr else self._get_page(mfn, domain)
         if page is None:
             raise XenError("EINVAL", f"frame {mfn:#x} is not owned by d{domain}")
         try:
@@ -434,11 +620,15 @@ class Hypervisor:
             self._mem_log(f"Bad L1 flags {bad:x}")
             raise XenError("EINVAL", f"L1 entry has disallowed flags {bad:#x}")
         page = self._node.get(target)
-        if page is None or page.owner != self.domain:
+        if page is None or page.owner is None:
+            # `!mfn_valid(mfn)`: the I/O-space path; a domain without I/O capabilities may not map it.
+            if target != INVALID_MFN:
+                self._mem_log(f"Non-privileged ({self.domain}) attempt to map I/O space {target:08x}")
+            raise XenError(self.rules.io_space_errno, f"mfn {target:#x} is no RAM page (I/O space)")
+        if page.owner != self.domain:
             self._log_could_not_pin(target, flags)
-            owner = "no domain" if page is None else f"d{page.owner}"
             raise XenError(
-                self.rules.foreign_errno, f"frame {target:#x} belongs to {owner}, not d{self.domain}"
+                self.rules.foreign_errno, f"frame {target:#x} belongs to d{page.owner}, not d{self.domain}"
             )
         if flags & RW:
             page = self._get_page(target, self.domain)
@@ -454,7 +644,7 @@ class Hypervisor:
             self._get_page(target, self.domain)
 
     def _log_could_not_pin(self, target: int, flags: int) -> None:
-        pfn = self._node[target].pfn if target in self._node else target
+        pfn = self._node[target].pfn
         self._mem_log(
             f"Error getting mfn {target:x} (pfn {pfn:x}) from L1 entry {_intpte(target, flags):016x}"
             f" for l1e_owner={self.domain}, pg_owner={self.domain}"
@@ -481,21 +671,58 @@ class Hypervisor:
                 ) from err
 
     def _get_linear_pagetable(self, level: int, table: int, target: int, flags: int) -> bool:
-        """Mirrors `define_get_linear_pagetable`: RO, to itself or to a validated table of the same level."""
+        """Mirrors `define_get_linear_pagetable`: RO, to itself or to a validated table of the same level.
+
+        Modern Xen (XSA-240) also refuses, silently, a linear entry in a table that is itself used linearly
+        (`inc_linear_entries`) or to a table that has linear entries (`inc_linear_uses`); self-linear entries do
+        not count. Xen keeps the two counts in `linear_pt_count`; xenpin recounts them from the graph when
+        asked, which gives the same answer (every live linear entry is an edge between two live tables of the
+        same type) and needs no state of its own to roll back.
+        """
         if flags & RW:
             self._mem_log("Attempt to create linear p.t. with write perms")
             return False
         if target == table:
             return True  # self-linear: no reference
-        page = self._get_page(target, self.domain)
+        page = self._get_page_from_pagenr(target, self.domain)
         if page is None:
             return False
         x = page.type_info
-        if x & (PGT_type_mask | PGT_validated) != LEVEL_TYPE[level] | PGT_validated:
+        if x & (PGT_type_mask | PGT_validated) != LEVEL_TYPE[level] | PGT_validated or (
+            self.rules.linear_pt_exclusive and (self.linear_uses(table) or self.linear_entries(target))
+        ):
             self._put_page(page)
             return False
         page.type_info = x + 1
         return True
+
+    def linear_entries(self, mfn: int) -> int:
+        """How many live linear entries the live L2-L4 table `mfn` holds (to other tables of its level)."""
+        page = self._node[mfn]
+        level = page.level
+        if level < 2 or not page.slots:  # an L1's entries map data (an RO map of an L1 is no linear entry)
+            return 0
+        node, type_ = self._node, page.type
+        return sum(
+            1
+            for slot, target in page.slots.items()
+            if target != mfn and node[target].type == type_ and not (level == 4 and slot in XEN_L4_SLOTS)
+        )
+
+    def linear_uses(self, mfn: int) -> int:
+        """How many live linear entries in other L2-L4 tables of its level point at the table `mfn`."""
+        page = self._node[mfn]
+        type_ = page.type
+        if table_level(type_) < 2:
+            return 0
+        node = self._node
+        uses = 0
+        for table, keydict in self._pred[mfn].items():
+            holder = node[table]
+            if table == mfn or holder.level == 0 or holder.type != type_:
+                continue
+            uses += sum(1 for slot in keydict if not (holder.level == 4 and slot in XEN_L4_SLOTS))
+        return uses
 
     def _put_page_from_entry(self, level: int, table: int, target: int, flags: int) -> None:
         """Mirrors `put_page_from_l1e` .. `put_page_from_l4e`."""
@@ -505,15 +732,68 @@ class Hypervisor:
                 self._put_page_and_type(page)
             else:
                 self._put_page(page)
-        elif target != table:
+        elif target == table:
+            return  # self-linear: held nothing
+        elif level == 2 and flags & PSE:
+            self._put_superpage(target, flags)
+        else:
             self._put_page_and_type(page)
+
+    def _put_superpage(self, mfn: int, flags: int) -> None:
+        """`put_page_from_l2e` of a PSE entry.
+
+        Xen 4.1: `put_superpage(mfn)`, which without `allowsuperpage` is `put_spage_pages`: `put_page_and_type`
+        on each of the 512 frames mfn..mfn+511 -- whatever the entry took. The only PSE entry a 4.1 guest can
+        have in a validated L2 is one flipped by the fast path (XSA-148), which took one `l1` (or linear `l2`)
+        ref on `mfn` when it was installed; its removal (clearing or replacing it, or devalidating the L2)
+        then drops 511 type refs and 511 general refs that other holders own, devalidating tables whose count
+        reaches zero and freeing (count 0) frames whose allocation ref goes. Xen 4.1 also decrements counts that
+        are already zero (they wrap; a debug build hits an ASSERT) and the `page_info` of frames the guest does
+        not own: xenpin stops at zero and leaves frames outside the model alone, and records all of it in
+        `damage`. Modern Xen (`put_data_pages`: type refs only for RW) never holds such an entry.
+        """
+        node = self._node
+        missing = 0
+        outer, self._damage_sink = self._damage_sink, []
+        try:
+            for m in range(mfn, mfn + ENTRIES_PER_TABLE):
+                page = node.get(m)
+                if page is None or page.owner is None:
+                    missing += 1
+                elif self.rules.pse_put_all_types or flags & RW:
+                    self._put_page_and_type(page)
+                else:
+                    self._put_page(page)
+            events = self._damage_sink
+        finally:
+            self._damage_sink = outer
+        if not self.rules.pse_put_all_types:
+            return
+        wrapped = {kind: [m for k, m in events if k == kind] for kind in ("type_count", "general_count")}
+        text = (
+            f"put_superpage({mfn:#x}): removing a PSE L2 entry that held one reference dropped a type and a"
+            f" general reference on each frame {mfn:#x}..{mfn + ENTRIES_PER_TABLE - 1:#x} (XSA-148)"
+        )
+        if wrapped["type_count"]:
+            text += f"; type count already 0 (Xen wraps it) on {_ranges(wrapped['type_count'])}"
+        if missing:
+            text += f"; {missing} frames not in the model left alone"
+        self._note_damage("type_count", text)
+        if wrapped["general_count"]:
+            self._note_damage(
+                "general_count",
+                f"put_superpage({mfn:#x}): general count already 0 (Xen wraps it) on"
+                f" {_ranges(wrapped['general_count'])}",
+            )
 
     # ---------------------------------------------------------------------------------- entry updates
 
     def _mod_entry(self, level: int, table: int, slot: int, new: Entry | None) -> None:
         """Mirrors `mod_l1_entry` .. `mod_l4_entry`: check and reference the new entry, then drop the old."""
         if level == 4 and slot in XEN_L4_SLOTS:
-            self._mem_log(f"Illegal L4 update attempt in Xen-private area (slot {slot})")
+            # `%p` of the entry: its address in Xen's direct map, 16 hex digits, no 0x.
+            va = DIRECTMAP_VIRT_START + (table << PAGE_SHIFT) + slot * 8
+            self._mem_log(f"Illegal L4 update attempt in Xen-private area {va:016x}")
             raise XenError("EINVAL", f"L4 slot {slot} belongs to Xen")
         old = self.entry(table, slot)
         if new is not None:
@@ -534,8 +814,11 @@ class Hypervisor:
             self._put_page_from_entry(level, table, old.mfn, old.flags)
 
     def _require_owned(self, mfn: int, what: str) -> Frame:
+        """`get_page_from_pagenr(mfn, d)` as a check: the ref it takes is dropped again by the same call, so
+        xenpin takes none; on failure it logs what Xen logs, then `what`."""
         page = self._node.get(mfn)
         if page is None or page.owner != self.domain:
+            self._get_page_from_pagenr(mfn, self.domain)  # fails, with get_page's and its own log lines
             self._mem_log(what)
             raise XenError("EINVAL", f"frame {mfn:#x} is not owned by d{self.domain}")
         return page
@@ -547,19 +830,23 @@ class Hypervisor:
 
         Into a frame that is not a validated table the store just happens (Xen is not involved). A store into a
         validated L1 (mapped RO) traps and is emulated by `ptwr_emulated_update` with `mod_l1_entry`'s checks;
-        L2-L4 and descriptor pages are never emulated: the store faults.
+        L2-L4 and descriptor pages are never emulated: the store faults. The bytes of a plain store may name any
+        mfn, even one with no page. ValueError for a frame not in the model, a bad slot or a malformed entry.
         """
+        self._check_args(mfn, slot, entry)
         return self._hypercall(f"write {mfn:#x}[{slot}]", self._do_write, mfn, slot, entry)
 
     def _do_write(self, mfn: int, slot: int, entry: Entry | None) -> None:
-        page = self._node.get(mfn)
-        if page is None or page.owner != self.domain:
+        page = self._node[mfn]
+        if page.owner != self.domain:
             raise XenError("EFAULT", f"the guest has no mapping of frame {mfn:#x}")
         level = page.level
         if level == 1:
             try:
                 self._mod_entry(1, mfn, slot, entry)
             except XenError as err:
+                # `ptwr_emulated_update`: get_page_from_l1e failed -> X86EMUL_UNHANDLEABLE -> the guest's #PF.
+                self._mem_log("ptwr_emulate: could not get_page_from_l1e()")
                 raise XenError(
                     "EFAULT", f"ptwr emulation refused the store ({err.errno}: {err.reason}): page fault"
                 ) from err
@@ -573,29 +860,59 @@ class Hypervisor:
     def fill_table(self, mfn: int, entries: Iterable[tuple[int, int, int]]) -> None:
         """Bulk plain stores of `(slot, target mfn, flags)` into a frame that is not a validated table.
 
-        The fast path of a guest filling a fresh page before it pins it; raises ValueError otherwise.
+        The fast path of a guest filling a fresh page before it pins it. All or nothing: a live table, a
+        descriptor page, a frame not the guest's, a bad slot, target or flags raise ValueError and leave the
+        frame as it was. The checks stay out of the per-entry loop where they can: flags are valid once
+        interned (`edge_attrs`), a target with no node shows up as the adjacency lookup failing (it becomes a
+        "no page" node: Xen stores any bytes), and the slots of the batch are checked in one C-level pass.
         """
+        self._check_mfn(mfn)
         page = self._node[mfn]
-        if page.level or page.owner != self.domain:
-            raise ValueError(f"fill_table: frame {mfn:#x} is a live table or not the guest's")
+        if page.level or page.owner != self.domain or (page.type_count and page.type == PGT_seg_desc_page):
+            raise ValueError(
+                f"fill_table: frame {mfn:#x} is a live table, a descriptor page or not the guest's"
+            )
         slots = page.slots
         if slots is None:
             slots = page.slots = {}
         succ, pred = self._succ[mfn], self._pred
-        with paused_gc():
-            for slot, target, flags in entries:
-                if slot in slots:
-                    self._store(mfn, slot, None)
-                slots[slot] = target
-                attrs = _EDGE_ATTRS.get(flags) or edge_attrs(flags)
-                kd = succ.get(target)
-                if kd is None:
-                    succ[target] = pred[target][mfn] = {slot: attrs}
-                else:
-                    kd[slot] = attrs
+        before = [(s, t, succ[t][s]["flags"]) for s, t in slots.items()] if slots else []
+        phantoms: list[int] = []
+        slot = None
+        try:
+            with paused_gc():
+                for slot, target, flags in entries:
+                    attrs = _EDGE_ATTRS.get(flags) or edge_attrs(flags)
+                    if slot in slots:
+                        self._store(mfn, slot, None)
+                    kd = succ.get(target)
+                    if kd is None:
+                        try:
+                            pt = pred[target]
+                        except KeyError:
+                            pt = self._phantom(target)  # an mfn with no page: fine for a plain store
+                            phantoms.append(target)
+                        succ[target] = pt[mfn] = {slot: attrs}
+                    else:
+                        kd[slot] = attrs
+                    slots[slot] = target
+                if not _SLOTS.issuperset(slots):  # one C-level pass instead of a test per entry
+                    slot = next(s for s in slots if s not in _SLOTS)
+                    raise ValueError(f"slot {slot!r} not in 0..{ENTRIES_PER_TABLE - 1}")
+        except BaseException as err:
+            for s in list(slots):
+                self._store(mfn, s, None)
+            for s, t, f in before:
+                self._store(mfn, s, Entry(t, f))
+            for t in phantoms:
+                self._drop_phantom(t)
+            if isinstance(err, (ValueError, TypeError, KeyError)):
+                raise ValueError(f"fill_table {mfn:#x}: entry for slot {slot!r}: {err}") from err
+            raise
 
     def mmu_update(self, mfn: int, slot: int, entry: Entry | None) -> Result:
         """`HYPERVISOR_mmu_update` with `MMU_NORMAL_PT_UPDATE` of `mfn[slot]`."""
+        self._check_args(mfn, slot, entry)
         return self._hypercall(f"mmu_update {mfn:#x}[{slot}]", self._do_mmu_update, mfn, slot, entry)
 
     def _do_mmu_update(self, mfn: int, slot: int, entry: Entry | None) -> None:
@@ -612,6 +929,9 @@ class Hypervisor:
 
     def update_va_mapping(self, va: int, entry: Entry | None) -> Result:
         """`HYPERVISOR_update_va_mapping`: the L1 entry mapping `va` in the current tables."""
+        if type(va) is not int or not 0 <= va < 1 << 64:
+            raise ValueError(f"va must be a 64-bit address, not {va!r}")
+        self._check_entry(entry)
         return self._hypercall(f"update_va_mapping {va:#x}", self._do_update_va_mapping, va, entry)
 
     def l1_slot_for_va(self, va: int) -> tuple[int, int] | None:
@@ -624,7 +944,7 @@ class Hypervisor:
             if level == 4 and slot in XEN_L4_SLOTS:
                 return None
             e = self.entry(table, slot)
-            if e is None or (level == 2 and e.flags & PSE) or e.mfn not in self._node:
+            if e is None or (level == 2 and e.flags & PSE) or not self.has_frame(e.mfn):
                 return None
             table = e.mfn
         return table, (va >> 12) & (ENTRIES_PER_TABLE - 1)
@@ -640,8 +960,9 @@ class Hypervisor:
 
     def pin(self, level: int, mfn: int) -> Result:
         """`MMUEXT_PIN_Ln_TABLE`."""
-        if level not in (1, 2, 3, 4):
-            raise ValueError(f"pin level must be 1..4, got {level}")
+        if type(level) is not int or level not in (1, 2, 3, 4):
+            raise ValueError(f"pin level must be 1..4, got {level!r}")
+        self._check_mfn(mfn)
         return self._hypercall(f"pin_l{level} {mfn:#x}", self._do_pin, level, mfn)
 
     def _do_pin(self, level: int, mfn: int) -> None:
@@ -657,6 +978,7 @@ class Hypervisor:
 
     def unpin(self, mfn: int) -> Result:
         """`MMUEXT_UNPIN_TABLE`."""
+        self._check_mfn(mfn)
         return self._hypercall(f"unpin {mfn:#x}", self._do_unpin, mfn)
 
     def _do_unpin(self, mfn: int) -> None:
@@ -670,6 +992,7 @@ class Hypervisor:
 
     def new_baseptr(self, mfn: int) -> Result:
         """`MMUEXT_NEW_BASEPTR` (`new_guest_cr3`): take an l4 ref on the new root, drop the old root's."""
+        self._check_mfn(mfn)
         return self._hypercall(f"new_baseptr {mfn:#x}", self._do_new_baseptr, mfn)
 
     def _do_new_baseptr(self, mfn: int) -> None:
@@ -685,14 +1008,32 @@ class Hypervisor:
 
     def set_gdt(self, mfn: int) -> Result:
         """`HYPERVISOR_set_gdt` with a one-frame GDT: a `seg_desc` type ref on the frame."""
+        self._check_mfn(mfn)
         return self._hypercall(f"set_gdt {mfn:#x}", self._do_set_gdt, mfn)
 
     def _do_set_gdt(self, mfn: int) -> None:
-        self._get_page_and_type(mfn, PGT_seg_desc_page, self.domain)
+        # `set_gdt`: `mfn_valid(mfn) && get_page_and_type(page, d, PGT_seg_desc_page)`, no "Could not get page ref".
+        self._get_page_and_type(mfn, PGT_seg_desc_page, self.domain, from_pagenr=False)
         old = self.gdt
         self._set_attr("gdt", mfn)
         if old is not None:
             self._put_page_and_type(self._node[old])
+
+
+def _ranges(mfns: Iterable[int]) -> str:
+    """`0x1-0x3, 0x5` for a set of mfns."""
+    out: list[str] = []
+    run: list[int] = []
+    for m in sorted(set(mfns)):
+        if run and m == run[-1] + 1:
+            run.append(m)
+            continue
+        if run:
+            out.append(f"{run[0]:#x}" if len(run) == 1 else f"{run[0]:#x}-{run[-1]:#x}")
+        run = [m]
+    if run:
+        out.append(f"{run[0]:#x}" if len(run) == 1 else f"{run[0]:#x}-{run[-1]:#x}")
+    return ", ".join(out)
 
 
 def _tname(type_: int) -> str:

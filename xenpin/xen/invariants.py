@@ -4,12 +4,15 @@ From the mm.c header comment and the XSAs that broke them (see the reference not
 - `exclusivity`: a validated table or descriptor frame has no live RW L1 mapping, and a frame with a type
   count has a type every holder agrees with;
 - `type_count`, `general_count`: each frame's counts equal a recount of their holders from the graph (live
-  entries, pin, base pointer, GDT, the allocation ref);
-- `closure`: every live entry passes its level's checks under the rule set (`get_page_from_lNe`);
+  entries, pin, base pointer, GDT, the allocation ref); and every time Xen itself dropped a reference nobody
+  held (recorded by the model in `Hypervisor.damage`: Xen 4.1's `put_superpage`, XSA-148) is reported too;
+- `closure`: every live entry passes its level's checks under the rule set (`get_page_from_lNe`), and under
+  modern rules no table both holds linear entries and is the target of one (XSA-240's `linear_pt_count`);
 - `global_safety`: no hardware translation path from a live root (base pointer or pinned L4) ends in a
   validated table or descriptor frame with the leaf's RW bit set — 2 MiB PSE leaves (XSA-148) and linear
   entries (XSA-182) included.
-An edge is live when its table is validated (and, in an L4, the slot is the guest's).
+An edge is live when its table is validated (and, in an L4, the slot is the guest's). Nodes with owner None are
+mfns with no page (named by the bytes of some entry); they have no counts to check.
 """
 
 from __future__ import annotations
@@ -100,11 +103,24 @@ def check_invariants(hv: Hypervisor) -> list[Violation]:
                     Violation("closure", f"{where}: target is {page.type_name}, not a validated l{level - 1}")
                 )
 
+    if hv.rules.linear_pt_exclusive:
+        for mfn, page in node.items():
+            if page.level and hv.linear_entries(mfn) and hv.linear_uses(mfn):
+                out.append(
+                    Violation(
+                        "closure",
+                        f"l{page.level} frame {mfn:#x} has linear entries and is used as a linear table"
+                        " (XSA-240 forbids both)",
+                    )
+                )
+
     for holder in [m for m in node if node[m].pinned] + [m for m in (hv.baseptr, hv.gdt) if m is not None]:
         general_refs[holder] += 1
         type_refs[holder] += 1
 
     for mfn, page in node.items():
+        if page.owner is None:
+            continue  # no page: nothing is counted
         if page.type_count != type_refs[mfn]:
             out.append(
                 Violation(
@@ -127,6 +143,7 @@ def check_invariants(hv: Hypervisor) -> list[Violation]:
                 )
             )
 
+    out.extend(Violation(invariant, message) for invariant, message in hv.damage)
     out.extend(_global_safety(hv))
     return out
 

@@ -7,8 +7,18 @@ Sources: `xen/arch/x86/mm.c` at RELEASE-4.1.0 and current master, and the XSA-14
   bit outside `FASTPATH_FLAG_WHITELIST` (NX, AVAIL, GLOBAL, DIRTY, ACCESSED, USER).
 - PSE at L2: 4.1 lets the flag past `L2_DISALLOW_MASK` and rejects it in `get_page_from_l2e` unless the
   `allowsuperpage` boot option is on; modern puts PSE in `L2_DISALLOW_MASK`.
-- The errno of an L1 entry whose frame cannot take the `writable` type: 4.1 `-EINVAL`, 4.2+ `-EBUSY`; a foreign
-  frame in an L1 entry: 4.1 `-EINVAL`, modern `-EPERM` (`xsm_priv_mapping`).
+- The errno of `get_page_from_l1e`: 4.1 returns a boolean, so every refusal is `-EINVAL` from `mod_l1_entry` /
+  `alloc_l1_table`. Modern returns an errno: `could_not_pin` gives `-EBUSY` both for a frame that cannot take the
+  `writable` type and for a frame of another domain (`real_pg_owner != pg_owner`; `xsm_priv_mapping` only decides
+  whether a privileged domain may map it); an mfn that is no RAM page (`!mfn_valid`) takes the MMIO path, where
+  a domain without I/O capabilities gets `-EPERM` ("non-privileged attempt to map MMIO space").
+- Linear page tables (XSA-240): modern Xen counts, per page, linear entries *in* it (`inc_linear_entries`) and
+  linear uses *of* it (`inc_linear_uses`) in one signed `linear_pt_count`, so a table may have linear entries or
+  be the target of one, never both: chains of linear entries are refused (`-EINVAL`). 4.1 has no such rule.
+- Removing a PSE L2 entry (`put_page_from_l2e`): 4.1 calls `put_superpage`, which without `allowsuperpage`
+  is `put_spage_pages`: `put_page_and_type` on each of the 512 frames from the entry's mfn, whatever the entry
+  took (an entry flipped to PSE through the fast path took one `l1` ref: XSA-148). Modern calls
+  `put_data_pages` (a type ref only if RW), but can never hold such an entry.
 """
 
 from __future__ import annotations
@@ -37,7 +47,10 @@ class RuleSet:
     upper_fastpath_compare: int  # the same for L2..L4
     pse_needs_allowsuperpage: bool  # 4.1: PSE at L2 passes the mask, then fails without `allowsuperpage`
     l1_conflict_errno: str  # `get_page_from_l1e` when the `writable` type cannot be taken
-    foreign_errno: str  # `get_page_from_l1e` for a frame of another domain
+    foreign_errno: str  # `get_page_from_l1e` for a frame of another domain (`could_not_pin`)
+    io_space_errno: str  # `get_page_from_l1e` for an mfn with no page (`!mfn_valid`): the I/O-space path
+    linear_pt_exclusive: bool  # XSA-240: a table has linear entries or is used linearly, not both
+    pse_put_all_types: bool  # removing a PSE L2 entry: a type ref off all 512 frames (put_spage_pages)
 
     def disallow_mask(self, level: int) -> int:
         return self.disallow[level - 1]
@@ -51,6 +64,9 @@ XEN_41 = RuleSet(
     pse_needs_allowsuperpage=True,
     l1_conflict_errno="EINVAL",
     foreign_errno="EINVAL",
+    io_space_errno="EINVAL",
+    linear_pt_exclusive=False,
+    pse_put_all_types=True,
 )
 
 MODERN = RuleSet(
@@ -60,7 +76,10 @@ MODERN = RuleSet(
     upper_fastpath_compare=ALL_FLAGS & ~FASTPATH_FLAG_WHITELIST,
     pse_needs_allowsuperpage=False,
     l1_conflict_errno="EBUSY",
-    foreign_errno="EPERM",
+    foreign_errno="EBUSY",
+    io_space_errno="EPERM",
+    linear_pt_exclusive=True,
+    pse_put_all_types=False,
 )
 
 RULES: dict[str, RuleSet] = {r.name: r for r in (XEN_41, MODERN)}

@@ -124,7 +124,15 @@ class ScenarioRun:
 # Line lookup: tomllib gives values, not positions, so find them in the text.
 
 _HEADER = re.compile(r"^\s*\[")
-_STEP_HEADER = re.compile(r"^\s*\[\[\s*step\s*\]\]")
+
+
+def _key_re(key: str) -> str:
+    """A TOML key as written: bare, "basic" or 'literal'."""
+    k = re.escape(key)
+    return rf"(?:{k}|\"{k}\"|'{k}')"
+
+
+_STEP_HEADER = re.compile(rf"^\s*\[\[\s*{_key_re('step')}\s*\]\]")
 
 
 class _Lines:
@@ -135,17 +143,24 @@ class _Lines:
         self.top_end = first_header if first_header is not None else len(self.lines) + 1
 
     def _find_key(self, key: str, start: int, end: int) -> int | None:
-        pattern = re.compile(rf"^\s*(?:{re.escape(key)}|\"{re.escape(key)}\")\s*[.=]")
-        sub = re.compile(rf"^\s*\[\s*step\s*\.\s*{re.escape(key)}\s*\]")
+        pattern = re.compile(rf"^\s*{_key_re(key)}\s*[.=]")
+        sub = re.compile(rf"^\s*\[\s*{_key_re('step')}\s*\.\s*{_key_re(key)}\s*\]")
         for lineno in range(start, min(end, len(self.lines) + 1)):
             text = self.lines[lineno - 1]
             if pattern.match(text) or sub.match(text):
                 return lineno
         return None
 
+    def _find_table(self, key: str) -> int | None:
+        """The line of a `[key]` / `[[key]]` header (or of a `[key.sub]` one), anywhere in the file."""
+        header = re.compile(rf"^\s*\[\[?\s*{_key_re(key)}\s*[.\]]")
+        return next((i + 1 for i, ln in enumerate(self.lines) if header.match(ln)), None)
+
     def top(self, key: str | None) -> int:
         if key is not None:
             found = self._find_key(key, 1, self.top_end)
+            if found is None:
+                found = self._find_table(key)
             if found is not None:
                 return found
         return 1
@@ -215,8 +230,10 @@ class _Loader:
                 raise ScenarioError(self.path, 1, "missing", field=key)
 
         name = data["name"]
-        if not isinstance(name, str) or not name.strip():
+        if not isinstance(name, str):
             raise self.top_error("name", f"must be a non-empty string, not {_type_name(name)}")
+        if not name.strip():
+            raise self.top_error("name", "must not be empty")
         rules = data["rules"]
         if not isinstance(rules, str):
             raise self.top_error("rules", f"must be a string, not {_type_name(rules)}")
@@ -247,6 +264,10 @@ class _Loader:
         self.foreign = tuple(foreign)
 
         raw_steps = data.get("step", [])
+        if isinstance(raw_steps, dict):
+            raise self.top_error(
+                "step", "a single [step] table: each step is an array-of-tables entry, [[step]]"
+            )
         if not isinstance(raw_steps, list) or not all(isinstance(s, dict) for s in raw_steps):
             raise self.top_error("step", "must be an array of tables ([[step]])")
         steps = tuple(self.load_step(i, raw) for i, raw in enumerate(raw_steps, start=1))
@@ -322,6 +343,9 @@ class _Loader:
         return number
 
     def load_entry(self, index: int, value: object) -> Entry | None:
+        """`{ mfn = M, flags = "P|..." }` is a present entry; `{}` is the not-present entry (Xen ignores every
+        other bit of an entry without P, so the format has one way to write it, and an entry that names a
+        frame or flags but lacks P is refused as a likely mistake)."""
         if not isinstance(value, dict):
             raise self.step_error(
                 index, "entry", f'must be a table like {{ mfn = 4, flags = "P|RW" }}, not {_type_name(value)}'
@@ -329,15 +353,34 @@ class _Loader:
         for key in value:
             if key not in ("mfn", "flags"):
                 raise self.step_error(index, f"entry.{key}", "not a field of an entry (fields: mfn, flags)")
-        raw_flags = value.get("flags", "")
+        if not value:
+            return None  # `entry = {}`: not present
+        not_present = "write entry = {} for a not-present entry"
+        if "flags" not in value:
+            raise self.step_error(
+                index,
+                "entry.flags",
+                f'missing: a present entry needs flags with P, e.g. "P|RW"; {not_present}',
+            )
+        raw_flags = value["flags"]
         if not isinstance(raw_flags, str):
             raise self.step_error(
                 index, "entry.flags", f'must be a string like "P|RW", not {_type_name(raw_flags)}'
+            )
+        if not raw_flags.strip():
+            raise self.step_error(
+                index, "entry.flags", f'empty: a present entry needs P, e.g. "P|RW"; {not_present}'
             )
         try:
             flags = parse_flags(raw_flags)
         except ValueError as exc:
             raise self.step_error(index, "entry.flags", str(exc)) from None
+        if not flags & P:
+            raise self.step_error(
+                index,
+                "entry.flags",
+                f'{raw_flags!r} lacks P: a present entry needs it, e.g. "P|RW"; {not_present}',
+            )
         mfn: int | None = None
         if "mfn" in value:
             mfn = self._int(value["mfn"])
@@ -348,8 +391,6 @@ class _Loader:
             problem = self.frame_error(mfn)
             if problem:
                 raise self.step_error(index, "entry.mfn", problem)
-        if not flags & P:
-            return None  # a non-present entry: Xen ignores every other bit
         if mfn is None:
             raise self.step_error(index, "entry.mfn", "missing (a present entry names a frame)")
         return Entry(mfn, flags)
