@@ -124,7 +124,7 @@ def _unfixable_rw_alias(
 ) -> z3.BoolRef:
     """At the check (after allocation `check_after`), an RW PTE of `q` written by call k exists and no walk
     from the root reaches it, so `make_lowmem_page_readonly(q)` silently does nothing."""
-    written = k.chunk_alloc(z3.LShR(q, 9))
+    written = k.pte_alloc(q)
     reachable = z3.ULT(k.gib_linked_after(q), check_after)
     return z3.And(
         k.is_new_chunk_pfn(q),
@@ -181,7 +181,7 @@ def _violation(prop: str, pol: _Policies, k: Call, pfn: BV, alloc: BV, other: Ca
         # The reverse order: q's own direct-map PTE is written RW by a later L1 of this call, after q became a
         # table. Pinning that L1 takes a writable ref on q: Xen refuses it if q is live already, and if q is a
         # PMD page not linked yet, its `set_pud` validation fails instead. Either way a violation.
-        written = k.chunk_alloc(z3.LShR(q, 9))
+        written = k.pte_alloc(q)
         mapped_rw_later = z3.And(
             allocated,
             k.is_new_chunk_pfn(q),

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import z3
 
 from xenpin.linux.boot import BootResult, boot
-from xenpin.linux.variant import PROPERTIES, KernelVariant
+from xenpin.linux.variant import KernelVariant
 from xenpin.symbolic import lemmas
 from xenpin.symbolic.lemmas import LemmaRef
 from xenpin.symbolic.minimise import lexicographic_min
@@ -237,7 +237,3 @@ def _confirm(verdict: Verdict, witness: Witness) -> None:
         f"the solver's counterexample (call {witness.call}, {witness.mem_bytes:#x} bytes, pfn {witness.pfn:#x})"
         f" does not replay: in the boot walk {verdict.prop} {shown} (outcome {verdict.replay.outcome})"
     )
-
-
-def prove_variant(variant: KernelVariant, **limits) -> list[Verdict]:
-    return [prove_property(variant, prop, **limits) for prop in PROPERTIES]

@@ -115,8 +115,12 @@ class Call:
             z3.ULT(pfn, self.range_end),
         )
 
+    def pte_alloc(self, pfn: BV) -> BV:
+        """Allocation number of the PTE page that maps `pfn` (a pfn of a new chunk)."""
+        return self.chunk_alloc(z3.LShR(pfn, 9))
+
     def end_when_pte_written(self, pfn: BV) -> BV:
-        return self.pgt_buf_start + self.chunk_alloc(z3.LShR(pfn, 9))
+        return self.pgt_buf_start + self.pte_alloc(pfn)
 
     def gib_linked_after(self, pfn: BV) -> BV:
         """Allocation number after which the PTE page mapping `pfn` is reachable from the root."""
