@@ -1,29 +1,43 @@
-"""Physical layout of a 64-bit Xen PV guest at `init_memory_mapping` time, and the buffer's size and place.
+"""The machine a boot runs on (`BootConfig`), and the arithmetic of sizing the early page-table buffer.
 
-Mirrors `find_early_table_space` (arch/x86/mm/init.c, 2.6.39 .. 3.8) for sizing, the three placement regimes of
-the reference notes (R1 `high`: 4b239f458 puts the buffer at the top of the range being mapped; R2 `low`:
-top-down below `max_pfn_mapped`; R3 `mapped`: 3.9+ takes each table page from already-mapped memory), and
-the start-of-day state Xen's domain builder leaves: the kernel at 16 MiB, then start_info and the p2m list,
-then the bootstrap page tables, all mapped by those tables up to `max_pfn_mapped` (rounded up to 4 MiB).
-All quantities are PFNs unless named `*_bytes`. Pseudo-physical and machine frames coincide (identity p2m).
+`BootConfig` is what the kernel cannot choose: the role (a Xen `domU`, `dom0`, or `native` bare metal), the
+memory (a domU's `memory=` in MiB-granular bytes, as `xl` takes it: `nr_pages = memory >> 12`), the E820 the
+firmware or Xen hands over (dom0 and native: a host map with holes and unaligned ends; a domU gets none, since
+`XENMEM_memory_map` was not implemented for PV guests in 2011, and `xen_memory_setup` makes one RAM entry with
+8 MiB of slack), the sizes of the kernel image and the ramdisk (which the domain builder lays out), the p2m, the
+CPU's 1 GiB pages (native only: Xen PV guests see neither PSE nor 1 GiB pages) and `sizeof(pg_data_t)`.
+The defaults are those of the Ubuntu 2.6.39 `-virtual` domU of 92bdaef7b2c5's log: `_text` at 16 MiB, the image
+up to 0x203b000 and the ramdisk up to 0x2c3a000, a 20 KiB NODE_DATA.
+
+`find_early_table_space_pages` is the sizing of `find_early_table_space` (arch/x86/mm/init.c, 2.6.37 .. 3.8):
+`tables = roundup(8 * puds, 4K) + roundup(8 * pmds, 4K) + roundup(8 * ptes, 4K)`, where with 1 GiB pages only the
+part of `end` past the last 1 GiB boundary needs PMD entries and with PSE only the part past the last 2 MiB
+boundary needs PTEs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from xenpin.linux.e820 import E820, E820_RAM, E820_RESERVED, E820Entry
+from xenpin.xen.domain_builder import P2M
+
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
 PTRS_PER_TABLE = 512
 PFNS_PER_PMD = PTRS_PER_TABLE  # 2 MiB
 PFNS_PER_PUD = PTRS_PER_TABLE * PTRS_PER_TABLE  # 1 GiB
+PFNS_PER_PGD = PFNS_PER_PUD * PTRS_PER_TABLE  # 512 GiB
 FOUR_GIB_PFN = 1 << (32 - PAGE_SHIFT)
+PUD_SIZE = 1 << 30
+PMD_SIZE = 1 << 21
 
-KERNEL_START_PFN = 0x1000  # CONFIG_PHYSICAL_START = 16 MiB
-KERNEL_PAGES = 0x1000  # a 16 MiB image (text, data, bss, brk)
-LOW_FREE_START_PFN = 0x100  # the first MiB stays reserved
-PADDING_PAGES = 128  # Xen's 512 KiB of slack after the bootstrap tables
-ROUND_4M = 1 << (22 - PAGE_SHIFT)
+ROLES = ("domU", "dom0", "native")
+DEFAULT_KERNEL_BYTES = 0x203B000 - 0x1000000  # _text .. the ramdisk of 92bdaef7b2c5's domU
+DEFAULT_RAMDISK_BYTES = 0x2C3A000 - 0x203B000
+DEFAULT_NODE_DATA_BYTES = 0x5000  # roundup(sizeof(pg_data_t), PAGE_SIZE) of that kernel ("NODE_DATA [..fb000 - ..fffff]")
+DEFAULT_TRAMPOLINE_BYTES = 0x5000  # its "Base memory trampoline at [ffff88000009b000] 9b000 size 20480"
+XEN_SLACK_BYTES = 8 << 20  # xen_memory_setup: "8MB slack (to balance backend allocations)"
 
 
 def roundup(x: int, to: int) -> int:
@@ -35,73 +49,101 @@ def pfn_phys(pfn: int) -> int:
     return pfn << PAGE_SHIFT
 
 
-def find_early_table_space_pages(end_pfn: int) -> int:
-    """Pages `find_early_table_space(end, use_pse=0, use_gbpages=0)` reserves for mapping `[0, end)`.
-
-    `tables = roundup(8*puds, 4K) + roundup(8*pmds, 4K) + roundup(8*ptes, 4K)`: Xen PV has neither PSE nor 1G.
-    """
+def find_early_table_space_pages(end_pfn: int, use_pse: bool = False, use_gbpages: bool = False) -> int:
+    """Pages `find_early_table_space(end, use_pse, use_gbpages)` reserves for mapping `[0, end)`."""
     end = pfn_phys(end_pfn)
-    puds = -(-end // (1 << 30))
-    pmds = -(-end // (1 << 21))
-    ptes = -(-end // PAGE_SIZE)
-    tables = roundup(8 * puds, PAGE_SIZE) + roundup(8 * pmds, PAGE_SIZE) + roundup(8 * ptes, PAGE_SIZE)
+    puds = -(-end // PUD_SIZE)
+    tables = roundup(8 * puds, PAGE_SIZE)
+    extra = end - ((end >> 30) << 30) if use_gbpages else end
+    pmds = -(-extra // PMD_SIZE)
+    tables += roundup(8 * pmds, PAGE_SIZE)
+    extra = end - ((end >> 21) << 21) if use_pse else end
+    ptes = -(-extra // PAGE_SIZE)
+    tables += roundup(8 * ptes, PAGE_SIZE)
     return tables >> PAGE_SHIFT
 
 
 @dataclass(frozen=True)
-class BootLayout:
-    """Where things are before the kernel maps memory."""
+class BootConfig:
+    """The machine and the images a boot starts from (see the module docstring). Sizes in bytes."""
 
-    max_pfn: int
-    max_low_pfn: int  # the first `init_memory_mapping` call covers [0, max_low_pfn)
-    boot_tables_start: int  # Xen's bootstrap L4, L3s, L2s, L1s (pt_base), mapped RO
-    boot_tables_pages: int
-    max_pfn_mapped: int  # everything below is mapped by the bootstrap tables
+    role: str = "domU"
+    mem_bytes: int = 6 << 30  # domU / dom0: nr_pages << PAGE_SHIFT; native: the E820's RAM
+    e820: E820 | None = None  # dom0, native: the host's map; domU: None
+    kernel_bytes: int = DEFAULT_KERNEL_BYTES
+    ramdisk_bytes: int = DEFAULT_RAMDISK_BYTES
+    ramdisk_start: int | None = None  # native: where the boot loader put it; Xen: right after the kernel
+    node_data_bytes: int = DEFAULT_NODE_DATA_BYTES
+    trampoline_bytes: int = DEFAULT_TRAMPOLINE_BYTES
+    p2m: P2M | None = None  # Xen: the pfn -> mfn table (default: `P2M.default`)
+    gbpages: bool = False  # native: cpu_has_gbpages && direct_gbpages
+    domid: int | None = None  # Xen's id of the guest (default 0 for dom0, 1 for a domU)
+    xen_build_lines: tuple[tuple[str, tuple[str, int]], ...] = ()  # Xen source lines of another build than 4.1.0
+    printk: str | None = None  # console dialect (`console.DIALECTS`) if not the release's own: "tip-2010"
 
     @property
-    def calls(self) -> list[tuple[int, int]]:
-        """The `init_memory_mapping(start, end)` calls `setup_arch` makes, in PFNs."""
-        out = [(0, self.max_low_pfn)]
-        if self.max_pfn > FOUR_GIB_PFN:
-            out.append((FOUR_GIB_PFN, self.max_pfn))
-        return out
+    def nr_pages(self) -> int:
+        return self.mem_bytes >> PAGE_SHIFT
 
+    @property
+    def xen(self) -> bool:
+        return self.role != "native"
 
-def boot_layout(mem_bytes: int) -> BootLayout:
-    """Xen's start-of-day layout for a guest of `mem_bytes` (see the module docstring)."""
-    max_pfn = mem_bytes >> PAGE_SHIFT
-    p2m_pages = roundup(max_pfn * 8, PAGE_SIZE) >> PAGE_SHIFT
-    after_kernel = KERNEL_START_PFN + KERNEL_PAGES + 1 + p2m_pages  # + start_info
-    # Bootstrap tables: L4, the kernel-map L3/L2, the direct-map L3/L2, and one L1 per 2 MiB they map; the L1
-    # count depends on the mapped size, which includes the tables: iterate to the fixed point.
-    l1s = 0
-    while True:
-        tables = 6 + l1s  # L4, 2 L3 and 2 L2 (kernel map, direct map), the fixmap L1, the direct-map L1s
-        mapped = roundup(after_kernel + tables + PADDING_PAGES, ROUND_4M)
-        need = -(-mapped // PFNS_PER_PMD)
-        if need == l1s:
-            break
-        l1s = need
-    if mapped > max_pfn:
-        raise ValueError(
-            f"{mem_bytes:#x} bytes is too small: Xen's start-of-day mapping needs {pfn_phys(mapped):#x} bytes"
-        )
-    return BootLayout(
-        max_pfn=max_pfn,
-        max_low_pfn=min(max_pfn, FOUR_GIB_PFN),
-        boot_tables_start=after_kernel,
-        boot_tables_pages=tables,
-        max_pfn_mapped=mapped,
-    )
+    @property
+    def dom0(self) -> bool:
+        return self.role == "dom0"
+
+    @property
+    def domain_id(self) -> int:
+        return self.domid if self.domid is not None else (0 if self.dom0 else 1)
+
+    def guest_p2m(self) -> P2M:
+        return self.p2m or P2M.default(self.nr_pages, self.dom0)
+
+    def host_e820(self) -> E820:
+        """The native machine's map: the given one, or a PC's (640 KiB, ROM, RAM to 3 GiB, the PCI hole, the
+        rest above 4 GiB)."""
+        if self.e820 is not None:
+            return self.e820
+        low = min(self.mem_bytes, 0xC0000000)
+        entries = [
+            E820Entry(0, 0x9F000, E820_RAM),
+            E820Entry(0x9F000, 0x1000, E820_RESERVED),
+            E820Entry(0xF0000, 0x10000, E820_RESERVED),
+            E820Entry(0x100000, low - 0x100000, E820_RAM),
+        ]
+        if self.mem_bytes > low:
+            entries.append(E820Entry(0xFEC00000, 0x1400000, E820_RESERVED))
+            entries.append(E820Entry(1 << 32, self.mem_bytes - low, E820_RAM))
+        return E820(entries)
 
 
 def parse_size(text: str) -> int:
-    """`"4G"`, `"512M"`, `"0x1000000"` -> bytes; raise ValueError with the accepted forms."""
+    """`"4G"`, `"1536M"`, `"6GiB"`, `"0x1000000"` -> bytes; raise ValueError with the accepted forms."""
     t = text.strip().upper().removesuffix("B").removesuffix("I")
     units = {"K": 10, "M": 20, "G": 30, "T": 40}
     try:
         if t and t[-1] in units:
-            return int(float(t[:-1]) * (1 << units[t[-1]]))
+            value = float(t[:-1]) * (1 << units[t[-1]])
+            if value != int(value):
+                raise ValueError
+            return int(value)
         return int(t, 0)
     except (ValueError, OverflowError):  # OverflowError: "infG"
-        raise ValueError(f"bad memory size {text!r} (use e.g. 512M, 4G, 6GiB or a byte count)") from None
+        raise ValueError(f"bad memory size {text!r} (use e.g. 1536M, 4G, 6GiB or a byte count)") from None
+
+
+__all__ = [
+    "FOUR_GIB_PFN",
+    "PAGE_SHIFT",
+    "PAGE_SIZE",
+    "PFNS_PER_PMD",
+    "PFNS_PER_PUD",
+    "PTRS_PER_TABLE",
+    "ROLES",
+    "BootConfig",
+    "find_early_table_space_pages",
+    "parse_size",
+    "pfn_phys",
+    "roundup",
+]

@@ -1,11 +1,13 @@
-"""Kernel variants: one TOML file per historical (or user-written) version of the early pagetable code.
+"""Kernel variants: one TOML file per release of the early pagetable code (and per bisect state between them).
 
-A variant names its platform (`xen`: the `xen_*` paravirt hooks of arch/x86/xen/mmu.c; `native`), the buffer
-placement regime (see `layout.py`), and three policies in the expression language of `policy.py`:
-`readonly` (the `mask_rw_pte` rule, evaluated when the PTE for `pfn` is written, with `pgt_buf_end` as it is
-then; `ioremap` is true for the `early_memremap` fixmap alias), `reserve` (pages the `pagetable_reserve` step
-reserves) and `writable` (pages it makes RW again), both evaluated when the hook runs. `[expect]` gives each
-property's expected verdict. Errors name the file, the line and the key (and the column inside a policy).
+A variant names the release it is (`release`, or `"none"` for a state that only existed between commits), the
+commit(s) that make it so, its platform (`xen`: the `xen_*` paravirt hooks of arch/x86/xen/mmu.c; `native`), which
+version of each piece of kernel code it runs (`[code]`, see `CODE`: each value is the release that shipped that
+version), and three policies in the expression language of `policy.py`: `readonly` (the `mask_rw_pte` rule,
+evaluated when the PTE for `pfn` is written, with `pgt_buf_end` as it is then; `ioremap` is true for a PTE written
+into the `early_ioremap` fixmap table), `reserve` (pages the reserve step reserves) and `writable` (pages the Xen
+hook makes RW again), both evaluated when that step runs. `[expect]` gives each property's expected verdict.
+Errors name the file, the line and the key (and the column inside a policy).
 """
 
 from __future__ import annotations
@@ -19,6 +21,48 @@ from xenpin.linux.policy import Expr, PolicyError, parse_policy, unparse
 
 PLATFORMS = ("xen", "native")
 PLACEMENTS = ("high", "low", "mapped")
+
+# `[code]`: which version of each piece of early-boot code the variant runs, named by the release that first
+# shipped it. Each entry: key -> {value: what that version does}.
+CODE: dict[str, dict[str, str]] = {
+    "init_mem_mapping": {
+        "2.6.37": "setup_arch: init_memory_mapping(0, max_low_pfn << 12), then (1 << 32, max_pfn << 12) above 4 GiB",
+        "3.9": "init_mem_mapping (8d57470d): [0, 1M), then top-down steps from the last free 2 MiB below the end",
+    },
+    "find_early_table_space": {
+        "2.6.37": "memblock_find_in_range(0x8000, max_pfn_mapped << 12): the buffer low, below the initial mapping",
+        "2.6.39-rc1": "memblock_find_in_range(0, end) (4b239f458): the buffer at the top of the range being mapped",
+        "3.1": "memblock_find_in_range(0, max_pfn_mapped << 12) (8548c84da2f4): the buffer low again",
+        "none": "no buffer: 3.9's alloc_low_pages takes a 5-page BRK seed, then already-mapped memory",
+    },
+    "kernel_physical_mapping_init": {
+        "2.6.37": "existing page tables are written through __va (the direct map)",
+        "2.6.39-rc1": "existing page tables are reached through map_low_page: an early_memremap fixmap alias",
+        "3.9": "existing page tables through __va; new ones come from alloc_low_pages, already mapped",
+    },
+    "max_pfn_mapped": {
+        "2.6.37": "xen_map_identity_early: the last pfn of the identity map Xen's tables and level1_ident_pgt cover",
+        "2.6.39-rc1": "PFN_DOWN(__pa(xen_start_info->mfn_list)) (14988a4d350c)",
+    },
+    "xen_extra_mem": {
+        "2.6.37": "xen_memory_setup: xen_extra_mem_start = mem_end (the 8 MiB slack becomes XEN EXTRA there)",
+        "2.6.39-rc5": "xen_extra_mem_start = max(1ULL << 32, mem_end) (24bdb0b62cc8)",
+        "3.0-rc4": "xen_extra_mem_start = mem_end for a domU, at least 4 GiB for dom0 (acd049c6e99d)",
+        "3.9": "extra pages only up to the maximum reservation; the rest of the slack is E820_UNUSABLE",
+    },
+    "initmem_init": {
+        "2.6.37": "numa_64.c setup_node_bootmem: NODE_DATA top-down in the node, from 4 GiB up if it spans 4 GiB",
+        "3.0": "numa.c setup_node_data: NODE_DATA top-down in [16 MiB, max_pfn_mapped)",
+    },
+    "pagetable_reserve": {
+        "2.6.37": "init_memory_mapping: memblock_x86_reserve_range(pgt_buf_start, pgt_buf_end, \"PGTABLE\")",
+        "2.6.39-rc6": "the same, and mark_rw_past_pgt() makes the old [end, top) RW later (a38647837a41)",
+        "2.6.39": "x86_init.mapping.pagetable_reserve(PFN_PHYS(start), PFN_PHYS(end)) (279b706, the seed)",
+        "inline": "the seed's rejected alternative: if (xen_pv_domain()) the Xen reserve step inline",
+        "3.9": "none: alloc_low_pages memblock_reserve()s each page as it takes it",
+    },
+}
+_XEN_ONLY_CODE = ("max_pfn_mapped", "xen_extra_mem")
 PROPERTIES = (
     "buffer_fits",
     "alias_writable",
@@ -35,9 +79,9 @@ BUFFER_VARS = {"pfn": "int", "pgt_buf_start": "int", "pgt_buf_end": "int", "pgt_
 READONLY_VARS = {**BUFFER_VARS, "ioremap": "bool"}
 POLICY_VARS = {"readonly": READONLY_VARS, "reserve": BUFFER_VARS, "writable": BUFFER_VARS}
 
-_REQUIRED = ("name", "platform", "placement", "readonly", "reserve", "writable", "expect")
-_OPTIONAL = ("description", "commit", "hook")
-HOOKS = ("x86_init", "inline", "none")
+_REQUIRED = ("name", "release", "commit", "platform", "code", "readonly", "reserve", "writable", "expect")
+_OPTIONAL = ("description",)
+HOOKS = ("x86_init", "inline", "none", "deferred")
 
 
 class VariantError(ValueError):
@@ -48,14 +92,14 @@ class VariantError(ValueError):
 class KernelVariant:
     name: str
     platform: str
-    placement: str
+    code: dict[str, str]
     readonly: Expr
     reserve: Expr
     writable: Expr
     expect: dict[str, str]
+    release: str = "none"
     description: str = ""
     commit: str = ""
-    hook: str = "x86_init"  # how the reserve step is reached: the x86_init hook, inlined, or not at all
     path: Path | None = None
     sources: dict[str, str] = field(default_factory=dict)
 
@@ -65,6 +109,24 @@ class KernelVariant:
     @property
     def xen(self) -> bool:
         return self.platform == "xen"
+
+    @property
+    def placement(self) -> str:
+        """Where the buffer goes: `high` (4b239f458), `low` (below max_pfn_mapped) or `mapped` (3.9+)."""
+        if self.code["init_mem_mapping"] == "3.9":
+            return "mapped"
+        return "high" if self.code["find_early_table_space"] == "2.6.39-rc1" else "low"
+
+    @property
+    def hook(self) -> str:
+        """How `[pgt_buf_end, pgt_buf_top)` is made RW: the x86_init hook, inline, deferred, or not at all."""
+        return {"2.6.39": "x86_init", "inline": "inline", "2.6.39-rc6": "deferred"}.get(
+            self.code["pagetable_reserve"], "none"
+        )
+
+    @property
+    def map_low_page(self) -> bool:
+        return self.code["kernel_physical_mapping_init"] == "2.6.39-rc1"
 
 
 def _line_of(text: str, key: str, table: str | None = None) -> int:
@@ -119,16 +181,12 @@ def load_variant(path: str | Path) -> KernelVariant:
     for key in raw:
         if key not in _REQUIRED and key not in _OPTIONAL:
             raise fail(key, f"unknown key (known: {', '.join(_REQUIRED + _OPTIONAL)})")
-    for key in ("name", "platform", "placement", "readonly", "reserve", "writable", *_OPTIONAL):
+    for key in ("name", "release", "commit", "platform", "readonly", "reserve", "writable", *_OPTIONAL):
         if key in raw and not isinstance(raw[key], str):
             raise fail(key, f"must be a string, not {type(raw[key]).__name__}")
     if raw["platform"] not in PLATFORMS:
         raise fail("platform", f"must be one of {', '.join(PLATFORMS)}, not {raw['platform']!r}")
-    if raw["placement"] not in PLACEMENTS:
-        raise fail("placement", f"must be one of {', '.join(PLACEMENTS)}, not {raw['placement']!r}")
-    hook = raw.get("hook", "x86_init")
-    if hook not in HOOKS:
-        raise fail("hook", f"must be one of {', '.join(HOOKS)}, not {hook!r}")
+    code = _check_code(raw["code"], raw["platform"], fail)
 
     policies: dict[str, Expr] = {}
     for key, variables in POLICY_VARS.items():
@@ -153,17 +211,44 @@ def load_variant(path: str | Path) -> KernelVariant:
     return KernelVariant(
         name=raw["name"],
         platform=raw["platform"],
-        placement=raw["placement"],
+        code=code,
         readonly=policies["readonly"],
         reserve=policies["reserve"],
         writable=policies["writable"],
         expect=dict(expect),
+        release=raw["release"],
         description=raw.get("description", ""),
-        commit=raw.get("commit", ""),
-        hook=hook,
+        commit=raw["commit"],
         path=path,
         sources={k: raw[k] for k in POLICY_VARS},
     )
+
+
+def _check_code(code: object, platform: str, fail) -> dict[str, str]:
+    """The `[code]` table: every key of `CODE` (the Xen-only ones only for `platform = "xen"`), known values."""
+    if not isinstance(code, dict):
+        raise fail("code", "must be a table: [code] with one version per piece of code")
+    for key, value in code.items():
+        if key not in CODE:
+            raise fail(key, f"unknown key (known: {', '.join(CODE)})", "code")
+        if not isinstance(value, str) or value not in CODE[key]:
+            raise fail(key, f"must be one of {', '.join(CODE[key])}, not {value!r}", "code")
+    needed = [k for k in CODE if platform == "xen" or k not in _XEN_ONLY_CODE]
+    if code.get("init_mem_mapping") == "3.9":
+        needed = [k for k in needed if k != "find_early_table_space"]
+    for key in needed:
+        if key not in code:
+            raise fail("code", f"key 'code.{key}' missing (one of {', '.join(CODE[key])})")
+    out = dict(code)
+    if out["init_mem_mapping"] == "3.9":
+        out.setdefault("find_early_table_space", "none")
+        if out["find_early_table_space"] != "none" or out["pagetable_reserve"] != "3.9":
+            raise fail("code", "init_mem_mapping 3.9 has no buffer: find_early_table_space none, pagetable_reserve 3.9")
+    elif out["find_early_table_space"] == "none" or out["pagetable_reserve"] == "3.9":
+        raise fail("code", "only init_mem_mapping 3.9 goes without find_early_table_space and pagetable_reserve")
+    for key in _XEN_ONLY_CODE:
+        out.setdefault(key, "2.6.39-rc1" if key == "max_pfn_mapped" else "2.6.39-rc5")
+    return out
 
 
 def variant_files(paths: list[str | Path]) -> list[Path]:

@@ -1,8 +1,8 @@
-"""Rendering of boot runs (`xenpin boot`): the outcome, the buffer as the kernel prints it, the property table.
+"""Rendering of boot runs (`xenpin boot`): the machine, the console lines the boot printed, the buffers, the
+outcome and the property table; and, with `--dmesg`, each logged line beside the predicted one.
 
-Numbers are shown as the kernel and Xen show them: PFNs and byte addresses in hex, Xen's log lines with their
-`(XEN)` prefix, the kernel's own failure line (`kernel BUG at …`, `BUG: unable to handle kernel paging request
-at …`, `alloc_low_page: ran out of memory`).
+Numbers are shown as the kernel and Xen show them: PFNs and byte addresses in hex, Xen's lines with their
+`(XEN) mm.c:LINE:dN` prefix, the kernel's own lines in the release's printk formats.
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from xenpin.linux.boot import BootResult
+from xenpin.linux.dmesg import Comparison, Configured
 from xenpin.linux.layout import pfn_phys
 from xenpin.linux.variant import PROPERTIES
 
 
-def _size(mem: int) -> str:
+def size_text(mem: int) -> str:
     for unit, shift in (("GiB", 30), ("MiB", 20)):
         if mem >= 1 << shift and mem % (1 << (shift - 4)) == 0:
             return f"{mem / (1 << shift):g} {unit}"
@@ -29,29 +30,46 @@ def _judge(result: BootResult, prop: str) -> tuple[str, str]:
     return shown, "ok" if ok else "MISMATCH"
 
 
+def machine_text(result: BootResult) -> str:
+    cfg = result.config
+    if cfg.role == "native":
+        ram = sum(e.size for e in result.e820.map if e.type == 1) if result.e820 else 0
+        return f"bare metal, {size_text(ram)} of RAM (max_pfn {result.max_pfn:#x})"
+    p2m = f"; p2m {result.p2m.describe()}" if result.p2m else ""
+    return (
+        f"{cfg.role} d{cfg.domain_id}, {size_text(cfg.mem_bytes)} (nr_pages {cfg.nr_pages:#x}, max_pfn "
+        f"{result.max_pfn:#x}), Xen rules {result.rules}{p2m}"
+    )
+
+
+def _hook(buf) -> str:
+    if buf.hook_ran:
+        return "ran"
+    return "not called (nothing allocated)" if buf.pgt_buf_end == buf.pgt_buf_start else "not reached"
+
+
 def render_text(result: BootResult, trace: bool = False) -> str:
-    v, lay = result.variant, result.layout
+    v = result.variant
     out = [
-        f"{v.name}" + (f" ({v.commit})" if v.commit else "") + f": {v.description}",
-        f"  platform {v.platform}, placement {v.placement}, Xen rules {result.rules}",
+        f"{v.name} (release {v.release}; {v.commit}): {v.description}",
+        f"  {machine_text(result)}",
         f"  readonly: {v.source('readonly')}",
         f"  reserve:  {v.source('reserve')}",
         f"  writable: {v.source('writable')}",
-        f"memory {_size(result.mem_bytes)} (max_pfn {lay.max_pfn:#x}), Xen maps [0, {pfn_phys(lay.max_pfn_mapped):#x})"
-        f" at start of day",
+        "console:",
+        *(f"  {line.text}" for line in result.console),
+        "buffers:",
     ]
     for buf in result.buffers:
-        out.append(f"init_memory_mapping({pfn_phys(buf.range_start):#x}, {pfn_phys(buf.range_end):#x})")
-        out.append(f"  {buf.kernel_line()}")
-        for name in ("pgt_buf_start", "pgt_buf_end", "pgt_buf_top"):
-            pfn = getattr(buf, name)
-            out.append(f"  {name:<14} pfn {pfn:#9x}   {pfn_phys(pfn):#012x}")
-        hook = (
-            "ran" if buf.hook_ran else "not called" if buf.pgt_buf_end == buf.pgt_buf_start else "not reached"
+        where = f"call {buf.call}: [{pfn_phys(buf.range_start):#x}, {pfn_phys(buf.range_end):#x})"
+        if buf.call < 0:
+            where = "BRK seed (alloc_low_pages)"
+        out.append(
+            f"  {where}  pgt_buf_start {buf.pgt_buf_start:#x}  pgt_buf_end {buf.pgt_buf_end:#x}  pgt_buf_top"
+            f" {buf.pgt_buf_top:#x}  reserve step: {_hook(buf)}"
         )
-        out.append(f"  pagetable_reserve: {hook}")
     if trace:
-        out.append("trace (steps that touched the buffer range):")
+        out.append("trace (steps that touched the buffers):")
         out.extend(
             f"  {s.index:6d}  call {s.call}  end={s.pgt_buf_end:#x}  {s.action:<26} pfn {s.pfn:#x}  {s.detail}"
             for s in result.steps
@@ -60,11 +78,15 @@ def render_text(result: BootResult, trace: bool = False) -> str:
     if f is None:
         out.append(f"outcome: ok ({result.pins} L1 pins, {result.pte_writes} PTE writes)")
     else:
-        out.append(f"outcome: {f.outcome} at step {f.step}, pfn {f.pfn:#x} ({pfn_phys(f.pfn):#x})")
+        where = f" in {f.phase}" if f.phase else ""
+        out.append(f"outcome: {f.outcome}{where} at step {f.step}, pfn {f.pfn:#x} ({pfn_phys(f.pfn):#x})")
         if f.operation:
             out.append(f"  hypercall: {f.operation} -> {f.errno}")
-        out.extend(f"  (XEN) {line}" for line in f.xen_log)
-        out.append(f"  {f.message}")
+        out.extend(f"  {line}" for line in f.xen_log)
+        if not f.message.startswith("(XEN)"):
+            out.append(f"  {f.message}")
+        if f.function:
+            out.append(f"  in {f.function}")
         if f.reason:
             out.append(f"  why: {f.reason}")
     out.append("properties:")
@@ -79,19 +101,23 @@ def render_text(result: BootResult, trace: bool = False) -> str:
 
 def boot_json(result: BootResult, trace: bool = False) -> dict[str, Any]:
     f = result.failure
+    cfg = result.config
     doc: dict[str, Any] = {
         "variant": result.variant.name,
+        "release": result.variant.release,
         "file": str(result.variant.path) if result.variant.path else None,
-        "mem_bytes": result.mem_bytes,
+        "role": cfg.role,
+        "mem_bytes": cfg.mem_bytes,
+        "max_pfn": hex(result.max_pfn),
         "rules": result.rules,
         "outcome": result.outcome,
+        "console": [{"kind": line.kind, "text": line.text} for line in result.console],
         "buffers": [
             {
                 "call": b.call,
                 "range": [hex(pfn_phys(b.range_start)), hex(pfn_phys(b.range_end))],
                 **{n: hex(getattr(b, n)) for n in ("pgt_buf_start", "pgt_buf_end", "pgt_buf_top")},
                 "hook_ran": b.hook_ran,
-                "kernel_line": b.kernel_line(),
             }
             for b in result.buffers
         ],
@@ -99,14 +125,17 @@ def boot_json(result: BootResult, trace: bool = False) -> dict[str, Any]:
         if f is None
         else {
             "outcome": f.outcome,
+            "phase": f.phase,
             "step": f.step,
             "pfn": hex(f.pfn),
             "message": f.message,
+            "function": f.function,
             "operation": f.operation,
             "errno": f.errno,
             "xen_log": list(f.xen_log),
             "bug_site": f.bug_site,
             "reason": f.reason,
+            "violates": f.violates,
         },
         "properties": {
             p: {
@@ -126,3 +155,43 @@ def boot_json(result: BootResult, trace: bool = False) -> dict[str, Any]:
             for s in result.steps
         ]
     return doc
+
+
+# ------------------------------------------------------------------------------------------- --dmesg
+
+
+def dmesg_text(path: str, result: BootResult, configured: Configured, rows: list[Comparison]) -> str:
+    v = result.variant
+    out = [
+        f"log {path} against {v.name} (release {v.release})",
+        f"  machine from the log: {machine_text(result)}",
+        *(f"  {note}" for note in configured.notes),
+        f"  {'line':>5}  {'kind':<20} result",
+    ]
+    for r in rows:
+        if r.match:
+            out.append(f"  {r.lineno:>5}  {r.kind:<20} match   {r.logged}")
+        else:
+            out.append(f"  {r.lineno:>5}  {r.kind:<20} differ  logged:    {r.logged}")
+            out.append(f"  {'':>5}  {'':<20}         predicted: {r.predicted if r.predicted is not None else '(none)'}")
+    good = sum(r.match for r in rows)
+    out.append(f"{len(rows)} logged line(s) compared: {good} match, {len(rows) - good} differ")
+    f = result.failure
+    out.append(f"predicted outcome: {result.outcome}" + (f" in {f.phase}: {f.reason}" if f else ""))
+    return "\n".join(out)
+
+
+def dmesg_json(path: str, result: BootResult, configured: Configured, rows: list[Comparison]) -> dict[str, Any]:
+    return {
+        "log": path,
+        "variant": result.variant.name,
+        "machine": machine_text(result),
+        "notes": configured.notes,
+        "log_lines": [
+            {"line": r.lineno, "kind": r.kind, "logged": r.logged, "predicted": r.predicted, "match": r.match}
+            for r in rows
+        ],
+        "outcome": result.outcome,
+        "failure": None if result.failure is None else result.failure.reason,
+        "all_match": all(r.match for r in rows),
+    }

@@ -30,7 +30,7 @@ each such event in `damage`, which the invariant checker reports.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -165,6 +165,7 @@ class Hypervisor:
         foreign: Iterable[int] = (),
         guest: int = GUEST_DOMAIN,
         foreign_owner: int = FOREIGN_DOMAIN,
+        mfn_of: Callable[[int], int] | None = None,
     ) -> None:
         if frames < 1:
             raise ValueError(f"frames must be >= 1, got {frames}")
@@ -182,23 +183,40 @@ class Hypervisor:
         foreign = sorted(set(foreign))
         self._guest_frames = frames
         self._foreign = tuple(foreign)
-        clash = [m for m in foreign if m < frames]
+        # `mfn_of(pfn)`: the guest's p2m (the identity when not given); each frame records its pfn (the m2p).
+        self._mfn_of = mfn_of
+        guest_mfns = range(frames) if mfn_of is None else [mfn_of(p) for p in range(frames)]
+        clash = set(foreign).intersection(guest_mfns)
         if clash:
-            raise ValueError(f"foreign frame {clash[0]} is inside the guest's frames 0..{frames - 1}")
+            raise ValueError(f"foreign frame {min(clash)} is one of the guest's frames")
         with paused_gc():
-            self._add_frames(range(frames), guest)
+            self._add_frames(guest_mfns, guest, None if mfn_of is None else range(frames))
             self._add_frames(foreign, foreign_owner)
         self._node = self.graph._node
         self._succ = self.graph._succ
         self._pred = self.graph._pred
 
-    def _add_frames(self, mfns: Iterable[int], owner: int) -> None:
+    def _add_frames(self, mfns: Iterable[int], owner: int, pfns: Iterable[int] | None = None) -> None:
         # Direct adjacency writes: `add_nodes_from` costs ~1 us a node more, and a 4 GiB guest has a million.
         mfns = list(mfns)
         g = self.graph
-        g._node.update((m, Frame(m, owner)) for m in mfns)
+        if pfns is None:
+            g._node.update((m, Frame(m, owner)) for m in mfns)
+        else:
+            g._node.update((m, Frame(m, owner, p)) for m, p in zip(mfns, pfns, strict=True))
         g._succ.update((m, {}) for m in mfns)
         g._pred.update((m, {}) for m in mfns)
+
+    def add_guest_frames(self, mfns: Iterable[int]) -> None:
+        """Give the guest more frames (pfn = mfn): a bare-metal boot adds pages as they become tables."""
+        mfns = list(mfns)
+        for m in mfns:
+            if m in self._phantoms:  # entries already name it: it keeps its edges and becomes a real frame
+                self._phantoms.discard(m)
+                self._node[m] = Frame(m, self.domain)
+        new = [m for m in mfns if m not in self._node]
+        with paused_gc():
+            self._add_frames(new, self.domain)
 
     # ----------------------------------------------------------------------------------------------- queries
 
@@ -312,6 +330,8 @@ class Hypervisor:
 
     def _frames_text(self) -> str:
         foreign = f", foreign {', '.join(f'{m:#x}' for m in self._foreign)}" if self._foreign else ""
+        if self._mfn_of is not None:
+            return f"guest pfns 0x0..{self._guest_frames - 1:#x} through the p2m{foreign}"
         return f"guest frames 0x0..{self._guest_frames - 1:#x}{foreign}"
 
     def _check_args(self, mfn: object, slot: object = 0, entry: object = None) -> None:
@@ -944,7 +964,7 @@ class Hypervisor:
             if level == 4 and slot in XEN_L4_SLOTS:
                 return None
             e = self.entry(table, slot)
-            if e is None or (level == 2 and e.flags & PSE) or not self.has_frame(e.mfn):
+            if e is None or (level in (2, 3) and e.flags & PSE) or not self.has_frame(e.mfn):
                 return None
             table = e.mfn
         return table, (va >> 12) & (ENTRIES_PER_TABLE - 1)

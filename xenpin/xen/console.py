@@ -1,0 +1,78 @@
+"""Xen's console lines as Xen 4.1.0 prints them: `(XEN) mm.c:2424:d1 Bad type (saw ...) for mfn ... (pfn ...)`.
+
+`MEM_LOG(fmt, ...)` is `gdprintk(XENLOG_WARNING, fmt "\\n", ...)`, which prints `%s:%d:d%d ` with `__FILE__`
+(relative: `mm.c`), `__LINE__` and the current domain's id. The GCC of 2011 gave a macro invocation that spans
+lines the number of its *last* line; xen-unstable of April 2011 prints `mm.c:2466` for "Bad type" (a38647837a41's
+log), which is 2463 + 3 in the mm.c of 87e0dc6ea0. The table below gives, for each message xenpin's validator
+emits, its file and that line in RELEASE-4.1.0 (`xen/arch/x86/mm.c`, `traps.c`). Another Xen build prints other
+line numbers: `with_lines` takes them from a log. Modern Xen's `gdprintk` prints `%pv` (`d1v0`) instead of the
+file and line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+# (message prefix, file, last line of the MEM_LOG/gdprintk call in RELEASE-4.1.0)
+XEN_41_SITES: tuple[tuple[str, str, int], ...] = (
+    ("Could not get page ref for pfn", "mm.c", 658),
+    ("Attempt to create linear p.t. with write perms", "mm.c", 723),
+    ("Bad L1 flags", "mm.c", 806),
+    ("Error getting mfn", "mm.c", 907),
+    ("Bad L2 flags", "mm.c", 928),
+    ("Attempt to map superpage without allowsuperpage", "mm.c", 943),
+    ("Bad L3 flags", "mm.c", 969),
+    ("Bad L4 flags", "mm.c", 994),
+    ("Failure in alloc_l1_table", "mm.c", 1222),
+    ("Failure in alloc_l2_table", "mm.c", 1366),
+    ("Failure in alloc_l3_table", "mm.c", 1476),
+    ("Failure in alloc_l4_table", "mm.c", 1523),
+    ("Error pfn", "mm.c", 2097),
+    ("Error while validating mfn", "mm.c", 2177),
+    ("Bad type (saw", "mm.c", 2424),
+    ("Error while installing new baseptr", "mm.c", 2752),
+    ("Error while pinning mfn", "mm.c", 2985),
+    ("Mfn", "mm.c", 3001),  # "Mfn %lx already pinned"; "bad domain" and "not pinned" below
+    ("ptwr_emulate: could not get_page_from_l1e()", "mm.c", 4967),
+    ("Unhandled", "traps.c", 451),
+)
+_MFN_SITES = {"already pinned": 3001, "bad domain": 3036, "not pinned": 3046}
+
+
+def site_of(message: str) -> tuple[str, int] | None:
+    """`(file, line)` of the Xen 4.1.0 call that prints `message`, if xenpin knows it."""
+    for prefix, file, line in XEN_41_SITES:
+        if message.startswith(prefix):
+            if prefix == "Mfn":
+                for tail, n in _MFN_SITES.items():
+                    if message.endswith(tail):
+                        return file, n
+                return None
+            return file, line
+    return None
+
+
+def xen_line(message: str, domid: int, rules: str = "xen-4.1", lines: Mapping[str, tuple[str, int]] = {}) -> str:
+    """The console line Xen prints for `message` (a `gdprintk` from the guest's context)."""
+    if rules == "modern":
+        return f"(XEN) d{domid}v0 {message}"
+    site = next((s for p, s in lines.items() if message.startswith(p)), None) or site_of(message)
+    if site is None:
+        return f"(XEN) {message}"
+    return f"(XEN) {site[0]}:{site[1]}:d{domid} {message}"
+
+
+def trap_line(trapnr: int, name: str, vcpu: int = 0, error_code: int = 0) -> str:
+    """`do_guest_trap` with no guest handler: `Unhandled %s fault/trap [#%d] on VCPU %d [ec=%04x]`."""
+    return f"Unhandled {name} fault/trap [#{trapnr}] on VCPU {vcpu} [ec={error_code:04x}]"
+
+
+DOMAIN_CRASH_SYNC = "(XEN) domain_crash_sync called from entry.S"
+
+
+def domain_crashed_line(domid: int) -> str:
+    """`domain_crash_synchronous` -> `__domain_crash`: `Domain %d (vcpu#%d) crashed on cpu#%d:` (cpu unknown)."""
+    return f"(XEN) Domain {domid} (vcpu#0) crashed on cpu#0:"
+
+
+__all__ = ["DOMAIN_CRASH_SYNC", "XEN_41_SITES", "domain_crashed_line", "site_of", "trap_line", "xen_line"]
