@@ -71,6 +71,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 DEFAULT_MEM = "6G"  # above 4 GiB, so setup_arch makes its second init_memory_mapping call
 MAX_BOOT_BYTES = 64 << 30  # a 64 GiB Xen boot needs about 15 GiB of RAM (16 GiB: 3.6 GiB)
+MAX_NATIVE_BYTES = 1 << 40  # bare metal maps with 2 MiB pages: a 1 TiB boot needs about 0.5 GiB of RAM
 
 
 def _add_boot(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -89,8 +90,12 @@ def _add_boot(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--role", choices=("domU", "dom0", "native"), help="the machine (default: domU for Xen"
                    " variants, native for bare-metal ones)")  # fmt: skip
-    p.add_argument("--e820", metavar="FILE", help="the host's E820 map in the kernel's print format (dom0, native)")
-    p.add_argument("--kernel-size", metavar="SIZE", help="[_text, _end) of the kernel image (default 0x103b000)")
+    p.add_argument(
+        "--e820", metavar="FILE", help="the host's E820 map in the kernel's print format (dom0, native)"
+    )
+    p.add_argument(
+        "--kernel-size", metavar="SIZE", help="[_text, _end) of the kernel image (default 0x103b000)"
+    )
     p.add_argument("--ramdisk-size", metavar="SIZE", help="the initrd (default 0xbff000)")
     p.add_argument("--dmesg", metavar="LOG", help="a console log: configure the machine from it and compare")
     p.add_argument(
@@ -122,12 +127,9 @@ def _boot_config(args: argparse.Namespace, variant):
     role = args.role or ("domU" if variant.xen else "native")
     if variant.xen == (role == "native"):
         raise InputError(f"--role {role}: {variant.path} is a {variant.platform} variant")
-    mem = _size_arg("--mem", args.mem or DEFAULT_MEM)
-    if mem > MAX_BOOT_BYTES and role != "native":
-        raise InputError(
-            f"--mem: {args.mem} is more than the model boots ({MAX_BOOT_BYTES >> 30} GiB: about 0.23 GiB of RAM"
-            " per GiB of guest)"
-        )
+    mem = _size_arg("--mem", args.mem if args.mem is not None else DEFAULT_MEM)
+    if mem > (MAX_NATIVE_BYTES if role == "native" else MAX_BOOT_BYTES):
+        raise InputError(f"--mem: {args.mem} is more than the model boots ({_limit_text(role)})")
     kw = {"role": role, "mem_bytes": mem, "e820": _e820_arg(args.e820)}
     for name, attr in (("--kernel-size", "kernel_size"), ("--ramdisk-size", "ramdisk_size")):
         value = _size_arg(name, getattr(args, attr))
@@ -135,7 +137,35 @@ def _boot_config(args: argparse.Namespace, variant):
             kw[attr.replace("_size", "_bytes")] = value
     if role == "dom0" and kw["e820"] is None:
         raise InputError("--role dom0: give the host's map with --e820 FILE")
-    return BootConfig(**kw)
+    cfg = BootConfig(**kw)
+    _check_machine(cfg, variant, args.e820 or "--mem")
+    return cfg
+
+
+def _limit_text(role: str) -> str:
+    if role == "native":
+        return f"{MAX_NATIVE_BYTES >> 30} GiB of bare metal: about 0.5 GiB of RAM per TiB"
+    return f"{MAX_BOOT_BYTES >> 30} GiB: about 0.23 GiB of RAM per GiB of guest"
+
+
+def _check_machine(cfg, variant, source: str | None) -> None:
+    """Refuse a machine the model would need too much time and RAM for: what the boot maps is the end of RAM of
+    the E820 `xen_memory_setup` makes (a dom0's extra pages cover the host's RAM past its own), or bare metal's."""
+    from xenpin.linux.memblock import Memblock
+    from xenpin.linux.xen_setup import xen_memory_setup
+
+    if cfg.role == "native":
+        e820, limit = cfg.host_e820(), MAX_NATIVE_BYTES
+    else:
+        code = variant.code["xen_extra_mem"]
+        e820 = xen_memory_setup(cfg.nr_pages, cfg.e820, cfg.dom0, code, Memblock(), 0, 0).e820
+        limit = MAX_BOOT_BYTES
+    end = max((e.end for e in e820.map if e.type == 1), default=0)
+    if cfg.mem_bytes > limit or end > limit + (1 << 30):  # a domU's slack, a PC's PCI hole are fine
+        raise InputError(
+            f"{source}: a machine whose RAM ends at {max(end, cfg.mem_bytes):#x} is more than the model boots"
+            f" ({_limit_text(cfg.role)})"
+        )
 
 
 def _e820_arg(path: str | None):
@@ -195,6 +225,7 @@ def _boot_dmesg(args: argparse.Namespace, variants: list) -> int:
     try:
         log = read_log(args.dmesg)
         configured = configure(log, v, _size_arg("--mem", args.mem), _e820_arg(args.e820), args.role)
+        _check_machine(configured.config, v, args.dmesg)
         result = boot(v, configured.config, args.rules)
     except (LogError, ValueError) as exc:
         raise InputError(str(exc) if isinstance(exc, LogError) else f"{args.dmesg}: {exc}") from None
@@ -267,7 +298,7 @@ def _write_smt2(directory: str, jobs: list) -> None:
             )
     for ref in lemmas.closure(sorted(refs)):
         formula, uses = lemmas.proof(ref)
-        where = "" if ref.placement is None else f".{ref.placement}.call{ref.call}"
+        where = "" if ref.shape is None else f".{ref.shape.replace('/', '-')}.call{ref.call}"
         (out / f"lemma.{ref.name}{where}.smt2").write_text(
             f"; xenpin lemma {ref}: {lemmas.LEMMAS[ref.name].text}\n"
             f"; assumes {', '.join(map(str, uses)) or 'nothing'}\n"

@@ -1,5 +1,4 @@
-"""The buffer size of `find_early_table_space` against the reference numbers, the start-of-day layout, and
-memory-size parsing."""
+"""`find_early_table_space`'s sizing (arch/x86/mm/init.c, 2.6.37 .. 3.8), `BootConfig` and `parse_size`."""
 
 from __future__ import annotations
 
@@ -7,144 +6,91 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from xenpin.linux.layout import (
-    FOUR_GIB_PFN,
-    KERNEL_PAGES,
-    KERNEL_START_PFN,
-    PAGE_SIZE,
-    PFNS_PER_PMD,
-    ROUND_4M,
-    boot_layout,
-    find_early_table_space_pages,
-    parse_size,
-    pfn_phys,
-)
+from xenpin.linux.e820 import E820_RAM, E820_RESERVED, E820Entry
+from xenpin.linux.layout import BootConfig, find_early_table_space_pages, parse_size, roundup
 
-MiB, GiB = 1 << 20, 1 << 30
+G = 1 << 30
 
 
-def pfns(nbytes: int) -> int:
-    return nbytes // PAGE_SIZE
-
-
-# ------------------------------------------------------------------------------ find_early_table_space
-
-
-@pytest.mark.parametrize(
-    ("nbytes", "pages"),
-    [
-        (1 * GiB, 514),  # 1 PUD + 1 PMD + 512 PTE pages
-        (4 * GiB, 2053),  # 1 PUD + 4 PMD + 2048 PTE pages
-        (64 * GiB, 32833),  # 1 PUD + 64 PMD + 32768 PTE pages
-    ],
-)
-def test_reference_sizes(nbytes: int, pages: int) -> None:
-    assert find_early_table_space_pages(pfns(nbytes)) == pages
-
-
-@pytest.mark.parametrize(
-    ("nbytes", "pages"),
-    [
-        (4 * 1024, 3),  # one of each level, even for one page
-        (2 * MiB, 3),
-        (2 * MiB + 4096, 4),  # the second PTE page
-        (512 * GiB, 1 + 512 + 512 * 512),  # 512 PUD entries fill one page, 512 * 512 PMD entries 512
-        (512 * GiB + 4096, 2 + 513 + 512 * 512 + 1),
-    ],
-)
-def test_rounding_at_page_boundaries(nbytes: int, pages: int) -> None:
-    assert find_early_table_space_pages(pfns(nbytes)) == pages
-
-
-@given(st.integers(min_value=1, max_value=pfns(1 << 46)))
-def test_size_formula(end_pfn: int) -> None:
-    """`roundup(8*puds, 4K) + roundup(8*pmds, 4K) + roundup(8*ptes, 4K)`, by level counts: PTE pages
-    `ceil(end/2M)`, PMD pages `ceil(end/1G)`, PUD pages `ceil(end/512G)`."""
-    pte_pages = -(-end_pfn // PFNS_PER_PMD)
-    pmd_pages = -(-pte_pages // 512)
-    pud_pages = -(-pmd_pages // 512)
-    assert find_early_table_space_pages(end_pfn) == pte_pages + pmd_pages + pud_pages
-
-
-@given(st.integers(min_value=1, max_value=pfns(1 << 40)), st.integers(min_value=0, max_value=1 << 20))
-def test_size_is_monotonic(a: int, delta: int) -> None:
-    assert find_early_table_space_pages(a) <= find_early_table_space_pages(a + delta)
-
-
-# ------------------------------------------------------------------------------------------ boot_layout
-
-SIZES = [64 * MiB, 100 * MiB, 512 * MiB, 1 * GiB, 4 * GiB - PAGE_SIZE, 4 * GiB, 6 * GiB, 64 * GiB]
-
-
-@pytest.mark.parametrize("nbytes", SIZES, ids=[f"{s:#x}" for s in SIZES])
-def test_layout_sanity(nbytes: int) -> None:
-    lay = boot_layout(nbytes)
-    assert lay.max_pfn == pfns(nbytes)
-    assert lay.max_low_pfn == min(lay.max_pfn, FOUR_GIB_PFN)
-    # the kernel, start_info and the p2m list come first, then Xen's bootstrap tables
-    p2m_pages = -(-lay.max_pfn * 8 // PAGE_SIZE)
-    assert lay.boot_tables_start == KERNEL_START_PFN + KERNEL_PAGES + 1 + p2m_pages
-    # the bootstrap tables lie inside the region they map, which is rounded up to 4 MiB and fits in memory
-    assert lay.boot_tables_start > KERNEL_START_PFN + KERNEL_PAGES
-    assert lay.boot_tables_start + lay.boot_tables_pages <= lay.max_pfn_mapped <= lay.max_pfn
-    assert lay.max_pfn_mapped % ROUND_4M == 0
-    assert lay.max_pfn_mapped - ROUND_4M < lay.boot_tables_start + lay.boot_tables_pages + 128
-    # 6 fixed tables + exactly one L1 per 2 MiB mapped
-    assert lay.boot_tables_pages == 6 + lay.max_pfn_mapped // PFNS_PER_PMD
-
-
-@pytest.mark.parametrize("nbytes", SIZES, ids=[f"{s:#x}" for s in SIZES])
-def test_calls_split_at_4gib(nbytes: int) -> None:
-    lay = boot_layout(nbytes)
-    if lay.max_pfn <= FOUR_GIB_PFN:
-        assert lay.calls == [(0, lay.max_pfn)]
+def _reference(end: int, use_pse: bool, use_gbpages: bool) -> int:
+    """find_early_table_space(end, use_pse, use_gbpages) of 2.6.39, line by line (bytes in, pages out)."""
+    puds = (end + (1 << 30) - 1) >> 30
+    tables = roundup(puds * 8, 4096)
+    if use_gbpages:
+        extra = end - ((end >> 30) << 30)
+        pmds = (extra + (1 << 21) - 1) >> 21
     else:
-        assert lay.calls == [(0, FOUR_GIB_PFN), (FOUR_GIB_PFN, lay.max_pfn)]
-    # the calls cover [0, max_pfn) exactly, in order, without overlap
-    assert lay.calls[0][0] == 0 and lay.calls[-1][1] == lay.max_pfn
-    assert all(a[1] == b[0] for a, b in zip(lay.calls, lay.calls[1:], strict=False))
-
-
-@given(st.integers(min_value=pfns(64 * MiB), max_value=pfns(128 * GiB)))
-def test_layout_sanity_any_size(max_pfn: int) -> None:
-    lay = boot_layout(pfn_phys(max_pfn))
-    assert lay.boot_tables_start + lay.boot_tables_pages <= lay.max_pfn_mapped <= lay.max_pfn
-    assert lay.boot_tables_pages == 6 + lay.max_pfn_mapped // PFNS_PER_PMD
-    assert [end for _, end in lay.calls] == sorted({min(max_pfn, FOUR_GIB_PFN), max_pfn})
-
-
-def test_too_small_is_an_error() -> None:
-    with pytest.raises(ValueError, match="too small"):
-        boot_layout(16 * MiB)
-    with pytest.raises(ValueError, match="too small"):
-        boot_layout(35 * MiB)
-    assert boot_layout(36 * MiB).max_pfn_mapped == pfns(36 * MiB)  # the smallest guest: all of it mapped
-
-
-# ------------------------------------------------------------------------------------------- parse_size
+        pmds = (end + (1 << 21) - 1) >> 21
+    tables += roundup(pmds * 8, 4096)
+    if use_pse:
+        extra = end - ((end >> 21) << 21)
+        ptes = (extra + 4095) >> 12
+    else:
+        ptes = (end + 4095) >> 12
+    tables += roundup(ptes * 8, 4096)
+    return tables >> 12
 
 
 @pytest.mark.parametrize(
-    ("text", "nbytes"),
+    ("end", "pse", "gb", "pages"),
     [
-        ("4G", 4 * GiB),
-        ("4g", 4 * GiB),
-        ("512M", 512 * MiB),
-        ("6GiB", 6 * GiB),
-        ("6GB", 6 * GiB),
-        ("64K", 64 * 1024),
-        ("1T", 1 << 40),
-        ("1.5G", 3 * GiB // 2),
-        (" 2G ", 2 * GiB),
-        ("0x1000000", 16 * MiB),
-        ("4096", 4096),
+        (0x7F750000, True, False, 4),  # 4b239f458's log: @ [0x7f74c000-0x7f74ffff]
+        (0x2080000000, True, False, 131),  # and @ [0x207ff7d000-0x207fffffff]: no 1 GiB pages on that box
+        (0x2080000000, True, True, 1),
+        (0x7F750000, True, True, 3),
+        (0x100000000, False, False, 2053),  # Xen PV: 1 PUD + 4 PMD + 2048 PTE pages
+        (0x40000000, False, False, 514),
+        (0x1000000000, False, False, 32833),
+        (0x1E0800000, False, False, 3853),  # 92bdaef7b2c5's second call: 1e0000000 - 1df0f3000
+        (0x60800000, False, False, 775),
     ],
 )
-def test_parse_size(text: str, nbytes: int) -> None:
-    assert parse_size(text) == nbytes
+def test_table_space_of_real_boots(end: int, pse: bool, gb: bool, pages: int) -> None:
+    assert find_early_table_space_pages(end >> 12, pse, gb) == pages
 
 
-@pytest.mark.parametrize("text", ["", "G", "four", "4X", "4 G B", "0xZZ", "--1G"])
+@given(st.integers(1, 1 << 34), st.booleans(), st.booleans())
+def test_table_space_is_find_early_table_space(end_pfn: int, pse: bool, gb: bool) -> None:
+    assert find_early_table_space_pages(end_pfn, pse, gb) == _reference(end_pfn << 12, pse, gb)
+
+
+@given(st.integers(1, 1 << 30))
+def test_table_space_without_large_pages_covers_every_table(end_pfn: int) -> None:
+    """Without PSE every 4k page needs a PTE: at least one PTE page per 512 pages, one PMD page per GiB."""
+    pages = find_early_table_space_pages(end_pfn)
+    ptes, pmds, puds = -(-end_pfn // 512), -(-end_pfn // (1 << 18)), -(-end_pfn // (1 << 27))
+    assert pages >= ptes + pmds + puds
+    assert pages <= ptes + pmds + puds + 2
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("1536M", 1536 << 20), ("1537M", 1537 << 20), ("4G", 4 << 30), ("7.5G", 0x1E0000000), ("6GiB", 6 << 30),
+     ("0x60001000", 0x60001000), ("4096", 4096), (" 2g ", 2 << 30), ("512k", 512 << 10), ("1T", 1 << 40)],
+)  # fmt: skip
+def test_parse_size(text: str, value: int) -> None:
+    assert parse_size(text) == value
+
+
+@pytest.mark.parametrize("text", ["", "3X", "G", "1.3M", "infG", "nanG", "1e400G", "--1G", "0xG"])
 def test_parse_size_rejects(text: str) -> None:
-    with pytest.raises(ValueError, match=r"bad memory size .*512M, 4G, 6GiB"):
+    with pytest.raises(ValueError, match="bad memory size"):
         parse_size(text)
+
+
+def test_boot_config_roles() -> None:
+    domu = BootConfig(mem_bytes=1536 << 20)
+    assert (domu.nr_pages, domu.xen, domu.dom0, domu.domain_id) == (0x60000, True, False, 1)
+    assert BootConfig(role="dom0").domain_id == 0 and BootConfig(role="domU", domid=7).domain_id == 7
+    native = BootConfig(role="native", mem_bytes=6 << 30)
+    assert not native.xen
+    assert native.host_e820().map == [
+        E820Entry(0, 0x9F000, E820_RAM),
+        E820Entry(0x9F000, 0x1000, E820_RESERVED),
+        E820Entry(0xF0000, 0x10000, E820_RESERVED),
+        E820Entry(0x100000, 0xC0000000 - 0x100000, E820_RAM),
+        E820Entry(0xFEC00000, 0x1400000, E820_RESERVED),
+        E820Entry(1 << 32, 3 * G, E820_RAM),  # the RAM under the PCI hole moved above 4 GiB
+    ]
+    small = BootConfig(role="native", mem_bytes=G).host_e820()
+    assert small.end_of_ram_pfn() == G >> 12 and len(small.map) == 4

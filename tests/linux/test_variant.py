@@ -10,6 +10,7 @@ import pytest
 
 from xenpin.linux.policy import Expr, evaluate
 from xenpin.linux.variant import (
+    CODE,
     PLACEMENTS,
     PLATFORMS,
     PROPERTIES,
@@ -22,17 +23,42 @@ from xenpin.linux.variant import (
 
 KERNELS = Path(__file__).resolve().parents[2] / "models" / "kernels"
 FILES = sorted(KERNELS.glob("*.toml"))
-SHIPPED = ("2.6.37", "2.6.38", "2.6.39-rc", "2.6.39", "3.0", "3.0-inline", "3.0-native", "3.9")
+SHIPPED = (
+    "2.6.37",
+    "2.6.38",
+    "2.6.38-native",
+    "2.6.39-rc1",
+    "2.6.39-rc6",
+    "2.6.39",
+    "2.6.39-inline",
+    "2.6.39-native",
+    "3.0",
+    "3.1",
+    "3.1-native",
+    "3.9",
+    "bisect-4b239f458",
+    "bisect-b9269dc7",
+)
 
 GOOD = """\
 # a comment line
 name = "test"
+release = "none"
+commit = "279b706bf800"
 description = "a test variant"
 platform = "xen"
-placement = "high"
 readonly = "not ioremap and pgt_buf_start <= pfn < pgt_buf_top"
 reserve = "pgt_buf_start <= pfn < pgt_buf_end"
 writable = "pgt_buf_end <= pfn < pgt_buf_top"
+
+[code]
+init_mem_mapping = "2.6.37"
+find_early_table_space = "2.6.39-rc1"
+kernel_physical_mapping_init = "2.6.39-rc1"
+max_pfn_mapped = "2.6.39-rc1"
+xen_extra_mem = "2.6.39-rc5"
+initmem_init = "2.6.37"
+pagetable_reserve = "2.6.39"
 
 [expect]
 buffer_fits = "proved"
@@ -85,10 +111,14 @@ def test_shipped_variant_loads(path: Path) -> None:
         assert isinstance(getattr(v, key), Expr)
         assert v.source(key)
     assert v.xen == (v.platform == "xen")
+    assert set(v.code) == set(CODE) and all(v.code[k] in CODE[k] for k in CODE)
+    assert v.commit and v.description
+    # a release variant is named by its release (bisect states and the seed's rejected alternative are not)
+    assert v.release == "none" or v.name in (v.release, f"{v.release}-native")
 
 
 def test_shipped_variants_encode_the_history() -> None:
-    """The rules of the reference notes, evaluated at a sample buffer [100, 120) with 110 pages used."""
+    """The rules of linux-releases-2011.md, evaluated at a sample buffer [100, 120) with 110 pages used."""
     v = {p.stem: load_variant(p) for p in FILES}
     buf = {"pgt_buf_start": 100, "pgt_buf_end": 110, "pgt_buf_top": 120}
 
@@ -98,35 +128,98 @@ def test_shipped_variants_encode_the_history() -> None:
     def ev(name: str, key: str, pfn: int) -> bool:
         return bool(evaluate(getattr(v[name], key), {**buf, "pfn": pfn}))
 
-    # the `< end` rule (fef5ba79 .. 2.6.38) vs the `< top` rule (2.6.39-rc on)
-    for name in ("2.6.37", "2.6.38"):
-        assert ro(name, 105) and not ro(name, 110) and not ro(name, 119)
-    for name in ("2.6.39-rc", "2.6.39", "3.0", "3.0-inline"):
+    xen = [n for n in SHIPPED if v[n].xen]
+    # mask_rw_pte: `< end` (fef5ba79 .. 2.6.39-rc5) vs `< top` (b9269dc7, 2.6.39-rc6 on); never on 3.9
+    for name in ("2.6.37", "2.6.38", "2.6.39-rc1", "bisect-4b239f458"):
+        assert ro(name, 105) and not ro(name, 110) and not ro(name, 119) and not ro(name, 99), name
+    for name in ("2.6.39-rc6", "2.6.39", "2.6.39-inline", "3.0", "3.1", "bisect-b9269dc7"):
         assert ro(name, 100) and ro(name, 110) and ro(name, 119) and not ro(name, 120) and not ro(name, 99)
-    # 3.0's ioremap clause: the fixmap alias is RO except for the page being filled
-    assert ro("3.0", 105, ioremap=True) and not ro("3.0", 109, ioremap=True)
-    assert not ro("2.6.39", 105, ioremap=True)
-    for name in ("3.9", "3.0-native"):
-        assert not any(ro(name, p, io) for p in range(95, 125) for io in (False, True))
-    # every variant reserves exactly [start, end)
+    # d8aa5ec3382e's ioremap clause: the fixmap alias is RO except for the page being filled
+    with_clause = {n for n in xen if ro(n, 105, ioremap=True)}
+    assert with_clause == {"2.6.39-rc1", "2.6.39-rc6", "2.6.39", "2.6.39-inline", "3.0", "3.1", "bisect-b9269dc7"}
+    assert not any(ro(n, 109, ioremap=True) for n in with_clause)
+    for name in [n for n in SHIPPED if not v[n].xen] + ["3.9"]:
+        assert not any(ro(name, p, io) for p in range(95, 125) for io in (False, True)), name
+    # every buffer variant reserves exactly [start, end)
     for name in SHIPPED:
-        assert [p for p in range(95, 125) if ev(name, "reserve", p)] == list(range(100, 110)), name
-    # only the seed's hook (and its inlined twin) makes [end, top) RW again
-    for name in ("2.6.39", "3.0", "3.0-inline"):
+        if name != "3.9":
+            assert [p for p in range(95, 125) if ev(name, "reserve", p)] == list(range(100, 110)), name
+    # the seed's hook, its inlined twin and 2.6.39-rc6's deferred mark_rw_past_pgt make [end, top) RW again
+    for name in ("2.6.39-rc6", "2.6.39", "2.6.39-inline", "3.0", "3.1"):
         assert [p for p in range(95, 125) if ev(name, "writable", p)] == list(range(110, 120)), name
-    for name in ("2.6.37", "2.6.38", "2.6.39-rc", "3.0-native", "3.9"):
+    for name in ("2.6.37", "2.6.38", "2.6.39-rc1", "3.9", "bisect-4b239f458", "bisect-b9269dc7"):
         assert not any(ev(name, "writable", p) for p in range(95, 125)), name
-    assert {n for n in SHIPPED if v[n].placement == "high"} == {"2.6.38", "2.6.39-rc", "2.6.39"}
-    assert v["3.9"].placement == "mapped"
-    assert v["3.0-native"].platform == "native"
-    assert v["2.6.38"].expect["no_rw_alias"] == "counterexample"
-    assert v["2.6.39-rc"].expect["spare_writable"] == "counterexample"
+    # placement: 4b239f458 is in 2.6.39-rc1, not 2.6.38; released 3.0 is still high; 3.1 low again
+    high = {n for n in SHIPPED if v[n].placement == "high"}
+    assert high == {"2.6.39-rc1", "2.6.39-rc6", "2.6.39", "2.6.39-inline", "2.6.39-native", "3.0",
+                    "bisect-4b239f458", "bisect-b9269dc7"}  # fmt: skip
+    assert v["3.9"].placement == "mapped" and v["3.1"].placement == v["2.6.38"].placement == "low"
+    assert {n: v[n].hook for n in ("2.6.37", "2.6.39-rc6", "2.6.39", "2.6.39-inline", "3.9")} == {
+        "2.6.37": "none", "2.6.39-rc6": "deferred", "2.6.39": "x86_init", "2.6.39-inline": "inline", "3.9": "none"
+    }  # fmt: skip
+    assert {n for n in SHIPPED if v[n].map_low_page} == high - {"2.6.39-rc1"} | {"2.6.39-rc1", "3.1", "3.1-native"}
+    # the extra region: mem_end, max(4G, mem_end) from 2.6.39-rc5 (24bdb0b62cc8), mem_end again from 3.0-rc4
+    assert {n: v[n].code["xen_extra_mem"] for n in ("2.6.38", "2.6.39-rc1", "2.6.39-rc6", "2.6.39", "3.0")} == {
+        "2.6.38": "2.6.37", "2.6.39-rc1": "2.6.37", "2.6.39-rc6": "2.6.39-rc5", "2.6.39": "2.6.39-rc5",
+        "3.0": "3.0-rc4",
+    }  # fmt: skip
+    # what each release is expected to violate
+    broken = {n: sorted(p for p in PROPERTIES if v[n].expect[p] != "proved") for n in SHIPPED}
+    assert {n: b for n, b in broken.items() if b} == {
+        "2.6.39-rc1": ["no_rw_alias"],
+        "2.6.39-rc6": ["spare_writable"],
+        "bisect-4b239f458": ["no_rw_alias"],
+        "bisect-b9269dc7": ["spare_writable"],
+    }
 
 
 def test_good_template_loads(tmp_path: Path) -> None:
     v = load_variant(_write(tmp_path, GOOD))
-    assert v.name == "test" and v.hook == "x86_init" and v.commit == ""
+    assert v.name == "test" and v.hook == "x86_init" and v.commit == "279b706bf800" and v.release == "none"
+    assert v.placement == "high" and v.map_low_page
     assert v.sources["readonly"] == "not ioremap and pgt_buf_start <= pfn < pgt_buf_top"
+
+
+def test_native_variant_needs_no_xen_code_and_3_9_no_buffer(tmp_path: Path) -> None:
+    native = GOOD.replace('platform = "xen"', 'platform = "native"')
+    native = native.replace('max_pfn_mapped = "2.6.39-rc1"\n', "").replace('xen_extra_mem = "2.6.39-rc5"\n', "")
+    v = load_variant(_write(tmp_path, native))
+    assert not v.xen and v.code["xen_extra_mem"] == "2.6.39-rc5"  # a default nobody reads
+    v39 = (
+        GOOD.replace('init_mem_mapping = "2.6.37"', 'init_mem_mapping = "3.9"')
+        .replace('find_early_table_space = "2.6.39-rc1"\n', "")
+        .replace('pagetable_reserve = "2.6.39"', 'pagetable_reserve = "3.9"')
+    )
+    v = load_variant(_write(tmp_path, v39, "v39.toml"))
+    assert v.placement == "mapped" and v.code["find_early_table_space"] == "none"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('initmem_init = "2.6.37"', 'initmem_init = "2.6.38"', "key 'code.initmem_init': must be one of"),
+        ('initmem_init = "2.6.37"', 'initmem_init = 37', "key 'code.initmem_init': must be one of"),
+        ('initmem_init = "2.6.37"', 'initmem = "2.6.37"', "key 'code.initmem': unknown key"),
+        ('initmem_init = "2.6.37"\n', "", "key 'code': key 'code.initmem_init' missing"),
+        ('pagetable_reserve = "2.6.39"', 'pagetable_reserve = "3.9"', "only init_mem_mapping 3.9 goes without"),
+        ('init_mem_mapping = "2.6.37"', 'init_mem_mapping = "3.9"', "init_mem_mapping 3.9 has no buffer"),
+    ],
+)
+def test_bad_code_table(tmp_path: Path, old: str, new: str, message: str) -> None:
+    text = GOOD.replace(old, new)
+    path = _write(tmp_path, text)
+    got = _error(path)
+    assert message in got, got
+    key = (new or old).split(" =")[0].strip()
+    if "must be one of" in message or "unknown key" in message:
+        assert got.startswith(f"{path}:{_line_no(text, new.strip())}:"), got
+
+
+def test_code_must_be_a_table(tmp_path: Path) -> None:
+    head, tail = GOOD.split("[code]")
+    text = head + 'code = "2.6.39"\n[expect]' + tail.split("[expect]")[1]
+    path = _write(tmp_path, text)
+    assert _error(path).startswith(f"{path}:{_line_no(text, 'code =')}: key 'code': must be a table")
 
 
 # ------------------------------------------------------------------------------------ malformed files
@@ -138,10 +231,10 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_bad_toml(tmp_path: Path) -> None:
-    text = GOOD.replace('placement = "high"', 'placement = "high')  # unterminated string on line 5
+    text = GOOD.replace('platform = "xen"', 'platform = "xen')  # unterminated string
     path = _write(tmp_path, text)
     message = _error(path)
-    assert re.match(rf"{re.escape(str(path))}:{_line_no(text, 'placement')}: bad TOML", message), message
+    assert re.match(rf"{re.escape(str(path))}:{_line_no(text, 'platform')}: bad TOML", message), message
 
 
 def test_bad_toml_duplicate_key(tmp_path: Path) -> None:
@@ -151,7 +244,7 @@ def test_bad_toml_duplicate_key(tmp_path: Path) -> None:
     assert re.match(rf"{re.escape(str(path))}:{len(text.splitlines())}: bad TOML", message), message
 
 
-@pytest.mark.parametrize("key", ["name", "platform", "placement", "readonly", "reserve", "writable"])
+@pytest.mark.parametrize("key", ["name", "release", "commit", "platform", "readonly", "reserve", "writable"])
 def test_missing_required_key(tmp_path: Path, key: str) -> None:
     text = "".join(line for line in GOOD.splitlines(keepends=True) if not line.startswith(f"{key} ="))
     path = _write(tmp_path, text)
@@ -165,11 +258,12 @@ def test_missing_expect_table(tmp_path: Path) -> None:
     assert "key 'expect': missing" in message
 
 
-def test_unknown_key(tmp_path: Path) -> None:
-    text = GOOD.replace('platform = "xen"', 'platform = "xen"\nplacment = "low"')
+@pytest.mark.parametrize("key", ["placment", "placement", "hook"])  # a typo; keys of the old format
+def test_unknown_key(tmp_path: Path, key: str) -> None:
+    text = GOOD.replace('platform = "xen"', f'platform = "xen"\n{key} = "low"')
     path = _write(tmp_path, text)
     message = _error(path)
-    assert message.startswith(f"{path}:{_line_no(text, 'placment')}: key 'placment': unknown key"), message
+    assert message.startswith(f"{path}:{_line_no(text, f'{key} =')}: key '{key}': unknown key"), message
 
 
 def test_non_string_value(tmp_path: Path) -> None:
@@ -183,8 +277,6 @@ def test_non_string_value(tmp_path: Path) -> None:
     ("key", "old", "new"),
     [
         ("platform", 'platform = "xen"', 'platform = "kvm"'),
-        ("placement", 'placement = "high"', 'placement = "middle"'),
-        ("hook", 'placement = "high"', 'placement = "high"\nhook = "x86"'),
     ],
 )
 def test_bad_enumerated_value(tmp_path: Path, key: str, old: str, new: str) -> None:
@@ -240,7 +332,7 @@ def test_bad_verdict(tmp_path: Path) -> None:
 
 
 def test_expect_not_a_table(tmp_path: Path) -> None:
-    text = GOOD.split("[expect]")[0] + 'expect = "proved"\n'
+    text = GOOD.split("[expect]")[0].replace("[code]", 'expect = "proved"\n\n[code]')
     path = _write(tmp_path, text)
     message = _error(path)
     assert message.startswith(f"{path}:{_line_no(text, 'expect =')}: key 'expect': must be a table"), message
@@ -278,12 +370,12 @@ def test_policy_too_deep_is_an_error_not_a_crash(tmp_path: Path, policy: str, co
 def test_not_utf8_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "v.toml"
     path.write_bytes(GOOD.replace('"a test variant"', '"caf\xe9"').encode("latin-1"))
-    assert _error(path) == f"{path}:3: not UTF-8 text (byte {GOOD.index('a test variant') + 3})"
+    assert _error(path) == f"{path}:5: not UTF-8 text (byte {GOOD.index('a test variant') + 3})"
 
 
 def test_inline_and_sub_table_expectations_name_their_line(tmp_path: Path) -> None:
     head, _ = GOOD.split("[expect]")
-    inline = head + 'expect = {buffer_fits = "proved", no_rw_alias = "yes"}\n'
+    inline = head.replace("[code]", 'expect = {buffer_fits = "proved", no_rw_alias = "yes"}\n\n[code]')
     path = _write(tmp_path, inline)
     assert _error(path).startswith(
         f"{path}:{_line_no(inline, 'expect =')}: key 'expect.no_rw_alias': must be"

@@ -49,7 +49,8 @@ class BootResult:
     p2m: P2M | None = None
     max_pfn: int = 0
     max_low_pfn: int = 0
-    # Every buffer page at the end: (RW bit of its direct-map PTE, or None if unmapped; reserved)
+    # Every buffer page as its call's reserve step left it (a buffer the boot never finished: as the boot
+    # stopped): (RW bit of its direct-map PTE, or None if unmapped; reserved)
     final_pages: dict[int, tuple[bool | None, bool]] = field(default_factory=dict)
 
     @property
@@ -104,14 +105,23 @@ def boot(
         p2m=g.p2m,
         max_pfn=g.max_pfn,
         max_low_pfn=g.max_low_pfn,
-        final_pages={
-            p: (g.mapped_rw(p), g.memblock.is_reserved(pfn_phys(p)))
-            for b in g.buffers
-            for p in range(b.pgt_buf_start, b.pgt_buf_top)
-        }
-        if g.hv is not None
-        else {},
+        final_pages=_final_pages(g),
     )
+
+
+def _final_pages(g: Guest) -> dict[int, tuple[bool | None, bool]]:
+    out: dict[int, tuple[bool | None, bool]] = {}
+    if g.hv is None:
+        return out
+    for b in g.buffers:
+        if b.judged:
+            out.update(b.pages)
+        else:
+            out.update(
+                (p, (g.mapped_rw(p), g.memblock.is_reserved(pfn_phys(p))))
+                for p in range(b.pgt_buf_start, b.pgt_buf_top)
+            )
+    return out
 
 
 def _properties(g: Guest, failure: Failure | None) -> dict[str, bool | None]:

@@ -72,7 +72,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("tables", re.compile(rf"^kernel direct mapping tables up to (?P<e>{_H}+) @ (?P<a>{_H}+)-(?P<b>{_H}+)$")),
     ("tables", re.compile(rf"^kernel direct mapping tables up to (?P<e>{_H}+) @ \[0x(?P<a>{_H}+)-0x(?P<b1>{_H}+)\]$")),
     ("reserve", re.compile(rf"^\s*memblock_x86_reserve_range: \[0x(?P<a>{_H}+)-0x(?P<b1>{_H}+)\]\s+(?P<name>.+?)\s*$")),
-    ("reserve", re.compile(rf"^\s*memblock_reserve: \[0x(?P<a>{_H}+)-0x(?P<b1>{_H}+)\]\s+(?P<name>\S+?)(?:\+0x.*)?$")),
+    ("reserve", re.compile(rf"^\s*memblock_reserve: \[0x(?P<a>{_H}+)-0x(?P<b>{_H}+)\]\s+(?P<name>\S+?)(?:\+0x.*)?$")),
     ("reserve", re.compile(rf"^BRK \[0x(?P<a>{_H}+), 0x(?P<b1>{_H}+)\] (?P<name>PGTABLE)$")),
     ("setting_rw", re.compile(rf"^xen: setting RW the range (?P<a>{_H}+) - (?P<b>{_H}+)$")),
     ("ramdisk", re.compile(rf"^RAMDISK: (?P<a>{_H}+) - (?P<b>{_H}+)$")),
@@ -279,9 +279,17 @@ def configure(
         kw["mem_bytes"] = sum(e.size for e in kw["e820"].map if e.type == 1)
     elif "mem_bytes" not in kw:
         kw["mem_bytes"] = _domain_memory(log, variant, role, kw, max_pfn, max_low_pfn, notes)
+    if role == "dom0" and "e820" not in kw:  # xen_memory_setup: BUG_ON(xen_initial_domain()) without it
+        raise LogError(
+            f"{log.path}:1: a dom0 boots on the host's E820 (XENMEM_machine_memory_map) and the log shows none"
+            f" ('(XEN) Xen-e820 RAM map:'); give it with --e820 FILE"
+        )
     if mfn_pfn is not None and role != "native":
         nr = kw["mem_bytes"] >> 12
-        kw["p2m"] = P2M.through(nr, mfn_pfn[1], mfn_pfn[0], 1 if role == "dom0" and "p2m" not in kw else -1)
+        # construct_dom0's p2m is one ascending chunk, but a debug Xen reverses it above v_end (REVERSE_START):
+        # a logged mfn below its pfn can only be on that reversed part.
+        up = role == "dom0" and "p2m" not in kw and mfn_pfn[0] >= mfn_pfn[1]
+        kw["p2m"] = P2M.through(nr, mfn_pfn[1], mfn_pfn[0], 1 if up else -1)
         notes.append(f"p2m through the logged pair mfn {mfn_pfn[0]:x} (pfn {mfn_pfn[1]:x}): {kw['p2m'].describe()}")
     kw["xen_build_lines"] = tuple(sorted(xen_lines.items()))
     if log.dialect == "tip-2010":  # not a release's format: print the boot's lines the way this kernel did

@@ -28,7 +28,7 @@ TYPE_NAMES = {
     E820_ACPI: "ACPI data",
     E820_NVS: "ACPI NVS",
     E820_UNUSABLE: "unusable",
-    E820_RESERVED_KERN: "reserved",
+    E820_RESERVED_KERN: "usable",  # e820_print_type: "case E820_RAM: case E820_RESERVED_KERN:"
 }
 _NAME_TYPES = {"usable": E820_RAM, "reserved": E820_RESERVED, "ACPI data": E820_ACPI, "ACPI NVS": E820_NVS}
 _NAME_TYPES["unusable"] = E820_UNUSABLE
@@ -115,7 +115,7 @@ class E820:
         """`e820_print_map(who)` in the release's format ("2.6": 2.6.x .. 3.1; "3.9": `[mem ...]`)."""
         if release_format == "3.9":
             return [f"{who}: [mem {e.addr:#018x}-{e.end - 1:#018x}] {_type_name(e.type)}" for e in self.map]
-        return [f" {who}: {e.addr:016x} - {e.end:016x} ({_type_name(e.type)})" for e in self.map]
+        return [f" {who}: {e.addr:016x} - {e.end:016x} {_type_text(e.type)}" for e in self.map]
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, E820) and self.map == other.map
@@ -128,12 +128,19 @@ def _type_name(t: int) -> str:
     return TYPE_NAMES.get(t, f"type {t}")
 
 
+def _type_text(t: int) -> str:
+    """2.6's `e820_print_type`: a known type in parentheses, another as `type %u` without."""
+    return f"({TYPE_NAMES[t]})" if t in TYPE_NAMES else f"type {t}"
+
+
 def end_pfn_line(last_pfn: int) -> str:
     """The line `e820_end_pfn` prints."""
     return f"last_pfn = {last_pfn:#x} max_arch_pfn = {MAX_ARCH_PFN:#x}"
 
 
-_OLD = re.compile(r"^\s*(?P<who>[\w-]+): (?P<a>[0-9a-fA-F]{16}) - (?P<b>[0-9a-fA-F]{16}) \((?P<t>[^)]*)\)\s*$")
+_OLD = re.compile(
+    r"^\s*(?P<who>[\w-]+): (?P<a>[0-9a-fA-F]{16}) - (?P<b>[0-9a-fA-F]{16}) (?:\((?P<t>[^)]*)\)|(?P<n>type \d+))\s*$"
+)
 _NEW = re.compile(
     r"^\s*(?P<who>[\w-]+): \[mem 0x(?P<a>[0-9a-fA-F]+)-0x(?P<b>[0-9a-fA-F]+)\] (?P<t>usable|reserved|ACPI data"
     r"|ACPI NVS|unusable|type \d+)\s*$"
@@ -150,7 +157,7 @@ def match_e820_line(text: str) -> tuple[str, E820Entry] | None:
         if not m:
             return None
         addr, end = int(m["a"], 16), int(m["b"], 16) + 1
-    name = m["t"]
+    name = m["t"] or m.groupdict().get("n") or ""
     if name.startswith("type "):
         type_ = int(name.split()[1])
     elif name in _NAME_TYPES:
@@ -186,7 +193,7 @@ def parse_e820_lines(lines: Iterable[tuple[int, str]], source: str) -> E820:
     return out
 
 
-_TIMESTAMP = re.compile(r"^\s*(<\d>)?\s*\[\s*\d+\.\d+\]\s?")
+_TIMESTAMP = re.compile(r"^(?:\s*<\d{1,3}>)?(?:\s*\[\s*\d+\.\d+\]\s?)?")  # either, both or none
 
 
 def strip_timestamp(text: str) -> str:

@@ -92,6 +92,9 @@ class BufferState:
     ro_after_reserve: tuple[int, ...] = ()  # spare pages still mapped RO
     spare_reserved: tuple[int, ...] = ()  # spare pages reserved
     used_unreserved: tuple[int, ...] = ()  # used pages left free
+    pages: dict[int, tuple[bool | None, bool]] = field(
+        default_factory=dict
+    )  # pfn -> (RW bit or None, reserved)
 
     @property
     def used(self) -> range:
@@ -213,9 +216,12 @@ class Guest:
     def judge(self, buf: BufferState) -> None:
         """Record the buffer as the reserve step left it."""
         reserved = self.memblock.is_reserved
-        buf.ro_after_reserve = tuple(p for p in buf.spare if self.mapped_rw(p) is False)
-        buf.spare_reserved = tuple(p for p in buf.spare if reserved(pfn_phys(p)))
-        buf.used_unreserved = tuple(p for p in buf.used if not reserved(pfn_phys(p)))
+        buf.pages = {
+            p: (self.mapped_rw(p), reserved(pfn_phys(p))) for p in range(buf.pgt_buf_start, buf.pgt_buf_top)
+        }
+        buf.ro_after_reserve = tuple(p for p in buf.spare if buf.pages[p][0] is False)
+        buf.spare_reserved = tuple(p for p in buf.spare if buf.pages[p][1])
+        buf.used_unreserved = tuple(p for p in buf.used if not buf.pages[p][1])
         buf.judged = True
 
     def live_level(self, pfn: int) -> int:
@@ -226,7 +232,9 @@ class Guest:
 
     def step(self, action: str, pfn: int, detail: str = "") -> None:
         buf = self.buf
-        self.steps.append(Step(len(self.steps), self.call, action, pfn, detail, buf.pgt_buf_end if buf else 0))
+        self.steps.append(
+            Step(len(self.steps), self.call, action, pfn, detail, buf.pgt_buf_end if buf else 0)
+        )
 
     def in_buffer(self, pfn: int) -> bool:
         buf = self.buf

@@ -70,6 +70,7 @@ class BootConfig:
     role: str = "domU"
     mem_bytes: int = 6 << 30  # domU / dom0: nr_pages << PAGE_SHIFT; native: the E820's RAM
     e820: E820 | None = None  # dom0, native: the host's map; domU: None
+    slack_bytes: int = XEN_SLACK_BYTES  # domU: its E820 is [0, memory + slack) (the kernel's or libxl's 8 MiB)
     kernel_bytes: int = DEFAULT_KERNEL_BYTES
     ramdisk_bytes: int = DEFAULT_RAMDISK_BYTES
     ramdisk_start: int | None = None  # native: where the boot loader put it; Xen: right after the kernel

@@ -192,10 +192,11 @@ def _insert(regions: list[Region], base: int, end: int, name: str) -> None:
 
 
 def reserve_line(base: int, end: int, name: str, dialect: str = "2.6") -> str:
-    """The `memblock=debug` line of `memblock_x86_reserve_range` (2.6.37 .. 3.1); 3.9's `memblock_reserve`
-    names its caller (`%pF`), shown here without the offset."""
+    """The `memblock=debug` line of `memblock_x86_reserve_range` (2.6.37 .. 3.1: `end - 1`); 3.9's
+    `memblock_reserve` prints `base + size` (mm/memblock.c, 3.9.6) and names its caller (`%pF`), shown here as
+    the reservation's name instead."""
     if dialect == "3.9":
-        return f"memblock_reserve: [{base:#016x}-{end - 1:#016x}] {name}"
+        return f"memblock_reserve: [{base:#016x}-{end:#016x}] {name}"
     return f"    memblock_x86_reserve_range: [{base:#010x}-{end - 1:#010x}] {name:>16}"
 
 

@@ -122,7 +122,14 @@ def _memory_setup(g: Guest) -> None:
     if g.xen:
         sod = g.sod
         ms = xen_memory_setup(
-            cfg.nr_pages, cfg.e820, cfg.dom0, g.variant.code["xen_extra_mem"], g.memblock, sod.mfn_list, sod.pt_base
+            cfg.nr_pages,
+            cfg.e820,
+            cfg.dom0,
+            g.variant.code["xen_extra_mem"],
+            g.memblock,
+            sod.mfn_list,
+            sod.pt_base,
+            cfg.slack_bytes,
         )
         g.e820 = ms.e820
         if ms.released:  # xen_release_chunk: those pfns have no mfn any more

@@ -171,6 +171,9 @@ def native_start_of_day(g: Guest) -> None:
     cfg = g.config
     kernel_start = KERNEL_START_PFN
     kernel_end = kernel_start + pages(cfg.kernel_bytes)
+    image = (pfn_phys(kernel_start), pfn_phys(kernel_end))
+    if not any(a <= image[0] and image[1] <= b for a, b in cfg.host_e820().ram()):
+        raise ValueError(f"no RAM holds the kernel image [{image[0]:#x}, {image[1]:#x}): the machine is too small")
     g.kernel_start, g.kernel_end = kernel_start, kernel_end
     g.hv = Hypervisor(g.rules, frames=1)
     t = g.tables = _kernel_tables(g, kernel_start, kernel_end)

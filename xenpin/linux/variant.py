@@ -132,17 +132,15 @@ class KernelVariant:
 def _line_of(text: str, key: str, table: str | None = None) -> int:
     """The line where `key = ...` appears (inside `[table]` if given, or an inline `table = {...}`, or as a
     `[table.key]` header); 1 if not found."""
-    in_table = table is None
+    in_table = table is None  # top-level keys: until the first table header
     lines = text.splitlines()
     for n, line in enumerate(lines, start=1):
         stripped = line.strip()
         if stripped.startswith("["):
             header = stripped.strip("[] ")
             if header == (key if table is None else f"{table}.{key}"):
-                return n  # the key is a table: its `[key]` header
+                return n  # the key is a table: its `[key]` header (after other tables too)
             in_table = table is not None and header == table
-            if table is None:
-                break
             continue
         if in_table and re.match(rf"{re.escape(key)}\s*=", stripped):
             return n

@@ -9,8 +9,10 @@ entry `[0, mem_end + 8 MiB)` ("8MB slack (to balance backend allocations)"). RAM
 every entry that ends above it. The ISA hole `[0xa0000, 0x100000)` is reserved, `[mfn_list, pt_base)` is
 reserved as "XEN START INFO", dom0's RAM pfns inside E820 holes are given back (`xen_return_unused_memory`),
 and the extra pages -- at most 10x the base -- become RAM at `xen_extra_mem_start`, reserved as "XEN EXTRA".
-3.9 (`xen_get_max_pages`, `xen_set_identity_and_release`): only pages up to the domain's maximum reservation
-become extra (xl sets it to `memory` + `LIBXL_MAXMEM_CONSTANT` = 1 MiB); the rest of the slack is unusable.
+3.9 (read at 3.9.6): `xen_get_max_pages` is `MAX_DOMAIN_PAGES` (CONFIG_XEN_MAX_DOMAIN_MEMORY = 500 GiB) for a domU
+and the maximum reservation (`~0U` under Xen 4.1's construct_dom0) for dom0, so every RAM page past `mem_end`
+becomes extra, at most 10x the base; RAM past that would be E820_UNUSABLE. (`xen_set_identity_and_release`'s
+release of dom0's holes is not modelled for 3.9.)
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from xenpin.linux.memblock import Memblock
 
 MAX_DOMAIN_PAGES = 1 << (46 - PAGE_SHIFT)  # x86-64: MAX_PHYSMEM_BITS
 EXTRA_MEM_RATIO = 10
-LIBXL_MAXMEM_PAGES = 1024 >> 2  # LIBXL_MAXMEM_CONSTANT, 1024 KiB
+MAX_DOMAIN_PAGES_39 = (500 << 30) >> PAGE_SHIFT  # 3.9: CONFIG_XEN_MAX_DOMAIN_MEMORY default 500 (GiB) on x86-64
 FOUR_GIB = FOUR_GIB_PFN << PAGE_SHIFT
 
 
@@ -53,12 +55,14 @@ def xen_memory_setup(
     memblock: Memblock,
     mfn_list: int,
     pt_base: int,
+    slack: int = XEN_SLACK_BYTES,
 ) -> MemorySetup:
     """The release's `xen_memory_setup` (`version` = the variant's `[code] xen_extra_mem`); reserves in
-    `memblock`. `host` is the host's map for dom0, None for a domU. Pfns `mfn_list`, `pt_base`."""
+    `memblock`. `host` is the host's map for dom0, None for a domU (whose map is `[0, mem_end + slack)`).
+    Pfns `mfn_list`, `pt_base`."""
     max_pfn = min(MAX_DOMAIN_PAGES, nr_pages)
     mem_end = max_pfn << PAGE_SHIFT
-    raw = list(host.map) if host is not None else [E820Entry(0, mem_end + XEN_SLACK_BYTES, E820_RAM)]
+    raw = list(host.map) if host is not None else [E820Entry(0, mem_end + slack, E820_RAM)]
     if version == "3.9":
         return _memory_setup_39(max_pfn, raw, memblock, mfn_list, pt_base)
     e820 = E820()
@@ -120,7 +124,7 @@ def _memory_setup_39(
     max_pfn: int, raw: list[E820Entry], memblock: Memblock, mfn_list: int, pt_base: int
 ) -> MemorySetup:
     mem_end = max_pfn << PAGE_SHIFT
-    extra_pages = LIBXL_MAXMEM_PAGES
+    extra_pages = max(0, MAX_DOMAIN_PAGES_39 - max_pfn)  # xen_get_max_pages() - max_pfn
     extra_pages = min(EXTRA_MEM_RATIO * max_pfn, extra_pages)
     e820 = E820()
     extra_start, extra_bytes = mem_end, 0

@@ -19,21 +19,24 @@ def _witness_lines(v: Verdict) -> list[str]:
     if w is None:
         return []
     out = [
-        f"      {'smallest' if w.minimal else 'another'}: memory {w.mem_bytes:#x} bytes, init_memory_mapping call {w.call}, pfn {w.pfn:#x}"
-        f" ({pfn_phys(w.pfn):#x})" + (f", allocation #{w.alloc}" if w.alloc is not None else "")
+        f"      {'smallest' if w.minimal else 'another'}: {w.describe()}, init_memory_mapping call {w.call}, pfn"
+        f" {w.pfn:#x} ({pfn_phys(w.pfn):#x})" + (f", allocation #{w.alloc}" if w.alloc is not None else "")
     ]
     r = v.replay
     if r is not None:
         for b in r.buffers:
-            out.append(
-                f"      call {b.call}: pgt_buf_start {b.pgt_buf_start:#x} pgt_buf_end {b.pgt_buf_end:#x}"
-                f" pgt_buf_top {b.pgt_buf_top:#x}"
-            )
+            if b.call >= 0:
+                out.append(
+                    f"      call {b.call}: pgt_buf_start {b.pgt_buf_start:#x} pgt_buf_end {b.pgt_buf_end:#x}"
+                    f" pgt_buf_top {b.pgt_buf_top:#x}"
+                )
         f = r.failure
         if f is not None:
-            out.append(f"      replay: {f.outcome} at boot step {f.step}, pfn {f.pfn:#x}")
-            out.extend(f"        (XEN) {line}" for line in f.xen_log)
-            out.append(f"        {f.message}")
+            where = f" in {f.phase}" if f.phase else ""
+            out.append(f"      replay: {f.outcome}{where} at boot step {f.step}, pfn {f.pfn:#x}")
+            out.extend(f"        {line}" for line in f.xen_log)
+            if not f.message.startswith("(XEN)"):
+                out.append(f"        {f.message}")
         else:
             out.append(f"      replay: boot ok, {v.prop} = {r.properties[v.prop]}")
     out.extend(f"      note: {n}" for n in v.notes)
@@ -59,10 +62,11 @@ def _lemma_lines(lemmas: list[LemmaVerdict]) -> list[str]:
         by_name.setdefault(lv.ref.name, []).append(lv)
     for name, group in by_name.items():
         proved = [lv for lv in group if lv.verdict == "proved"]
-        where = ", ".join(f"{lv.ref.placement} {lv.ref.call}" for lv in proved if lv.ref.placement)
+        shapes = {lv.ref.shape for lv in proved if lv.ref.shape}
+        where = f" [{len(proved)} instances: {len(shapes)} walk shapes x their calls]" if shapes else ""
         seconds = sum(lv.seconds for lv in proved)
         if proved:
-            out.append(f"  proved   {seconds:5.2f}s  {name}{f' [{where}]' if where else ''}: {group[0].text}")
+            out.append(f"  proved   {seconds:5.2f}s  {name}{where}: {group[0].text}")
         for lv in group:
             if lv.verdict != "proved":
                 reason = f" ({lv.reason})" if lv.reason else ""
@@ -71,12 +75,12 @@ def _lemma_lines(lemmas: list[LemmaVerdict]) -> list[str]:
 
 
 def render_text(verdicts: list[Verdict], seconds: float, solver: str = "z3") -> str:
-    out = [f"{'variant':<12}{'property':<16}{'verdict':<18}{'expected':<16}{'time':>7}"]
+    out = [f"{'variant':<18}{'property':<16}{'verdict':<18}{'expected':<16}{'time':>7}"]
     for v in verdicts:
         mark = "" if v.as_expected else "   <-- differs"
         vac = " (vacuous)" if v.vacuous and v.verdict == "proved" else ""
         out.append(
-            f"{v.variant.name:<12}{v.prop:<16}{v.verdict + vac:<18}{v.expected:<16}{v.seconds:6.2f}s{mark}"
+            f"{v.variant.name:<18}{v.prop:<16}{v.verdict + vac:<18}{v.expected:<16}{v.seconds:6.2f}s{mark}"
         )
         out.extend(_witness_lines(v))
         if v.verdict == "unknown" and not v.witness:
@@ -110,6 +114,7 @@ def prove_json(verdicts: list[Verdict], seconds: float, solver: str = "z3") -> d
             else {
                 "call": w.call,
                 "mem_bytes": hex(w.mem_bytes),
+                "machine": {name: hex(value << 12) for name, value in w.machine},
                 "pfn": hex(w.pfn),
                 "alloc": w.alloc,
                 "minimal": w.minimal,

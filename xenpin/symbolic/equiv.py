@@ -15,7 +15,14 @@ from xenpin.linux.boot import BootResult, boot
 from xenpin.linux.variant import KernelVariant
 from xenpin.symbolic.minimise import lexicographic_min
 from xenpin.symbolic.obligations import Equivalence, build_equiv
-from xenpin.symbolic.prove import REPLAY_LIMIT_BYTES, prove_lemmas, unproved_lemmas
+from xenpin.symbolic.prove import (
+    NATIVE_PARAMS,
+    REPLAY_LIMIT_BYTES,
+    XEN_PARAMS,
+    Witness,
+    prove_lemmas,
+    unproved_lemmas,
+)
 from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S, check
 
 
@@ -30,6 +37,7 @@ class EquivResult:
     detail: str = ""
     replay_a: BootResult | None = None
     replay_b: BootResult | None = None
+    witness: Witness | None = None
 
 
 def compare(
@@ -42,6 +50,9 @@ def compare(
     refs = set()
     for call in (0, 1):
         eq = build_equiv(a, b, call)
+        if eq is None:
+            return EquivResult(a, b, "unknown", detail="their walks differ in shape (placement, layout code):"
+                               " the closed form compares variants that differ in their policies only")  # fmt: skip
         refs.update(h.ref for h in eq.hypotheses)
         answer = check(eq.formula, **limits)
         if answer.status == "unknown":
@@ -57,8 +68,12 @@ def compare(
 def _distinguish(
     a: KernelVariant, b: KernelVariant, call: int, eq: Equivalence, model: z3.ModelRef, limits: dict
 ) -> EquivResult:
-    least = lexicographic_min(eq.formula, [eq.max_pfn, eq.pfn], model, **limits)
-    max_pfn, pfn = least.values
+    p = eq.terms.params
+    names = XEN_PARAMS if eq.terms.shape.platform == "xen" else NATIVE_PARAMS
+    machine = [getattr(p, n) for n in names]
+    least = lexicographic_min(eq.formula, [*machine, eq.pfn], model, **limits)
+    *values, pfn = least.values
+    witness = Witness(call, tuple(zip(names, values, strict=True)), pfn, None, least.minimal)
 
     def holds(term: z3.BoolRef) -> bool:
         return z3.is_true(least.model.eval(term, model_completion=True))
@@ -68,14 +83,14 @@ def _distinguish(
         what.append(f"read-only in {a.name if holds(eq.ro_a) else b.name} only")
     if holds(eq.reserved_a) != holds(eq.reserved_b):
         what.append(f"reserved in {a.name if holds(eq.reserved_a) else b.name} only")
-    res = EquivResult(a, b, "different", max_pfn << 12, call, pfn, "; ".join(what))
+    res = EquivResult(a, b, "different", witness.mem_bytes, call, pfn, "; ".join(what), witness=witness)
     if not least.minimal:
         res.detail += " (minimisation stopped early: perhaps not the smallest)"
     if res.mem_bytes > REPLAY_LIMIT_BYTES:
         res.verdict = "unknown"
         res.detail += f" (more memory than the replay limit {REPLAY_LIMIT_BYTES:#x}: not confirmed)"
         return res
-    res.replay_a, res.replay_b = boot(a, res.mem_bytes), boot(b, res.mem_bytes)
+    res.replay_a, res.replay_b = boot(a, witness.config()), boot(b, witness.config())
     if _observed(res.replay_a, pfn) == _observed(res.replay_b, pfn):
         res.verdict = "unknown"
         res.detail += " (the boot walk shows no difference at this page: not confirmed)"

@@ -11,7 +11,7 @@ import z3
 from xenpin.linux.boot import boot
 from xenpin.linux.variant import KernelVariant
 from xenpin.symbolic.obligations import ALLOCATION_PROPERTIES, build
-from xenpin.symbolic.prove import CALLS, Verdict, Witness, prove_property
+from xenpin.symbolic.prove import CALLS, NATIVE_PARAMS, XEN_PARAMS, Verdict, Witness, defaults, prove_property
 from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S, check
 from xenpin.symbolic.walk import c
 
@@ -31,26 +31,28 @@ def counterexamples(
     found = [first]
     if first.witness is None:
         return found
-    seen = {first.witness.max_pfn}
+    seen = {first.witness.size}
     for call in CALLS:
         ob = build(variant, prop, call)
         while len(found) < count:
-            excluded = [ob.max_pfn != c(m) for m in sorted(seen)]
-            small = z3.ULE(ob.max_pfn, c(EXTRA_LIMIT_BYTES >> 12))  # replayable sizes only
-            answer = check(z3.And(ob.formula(), small, *excluded), rlimit=rlimit, timeout_s=timeout_s)
+            excluded = [ob.size != c(m) for m in sorted(seen)]
+            small = z3.ULE(ob.size, c(EXTRA_LIMIT_BYTES >> 12))  # replayable sizes only
+            query = z3.And(ob.formula(), small, defaults(ob), *excluded)
+            answer = check(query, rlimit=rlimit, timeout_s=timeout_s)
             if answer.status != "sat":
                 break
             m = answer.model
+            names = XEN_PARAMS if ob.terms.shape.platform == "xen" else NATIVE_PARAMS
             w = Witness(
                 call,
-                m.eval(ob.max_pfn).as_long(),
+                tuple((n, m.eval(getattr(ob.params, n), model_completion=True).as_long()) for n in names),
                 m.eval(ob.pfn, model_completion=True).as_long(),
                 m.eval(ob.alloc, model_completion=True).as_long() if prop in ALLOCATION_PROPERTIES else None,
                 minimal=False,
             )
-            seen.add(w.max_pfn)
+            seen.add(w.size)
             v = Verdict(variant, prop, "unknown", answer.seconds, witness=w)
-            v.replay = boot(variant, w.mem_bytes)
+            v.replay = boot(variant, w.config())
             if v.replay.properties[prop] is False:
                 v.verdict = "counterexample"
             else:

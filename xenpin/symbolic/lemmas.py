@@ -1,4 +1,4 @@
-"""Lemmas about the walk's closed form (`walk.py`): proved once per placement and call, then used by obligations.
+"""Lemmas about the walk's closed form (`walk.py`): proved once per walk shape and call, then used by obligations.
 
 Some facts every proof leans on are obvious to a person and costly for a bit-blaster at 64 bits: `pgt_buf_end`
 only grows while `kernel_physical_mapping_init` runs, so the `pgt_buf_end` a PTE was written with is at most
@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import z3
 
-from xenpin.symbolic.walk import BV, Call, c, calls, domain
+from xenpin.symbolic.form import Call, Shape
+from xenpin.symbolic.walk import BV, Terms, c, terms_of
 
 SMALL_BITS = 30  # the domain's 2**28 pages, with room for the sums the walk forms
 
@@ -32,21 +33,22 @@ def small(x: BV) -> z3.BoolRef:
 
 @dataclass(frozen=True, order=True)
 class LemmaRef:
-    """A lemma for one placement and `init_memory_mapping` call (both `None` for pure arithmetic)."""
+    """A lemma for one walk shape (`form.Shape.key`) and `init_memory_mapping` call (`None` for arithmetic)."""
 
     name: str
-    placement: str | None = None
+    shape: str | None = None
     call: int | None = None
 
     def __str__(self) -> str:
-        return self.name if self.placement is None else f"{self.name}[{self.placement}, call {self.call}]"
+        return self.name if self.shape is None else f"{self.name}[{self.shape}, call {self.call}]"
 
 
 @dataclass(frozen=True)
 class Instance:
-    """`lemma` with `args` for its parameters, about call `k` (ignored by arithmetic lemmas)."""
+    """`lemma` with `args` for its parameters, about call `k` of the walk `t` (ignored by arithmetic lemmas)."""
 
     lemma: str
+    t: Terms
     k: Call
     args: tuple[BV, ...] = ()
 
@@ -54,10 +56,10 @@ class Instance:
     def ref(self) -> LemmaRef:
         if not LEMMAS[self.lemma].about_walk:
             return LemmaRef(self.lemma)
-        return LemmaRef(self.lemma, self.k.placement, self.k.index)
+        return LemmaRef(self.lemma, self.t.shape.key, self.k.index)
 
-    def formula(self, max_pfn: BV) -> z3.BoolRef:
-        return LEMMAS[self.lemma].claim(self.k, max_pfn, *self.args)
+    def formula(self) -> z3.BoolRef:
+        return LEMMAS[self.lemma].claim(self.t, self.k, *self.args)
 
 
 @dataclass(frozen=True)
@@ -65,12 +67,12 @@ class Lemma:
     name: str
     text: str
     params: tuple[str, ...]
-    claim: Callable[..., z3.BoolRef]  # claim(k, max_pfn, *params)
-    uses: Callable[..., list[Instance]]  # uses(k, max_pfn, *params): the instances its proof needs
+    claim: Callable[..., z3.BoolRef]  # claim(t, k, *params)
+    uses: Callable[..., list[Instance]]  # uses(t, k, *params): the instances its proof needs
     about_walk: bool = True  # False: a bit-vector fact, true without the domain
 
 
-def _no_lemmas(k: Call, max_pfn: BV, *params: BV) -> list[Instance]:
+def _no_lemmas(t: Terms, k: Call, *params: BV) -> list[Instance]:
     return []
 
 
@@ -83,9 +85,9 @@ def _in_walk(k: Call, chunk: BV) -> z3.BoolRef:
     return z3.And(z3.ULE(k.first_new_chunk, chunk), z3.ULE(chunk, k.last_chunk))
 
 
-def _walk_bounded(k: Call, max_pfn: BV) -> z3.BoolRef:
+def _walk_bounded(t: Terms, k: Call) -> z3.BoolRef:
     return z3.And(
-        small(max_pfn),
+        small(t.size),
         small(k.range_end),
         small(k.pgt_buf_start),
         small(k.pgt_buf_top),
@@ -95,23 +97,23 @@ def _walk_bounded(k: Call, max_pfn: BV) -> z3.BoolRef:
     )
 
 
-def _allocs_fit(k: Call, max_pfn: BV) -> z3.BoolRef:
+def _allocs_fit(t: Terms, k: Call) -> z3.BoolRef:
     return z3.ULE(k.total_allocs, k.tables)
 
 
-def _chunk_in_range(k: Call, max_pfn: BV, pfn: BV) -> z3.BoolRef:
+def _chunk_in_range(t: Terms, k: Call, pfn: BV) -> z3.BoolRef:
     in_range = z3.And(z3.UGE(pfn, k.range_start), z3.ULT(pfn, k.range_end))
     return z3.Implies(in_range, z3.ULE(_chunk(pfn), k.last_chunk))
 
 
-def _alloc_monotone(k: Call, max_pfn: BV, x: BV, y: BV) -> z3.BoolRef:
+def _alloc_monotone(t: Terms, k: Call, x: BV, y: BV) -> z3.BoolRef:
     a_x, a_y = k.chunk_alloc(x), k.chunk_alloc(y)
     return z3.Implies(
         z3.And(_in_walk(k, x), _in_walk(k, y), z3.ULE(x, y)), z3.And(z3.UGE(a_x, c(1)), z3.ULE(a_x, a_y))
     )
 
 
-def _add_monotone(k: Call, max_pfn: BV, s: BV, a: BV, b: BV) -> z3.BoolRef:
+def _add_monotone(t: Terms, k: Call, s: BV, a: BV, b: BV) -> z3.BoolRef:
     return z3.Implies(
         z3.And(small(s), small(a), small(b)),
         z3.And(
@@ -121,26 +123,26 @@ def _add_monotone(k: Call, max_pfn: BV, s: BV, a: BV, b: BV) -> z3.BoolRef:
     )
 
 
-def _pte_end_bounded(k: Call, max_pfn: BV, pfn: BV) -> z3.BoolRef:
+def _pte_end_bounded(t: Terms, k: Call, pfn: BV) -> z3.BoolRef:
     written_with = k.end_when_pte_written(pfn)
-    final = k.pgt_buf_start + k.chunk_alloc(k.last_chunk)
+    final = k.pgt_buf_end
     return z3.Implies(
         k.is_new_chunk_pfn(pfn), z3.And(z3.ULT(k.pgt_buf_start, written_with), z3.ULE(written_with, final))
     )
 
 
-def _pte_end_bounded_uses(k: Call, max_pfn: BV, pfn: BV) -> list[Instance]:
+def _pte_end_bounded_uses(t: Terms, k: Call, pfn: BV) -> list[Instance]:
     chunk, start = _chunk(pfn), k.pgt_buf_start
     return [
-        Instance("walk_bounded", k),
-        Instance("chunk_in_range", k, (pfn,)),
-        Instance("alloc_monotone", k, (chunk, k.last_chunk)),
-        Instance("add_monotone", k, (start, k.chunk_alloc(chunk), k.chunk_alloc(k.last_chunk))),
-        Instance("add_monotone", k, (start, c(0), k.chunk_alloc(chunk))),
+        Instance("walk_bounded", t, k),
+        Instance("chunk_in_range", t, k, (pfn,)),
+        Instance("alloc_monotone", t, k, (chunk, k.last_chunk)),
+        Instance("add_monotone", t, k, (start, k.chunk_alloc(chunk), k.chunk_alloc(k.last_chunk))),
+        Instance("add_monotone", t, k, (start, c(0), k.chunk_alloc(chunk))),
     ]
 
 
-def _alloc_in_buffer(k: Call, max_pfn: BV, alloc: BV) -> z3.BoolRef:
+def _alloc_in_buffer(t: Terms, k: Call, alloc: BV) -> z3.BoolRef:
     page = k.pgt_buf_start + alloc - c(1)
     return z3.Implies(
         z3.And(z3.UGE(alloc, c(1)), z3.ULE(alloc, k.total_allocs)),
@@ -148,12 +150,12 @@ def _alloc_in_buffer(k: Call, max_pfn: BV, alloc: BV) -> z3.BoolRef:
     )
 
 
-def _alloc_in_buffer_uses(k: Call, max_pfn: BV, alloc: BV) -> list[Instance]:
+def _alloc_in_buffer_uses(t: Terms, k: Call, alloc: BV) -> list[Instance]:
     return [
-        Instance("walk_bounded", k),
-        Instance("allocs_fit", k),
-        Instance("add_monotone", k, (k.pgt_buf_start, alloc - c(1), k.tables)),
-        Instance("add_monotone", k, (k.pgt_buf_start, c(0), alloc - c(1))),
+        Instance("walk_bounded", t, k),
+        Instance("allocs_fit", t, k),
+        Instance("add_monotone", t, k, (k.pgt_buf_start, alloc - c(1), k.tables)),
+        Instance("add_monotone", t, k, (k.pgt_buf_start, c(0), alloc - c(1))),
     ]
 
 
@@ -162,7 +164,7 @@ LEMMAS: dict[str, Lemma] = {
     for lemma in (
         Lemma(
             "walk_bounded",
-            "pgt_buf_start <= pgt_buf_top; max_pfn, the range end, the buffer and the allocation count are below 2**30",
+            "pgt_buf_start <= pgt_buf_top; the size, the range end, the buffer and the allocation count are below 2**30",
             (),
             _walk_bounded,
             _no_lemmas,
@@ -172,7 +174,7 @@ LEMMAS: dict[str, Lemma] = {
             "the walk allocates no more pages than find_early_table_space reserved",
             (),
             _allocs_fit,
-            lambda k, m: [Instance("walk_bounded", k)],
+            lambda t, k: [Instance("walk_bounded", t, k)],
         ),
         Lemma(
             "chunk_in_range",
@@ -228,18 +230,21 @@ def proof(ref: LemmaRef) -> tuple[z3.BoolRef, list[LemmaRef]]:
 
 def _build_proof(ref: LemmaRef) -> tuple[z3.BoolRef, list[LemmaRef]]:
     lemma = LEMMAS[ref.name]
-    max_pfn = z3.BitVec("max_pfn", 64)
     params = [z3.BitVec(f"{lemma.name}.{p}", 64) for p in lemma.params]
-    placement = ref.placement or "high"  # arithmetic lemmas: any call will do, its terms are not used
-    k = calls(max_pfn, placement)[ref.call or 0]
-    used = lemma.uses(k, max_pfn, *params)
-    premises = [inst.formula(max_pfn) for inst in used]
-    negation = z3.Not(lemma.claim(k, max_pfn, *params))
+    t = terms_of(Shape.from_key(ref.shape) if ref.shape else ARITHMETIC_SHAPE)
+    k = t.call(ref.call or 0)
+    used = lemma.uses(t, k, *params)
+    premises = [inst.formula() for inst in used]
+    negation = z3.Not(lemma.claim(t, k, *params))
     if lemma.about_walk:
-        formula = z3.And(domain(max_pfn, placement), k.exists, *premises, negation)
+        formula = z3.And(t.domain, k.exists, *premises, negation)
     else:
         formula = z3.And(*premises, negation)
     return formula, sorted({inst.ref for inst in used})
+
+
+# Arithmetic lemmas name no walk; their proofs are built over any one (its terms are not used).
+ARITHMETIC_SHAPE = Shape("xen", "high", "2.6.39-rc1", "2.6.39-rc1", "2.6.39-rc5")
 
 
 def closure(refs: Iterable[LemmaRef]) -> list[LemmaRef]:

@@ -1,14 +1,21 @@
 """Proof obligations: for each property of DESIGN.md, the formula whose satisfying assignment is a violation.
 
 Built from `walk.py` (the walk in closed form) and the variant's own parsed policies (`policy.to_z3`), so the
-solver reads exactly what the boot walk evaluates. Free variables: `max_pfn` (the guest's size), `pfn` (the page
-that goes wrong) and, for `no_rw_alias`, `alloc` (the allocation whose pin or link Xen rejects). `unsat` over
-the whole domain, with the lemma instances of `lemmas.py` assumed, means the property holds for every size.
+solver reads exactly what the boot walk evaluates. Free variables: the machine's parameters (`form.Params`), `pfn`
+(the page that goes wrong) and, for `alias_writable` and `no_rw_alias`, `alloc` (the allocation whose pin or link
+Xen rejects). `unsat` over the domain, with the lemma instances of `lemmas.py` assumed, means the property holds
+for every machine of the domain.
+
+The reserve step at the end of a call: `reserve` always (the inline `memblock_x86_reserve_range` of 2.6.37 and
+2.6.39-rc6, `native_pagetable_reserve`, the seed's hook and its inline twin), `writable` only where the step
+itself makes pages RW (`pagetable_reserve` 2.6.39 and inline, on Xen): 2.6.39-rc6's `mark_rw_past_pgt` does it
+later, after the properties are judged, and 2.6.37's code never.
 
 A violation of `no_rw_alias` is one of: a page allocated as a table while an already pinned L1 of this call maps
 it RW and the mapping is not reachable from the root yet (so `make_lowmem_page_readonly` does nothing and
-`PIN_L1_TABLE` / `set_pud` fails); a table page whose own PTE a later L1 of this call writes RW (that L1's pin,
-or the page's `set_pud`, fails); or the hook making a live table page RW again.
+`PIN_L1_TABLE` / `set_pud` fails); a table page whose own PTE a later L1 of this call writes RW; the reserve step
+making a live table page RW again; or (map_low_page, 2.6.39-rc1+) the fixmap alias of an existing page table
+written RW, which Xen refuses.
 """
 
 from __future__ import annotations
@@ -19,8 +26,9 @@ import z3
 
 from xenpin.linux.policy import to_z3
 from xenpin.linux.variant import KernelVariant
+from xenpin.symbolic.form import BRK_HOLE, Call, Params
 from xenpin.symbolic.lemmas import Instance, LemmaRef
-from xenpin.symbolic.walk import BV, Call, c, calls, domain, umin
+from xenpin.symbolic.walk import BV, Terms, c, terms, umin
 
 PROPERTY_TEXT = {
     "buffer_fits": "no alloc_low_page ever passes pgt_buf_top",
@@ -32,18 +40,19 @@ PROPERTY_TEXT = {
     "live_reserved": "every page in [pgt_buf_start, pgt_buf_end) is reserved",
 }
 
-
 # Properties whose violation is about one `alloc_low_page` (the witness names the allocation number).
 ALLOCATION_PROPERTIES = ("alias_writable", "no_rw_alias")
+BRK_PAGES = 16  # start_of_day: the .brk area at the end of the image
+KERNEL_TABLES = 7  # start_of_day: head_64.S's tables and bm_pte, in the middle of the image
 
 
 @dataclass(frozen=True)
 class Obligation:
-    """One (variant, property) question: `violation` satisfiable <=> a counterexample exists in `domain`."""
+    """One (variant, property, call) question: `violation` satisfiable <=> a counterexample in `domain`."""
 
     variant: KernelVariant
     prop: str
-    max_pfn: BV
+    terms: Terms
     call: int  # which `init_memory_mapping` call (0, or 1 above 4 GiB)
     pfn: BV
     alloc: BV
@@ -53,12 +62,20 @@ class Obligation:
     premise: z3.BoolRef  # non-vacuity: the situation the property talks about can arise
 
     @property
+    def params(self) -> Params:
+        return self.terms.params
+
+    @property
+    def size(self) -> BV:
+        return self.terms.size
+
+    @property
     def lemmas(self) -> list[LemmaRef]:
         """The lemmas this obligation's answer rests on (directly; `lemmas.closure` gives the rest)."""
         return sorted({h.ref for h in self.hypotheses})
 
     def assumed(self) -> z3.BoolRef:
-        return z3.And(*(h.formula(self.max_pfn) for h in self.hypotheses))
+        return z3.And(*(h.formula() for h in self.hypotheses))
 
     def formula(self) -> z3.BoolRef:
         return z3.And(self.domain, self.assumed(), self.violation)
@@ -70,6 +87,8 @@ class Obligation:
 class _Policies:
     def __init__(self, variant: KernelVariant) -> None:
         self.v = variant
+        # the reserve step itself makes [end, top) RW only in the seed's hook (and its inline twin), on Xen
+        self.restores = variant.xen and variant.code["pagetable_reserve"] in ("2.6.39", "inline")
 
     def _env(self, pfn: BV, start: BV, end: BV, top: BV, ioremap: bool = False) -> dict:
         return {
@@ -90,7 +109,7 @@ class _Policies:
         return to_z3(self.v.reserve, self._env(pfn, k.pgt_buf_start, k.pgt_buf_end, k.pgt_buf_top))
 
     def writable(self, pfn: BV, k: Call) -> z3.BoolRef:
-        if not self.v.xen:
+        if not self.restores:
             return z3.BoolVal(False)
         return to_z3(self.v.writable, self._env(pfn, k.pgt_buf_start, k.pgt_buf_end, k.pgt_buf_top))
 
@@ -112,11 +131,22 @@ def _ro_when_written(pol: _Policies, k: Call, pfn: BV) -> z3.BoolRef:
 
 
 def _ro_after_hook(pol: _Policies, k: Call, pfn: BV) -> z3.BoolRef:
-    """`pfn`'s PTE is read-only once call k's hook has run (a hook only ever sets RW)."""
+    """`pfn`'s PTE is read-only once call k's reserve step has run (it only ever sets RW)."""
     return z3.And(
         _ro_when_written(pol, k, pfn),
         z3.Not(z3.And(_hook_ran(k), _in(pfn, k.pgt_buf_start, k.pgt_buf_top), pol.writable(pfn, k))),
     )
+
+
+def _ro_after_call(pol: _Policies, k: Call, other: Call, pfn: BV) -> z3.BoolRef:
+    """`pfn` read-only right after call k's reserve step: written RO by this call, or (call 1, a page call 0
+    mapped) left RO by call 0, and not made RW by this call's step."""
+    ro = _ro_after_hook(pol, k, pfn)
+    if k.index == 1:
+        earlier = z3.And(z3.ULT(pfn, other.range_end), _ro_after_hook(pol, other, pfn))
+        restored = z3.And(_hook_ran(k), _in(pfn, k.pgt_buf_start, k.pgt_buf_top), pol.writable(pfn, k))
+        ro = z3.Or(ro, z3.And(earlier, z3.Not(restored)))
+    return ro
 
 
 def _unfixable_rw_alias(
@@ -134,13 +164,34 @@ def _unfixable_rw_alias(
     )
 
 
+def existing_tables(t: Terms, k: Call, pfn: BV) -> z3.BoolRef:
+    """`pfn` is a page table the call reaches through `map_low_page` before it allocates anything: call 0's
+    `level3_ident_pgt`, `level2_ident_pgt` and the L1s of the mapped chunks (Xen's, then level1_ident_pgt in
+    the brk); call 1's `level3_ident_pgt` (`start_of_day._kernel_tables`)."""
+    p, lay = t.params, t.layout
+    kernel_end = c(0x1000) + p.kernel
+    data = c(0x1000) + z3.LShR(p.kernel, 1)
+    l3 = pfn == data + c(1)
+    if k.index == 1:
+        return l3
+    xen_l1s = lay.pt_base + c(3)
+    brk = kernel_end - c(BRK_PAGES)
+    ext = lay.existing_chunks - z3.LShR(lay.v_end, 9)
+    return z3.Or(
+        l3,
+        pfn == data + c(2),
+        _in(pfn, xen_l1s, xen_l1s + z3.LShR(lay.v_end, 9)),
+        _in(pfn, brk, brk + ext),
+    )
+
+
 Violation = tuple[z3.BoolRef, z3.BoolRef, list[Instance]]
 
 
-def _violation(prop: str, pol: _Policies, k: Call, pfn: BV, alloc: BV, other: Call) -> Violation:
+def _violation(prop: str, pol: _Policies, t: Terms, k: Call, pfn: BV, alloc: BV, other: Call) -> Violation:
     """(violation, premise, lemma instances the proof uses) of `prop` for call `k`."""
     start, end, top = k.pgt_buf_start, k.pgt_buf_end, k.pgt_buf_top
-    bounded = [Instance("walk_bounded", k)]
+    bounded = [Instance("walk_bounded", t, k)]
     if prop == "buffer_fits":
         return z3.UGT(k.total_allocs, k.tables), z3.BoolVal(True), bounded
     if prop == "alias_writable":
@@ -149,8 +200,10 @@ def _violation(prop: str, pol: _Policies, k: Call, pfn: BV, alloc: BV, other: Ca
         # on the first store that fills the page.
         q = start + alloc - c(1)
         premise = z3.And(z3.UGE(alloc, c(1)), z3.ULE(alloc, k.total_allocs), pfn == q)
+        if not pol.v.xen:
+            return z3.BoolVal(False), premise, bounded
         alias_ro = pol.readonly(q, start, start + alloc, top, ioremap=True)
-        return z3.And(premise, alias_ro), premise, [*bounded, Instance("alloc_in_buffer", k, (alloc,))]
+        return z3.And(premise, alias_ro), premise, [*bounded, Instance("alloc_in_buffer", t, k, (alloc,))]
     if prop == "spare_freed":
         premise = z3.And(_hook_ran(k), _in(pfn, end, top))
         return z3.And(premise, pol.reserve(pfn, k)), premise, bounded
@@ -158,47 +211,52 @@ def _violation(prop: str, pol: _Policies, k: Call, pfn: BV, alloc: BV, other: Ca
         premise = _in(pfn, start, end)
         return z3.And(premise, z3.Not(z3.And(_hook_ran(k), pol.reserve(pfn, k)))), premise, bounded
     if prop == "spare_writable":
-        # Every buffer, hooked or not: where the `pgt_buf_end > pgt_buf_start` guard skips the hook, nothing
-        # makes [start, top) RW again, so a page left RO there is a violation too (the guard skipped a needed hook).
+        # Every buffer, hooked or not: where the `pgt_buf_end > pgt_buf_start` guard skips the step, nothing
+        # makes [start, top) RW again, so a page left RO there is a violation too.
         premise = _in(pfn, end, top)
-        ro = _ro_after_hook(pol, k, pfn)
-        hints = [*bounded, Instance("pte_end_bounded", k, (pfn,))]
-        if k.index == 1 and pol.v.placement == "low":  # the second buffer lies in memory call 0 mapped
-            ro = z3.Or(ro, z3.And(_ro_after_hook(pol, other, pfn), z3.Not(pol.writable(pfn, k))))
-            hints += [Instance("walk_bounded", other), Instance("pte_end_bounded", other, (pfn,))]
-        return z3.And(premise, ro), premise, hints
+        if not pol.v.xen or t.shape.placement == "mapped":  # no PTE is ever written RO
+            return z3.And(premise, _ro_after_call(pol, k, other, pfn)), premise, bounded
+        hints = [*bounded, Instance("pte_end_bounded", t, k, (pfn,))]
+        if k.index == 1:
+            hints += [Instance("walk_bounded", t, other), Instance("pte_end_bounded", t, other, (pfn,))]
+        return z3.And(premise, _ro_after_call(pol, k, other, pfn)), premise, hints
     if prop == "no_rw_alias":
-        q = start + alloc - c(1)
-        allocated = z3.And(z3.UGE(alloc, c(1)), z3.ULE(alloc, k.total_allocs), pfn == q)
-        # The allocation is a PMD page iff it is the first of its GiB's allocations (GiB >= g0).
-        gib_of_alloc = z3.BitVec(f"gib{k.index}", 64)
-        allocated = z3.And(allocated, _gib_of_allocation(k, alloc, gib_of_alloc))
-        is_pmd = z3.And(z3.UGE(gib_of_alloc, k.first_new_gib), alloc == _pmd_alloc(k, gib_of_alloc))
-        last_of_gib = k.chunk_alloc(umin(gib_of_alloc * c(512) + c(511), k.last_chunk))
-        pin_fails = _unfixable_rw_alias(pol, k, q, alloc, True)
-        link_fails = _unfixable_rw_alias(pol, k, q, last_of_gib, True)
-        bad_alloc = z3.And(allocated, z3.If(is_pmd, link_fails, pin_fails))
-        # The reverse order: q's own direct-map PTE is written RW by a later L1 of this call, after q became a
-        # table. Pinning that L1 takes a writable ref on q: Xen refuses it if q is live already, and if q is a
-        # PMD page not linked yet, its `set_pud` validation fails instead. Either way a violation.
-        written = k.pte_alloc(q)
-        mapped_rw_later = z3.And(
-            allocated,
-            k.is_new_chunk_pfn(q),
-            z3.UGT(written, alloc),
-            z3.Not(pol.readonly(q, start, start + written, top)),
-        )
-        hook_rw_live = z3.And(_hook_ran(k), _in(pfn, start, end), pol.writable(pfn, k))
-        premise = z3.UGE(k.total_allocs, c(1))
-        violation = z3.Or(bad_alloc, mapped_rw_later, hook_rw_live)
-        return violation, premise, [*bounded, Instance("alloc_in_buffer", k, (alloc,))]
+        return _no_rw_alias(pol, t, k, pfn, alloc, bounded)
     raise ValueError(f"unknown property {prop!r}")
 
 
-def _pmd_alloc(k: Call, gib: BV) -> BV:
-    """Allocation number of GiB `gib`'s PMD page (`gib >= g0`): just before its first chunk's PTE page."""
-    first_chunk = z3.If(z3.UGE(gib * c(512), k.first_new_chunk), gib * c(512), k.first_new_chunk)
-    return k.chunk_alloc(first_chunk) - c(1)
+def _no_rw_alias(pol: _Policies, t: Terms, k: Call, pfn: BV, alloc: BV, bounded: list[Instance]) -> Violation:
+    start, end, top = k.pgt_buf_start, k.pgt_buf_end, k.pgt_buf_top
+    q = start + alloc - c(1)
+    allocated = z3.And(z3.UGE(alloc, c(1)), z3.ULE(alloc, k.total_allocs), pfn == q)
+    if not pol.v.xen:  # bare metal: nothing validates tables
+        return z3.BoolVal(False), z3.UGE(k.total_allocs, c(1)), bounded
+    # The allocation is a PMD page iff it is the first of its GiB's allocations (GiB >= g0).
+    gib_of_alloc = z3.BitVec(f"gib{k.index}", 64)
+    allocated = z3.And(allocated, _gib_of_allocation(k, alloc, gib_of_alloc))
+    is_pmd = z3.And(z3.UGE(gib_of_alloc, k.first_new_gib), alloc == k.pmd_alloc(gib_of_alloc))
+    last_of_gib = k.chunk_alloc(umin(gib_of_alloc * c(512) + c(511), k.last_chunk))
+    pin_fails = _unfixable_rw_alias(pol, k, q, alloc, True)
+    link_fails = _unfixable_rw_alias(pol, k, q, last_of_gib, True)
+    bad_alloc = z3.And(allocated, z3.If(is_pmd, link_fails, pin_fails))
+    # The reverse order: q's own direct-map PTE is written RW by a later L1 of this call, after q became a
+    # table. Pinning that L1 takes a writable ref on q: Xen refuses it if q is live already, and if q is a
+    # PMD page not linked yet, its `set_pud` validation fails instead. Either way a violation.
+    written = k.pte_alloc(q)
+    mapped_rw_later = z3.And(
+        allocated,
+        k.is_new_chunk_pfn(q),
+        z3.UGT(written, alloc),
+        z3.Not(pol.readonly(q, start, start + written, top)),
+    )
+    hook_rw_live = z3.And(_hook_ran(k), _in(pfn, start, end), pol.writable(pfn, k))
+    parts = [bad_alloc, mapped_rw_later, hook_rw_live]
+    if pol.v.map_low_page:  # an existing table's fixmap alias, mapped while pgt_buf_end == pgt_buf_start
+        parts.append(
+            z3.And(existing_tables(t, k, pfn), z3.Not(pol.readonly(pfn, start, start, top, ioremap=True)))
+        )
+    premise = z3.UGE(k.total_allocs, c(1))
+    return z3.Or(*parts), premise, [*bounded, Instance("alloc_in_buffer", t, k, (alloc,))]
 
 
 def _gib_of_allocation(k: Call, alloc: BV, gib: BV) -> z3.BoolRef:
@@ -207,33 +265,32 @@ def _gib_of_allocation(k: Call, alloc: BV, gib: BV) -> z3.BoolRef:
     Stated as bounds rather than a division: the allocations of a new GiB g run from its PMD page to its last
     chunk's PTE page; in the first call, GiB 0 (existing PMD page) comes first.
     """
-    first_of_new = _pmd_alloc(k, gib)
+    first_of_new = k.pmd_alloc(gib)
     last = k.chunk_alloc(umin(gib * c(512) + c(511), k.last_chunk))
     in_new_gib = z3.And(z3.UGE(gib, k.first_new_gib), z3.UGE(alloc, first_of_new), z3.ULE(alloc, last))
     in_old_gib = z3.And(
         gib == k.first_new_gib - c(1),
         z3.ULT(gib, k.first_new_gib),
-        z3.ULE(alloc, _pmd_alloc(k, k.first_new_gib)),
+        z3.ULE(alloc, k.pmd_alloc(k.first_new_gib)),
     )
     return z3.And(z3.ULE(gib, c(1 << 20)), z3.Or(in_new_gib, in_old_gib))
 
 
 def build(variant: KernelVariant, prop: str, call_index: int) -> Obligation:
-    """The obligation for one property of one variant, in one `init_memory_mapping` call, over all sizes."""
-    max_pfn = z3.BitVec("max_pfn", 64)
+    """The obligation for one property of one variant, in one `init_memory_mapping` call, over all machines."""
+    t = terms(variant)
     pfn = z3.BitVec("pfn", 64)
     alloc = z3.BitVec("alloc", 64)
-    k0, k1 = calls(max_pfn, variant.placement)
-    k, other = (k0, k1) if call_index == 0 else (k1, k0)
-    violation, premise, hypotheses = _violation(prop, _Policies(variant), k, pfn, alloc, other)
+    k, other = t.call(call_index), t.call(1 - call_index)
+    violation, premise, hypotheses = _violation(prop, _Policies(variant), t, k, pfn, alloc, other)
     return Obligation(
         variant,
         prop,
-        max_pfn,
+        t,
         call_index,
         pfn,
         alloc,
-        z3.And(domain(max_pfn, variant.placement), k.exists),
+        z3.And(t.domain, k.exists),
         tuple(hypotheses),
         violation,
         premise,
@@ -242,9 +299,9 @@ def build(variant: KernelVariant, prop: str, call_index: int) -> Obligation:
 
 @dataclass(frozen=True)
 class Equivalence:
-    """Do two variants leave the same direct-map RW bits and reservations for every size? `sat` = no."""
+    """Do two variants leave the same direct-map RW bits and reservations for every machine? `sat` = no."""
 
-    max_pfn: BV
+    terms: Terms
     pfn: BV
     formula: z3.BoolRef  # includes the lemma instances `hypotheses`
     hypotheses: tuple[Instance, ...]
@@ -254,34 +311,45 @@ class Equivalence:
     reserved_b: z3.BoolRef
 
 
-def build_equiv(a: KernelVariant, b: KernelVariant, call_index: int) -> Equivalence:
-    """A distinguishing configuration: a size where both variants are in their domain, and a page of either
-    buffer whose final PTE (read-only or not) or whose reservation differs between them."""
-    max_pfn = z3.BitVec("max_pfn", 64)
+def build_equiv(a: KernelVariant, b: KernelVariant, call_index: int) -> Equivalence | None:
+    """A distinguishing machine: one where both variants are in their domain, and a page of either buffer
+    whose RW bit right after the call, or whose reservation, differs between them. None when the two variants'
+    walks are of different shapes (the closed form compares variants that differ only in their policies)."""
+    ta, tb = terms(a), terms(b)
+    if ta.shape != tb.shape:
+        return None
     pfn = z3.BitVec("pfn", 64)
-    ka = calls(max_pfn, a.placement)[call_index]
-    kb = calls(max_pfn, b.placement)[call_index]
+    ka, kb = ta.call(call_index), tb.call(call_index)
+    oa, ob = ta.call(1 - call_index), tb.call(1 - call_index)
     pa, pb = _Policies(a), _Policies(b)
 
     def reserved(pol: _Policies, k: Call) -> z3.BoolRef:
         return z3.And(_hook_ran(k), _in(pfn, k.pgt_buf_start, k.pgt_buf_top), pol.reserve(pfn, k))
 
-    ro_a, ro_b = _ro_after_hook(pa, ka, pfn), _ro_after_hook(pb, kb, pfn)
+    ro_a, ro_b = _ro_after_call(pa, ka, oa, pfn), _ro_after_call(pb, kb, ob, pfn)
     res_a, res_b = reserved(pa, ka), reserved(pb, kb)
-    in_a_buffer = _in(pfn, ka.pgt_buf_start, ka.pgt_buf_top)
-    in_b_buffer = _in(pfn, kb.pgt_buf_start, kb.pgt_buf_top)
-    differs = z3.Or(ro_a != ro_b, res_a != res_b)
+    in_buffer = _in(pfn, ka.pgt_buf_start, ka.pgt_buf_top)
     hypotheses = tuple(
-        Instance(name, k, args)
-        for k in (ka, kb)
+        Instance(name, ta, k, args)
+        for k in {id(x): x for x in (ka, oa)}.values()
         for name, args in (("walk_bounded", ()), ("pte_end_bounded", (pfn,)))
     )
     formula = z3.And(
-        domain(max_pfn, a.placement),
-        domain(max_pfn, b.placement),
+        ta.domain,
         ka.exists,
-        *(h.formula(max_pfn) for h in hypotheses),
-        z3.Or(in_a_buffer, in_b_buffer),
-        differs,
+        *(h.formula() for h in hypotheses),
+        in_buffer,
+        z3.Or(ro_a != ro_b, res_a != res_b),
     )
-    return Equivalence(max_pfn, pfn, formula, hypotheses, ro_a, ro_b, res_a, res_b)
+    return Equivalence(ta, pfn, formula, hypotheses, ro_a, ro_b, res_a, res_b)
+
+
+__all__ = [
+    "ALLOCATION_PROPERTIES",
+    "BRK_HOLE",
+    "PROPERTY_TEXT",
+    "Equivalence",
+    "Obligation",
+    "build",
+    "build_equiv",
+]

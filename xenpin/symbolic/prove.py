@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import z3
 
 from xenpin.linux.boot import BootResult, boot
+from xenpin.linux.e820 import E820, E820_RAM, E820_RESERVED, E820Entry
+from xenpin.linux.layout import DEFAULT_KERNEL_BYTES, DEFAULT_RAMDISK_BYTES, XEN_SLACK_BYTES, BootConfig
 from xenpin.linux.variant import KernelVariant
 from xenpin.symbolic import lemmas
 from xenpin.symbolic.lemmas import LemmaRef
@@ -34,19 +36,68 @@ CALLS = (0, 1)
 REPLAY_LIMIT_BYTES = 32 << 30
 
 
+# The machine parameters a witness names, and the defaults a minimised witness keeps where it can
+XEN_PARAMS = ("nr", "kernel", "ramdisk", "slack")
+NATIVE_PARAMS = ("low_end", "high_end")
+DEFAULTS = {
+    "kernel": DEFAULT_KERNEL_BYTES >> 12,
+    "ramdisk": DEFAULT_RAMDISK_BYTES >> 12,
+    "slack": XEN_SLACK_BYTES >> 12,
+}
+
+
 @dataclass(frozen=True)
 class Witness:
-    """A minimised counterexample, in the domain's terms."""
+    """A minimised counterexample, in the domain's terms: the machine (pages), the page, the allocation."""
 
     call: int
-    max_pfn: int
+    machine: tuple[tuple[str, int], ...]  # (parameter, value) of `XEN_PARAMS` or `NATIVE_PARAMS`
     pfn: int
     alloc: int | None
     minimal: bool = True  # the least configuration (False: another one, or a minimisation a limit cut short)
 
+    def __getitem__(self, name: str) -> int:
+        return dict(self.machine)[name]
+
+    @property
+    def xen(self) -> bool:
+        return self.machine[0][0] == "nr"
+
+    @property
+    def size(self) -> int:
+        """The value minimised first: a domU's nr_pages, bare metal's end of low RAM."""
+        return self.machine[0][1]
+
     @property
     def mem_bytes(self) -> int:
-        return self.max_pfn << 12
+        if self.xen:
+            return self["nr"] << 12
+        return (self["low_end"] << 12) + max(0, (self["high_end"] << 12) - (1 << 32))
+
+    def config(self) -> BootConfig:
+        """The machine to replay the witness on."""
+        if self.xen:
+            return BootConfig(
+                role="domU",
+                mem_bytes=self["nr"] << 12,
+                kernel_bytes=self["kernel"] << 12,
+                ramdisk_bytes=self["ramdisk"] << 12,
+                slack_bytes=self["slack"] << 12,
+            )
+        entries = [E820Entry(0, 0x9F000, E820_RAM), E820Entry(0x9F000, 0x1000, E820_RESERVED),
+                   E820Entry(0x100000, (self["low_end"] << 12) - 0x100000, E820_RAM)]  # fmt: skip
+        if self["high_end"]:
+            entries.append(E820Entry(1 << 32, (self["high_end"] << 12) - (1 << 32), E820_RAM))
+        return BootConfig(role="native", mem_bytes=self.mem_bytes, e820=E820(entries))
+
+    def describe(self) -> str:
+        if self.xen:
+            extra = ", ".join(
+                f"{name} {self[name] << 12:#x}" for name in XEN_PARAMS[1:] if self[name] != DEFAULTS[name]
+            )
+            return f"domU of {self.mem_bytes:#x} bytes" + (f" ({extra})" if extra else "")
+        high = f", RAM [4G, {self['high_end'] << 12:#x})" if self["high_end"] else ""
+        return f"bare metal, RAM to {self['low_end'] << 12:#x}{high}"
 
 
 @dataclass(frozen=True)
@@ -122,12 +173,38 @@ class Verdict:
         return self.verdict == self.expected
 
 
-def _minimise(ob: Obligation, first: z3.ModelRef, limits: dict) -> Witness:
-    """Smallest memory size, then lowest pfn, then lowest allocation (`minimise.py`)."""
-    terms = [ob.max_pfn, ob.pfn] + ([ob.alloc] if ob.prop in ALLOCATION_PROPERTIES else [])
-    least = lexicographic_min(ob.formula(), terms, first, **limits)
-    max_pfn, pfn, *alloc = least.values
-    return Witness(ob.call, max_pfn, pfn, alloc[0] if alloc else None, least.minimal)
+def defaults(ob: Obligation) -> z3.BoolRef:
+    """The default kernel image, ramdisk and slack (`BootConfig`'s) for a domU obligation; true otherwise."""
+    p = ob.params
+    if ob.terms.shape.platform != "xen":
+        return z3.BoolVal(True)
+    return z3.And(*(getattr(p, n) == c(DEFAULTS[n]) for n in XEN_PARAMS[1:]))
+
+
+def _minimise(ob: Obligation, first: z3.ModelRef, limits: dict, formula: z3.BoolRef | None = None) -> Witness:
+    """Smallest memory first, then the least kernel, ramdisk and slack, then the lowest pfn, then the lowest
+    allocation (`minimise.py`), over `formula` (default: the obligation's)."""
+    p = ob.params
+    names = XEN_PARAMS if ob.terms.shape.platform == "xen" else NATIVE_PARAMS
+    machine = [getattr(p, n) for n in names]
+    tail = [ob.pfn] + ([ob.alloc] if ob.prop in ALLOCATION_PROPERTIES else [])
+    least = lexicographic_min(
+        formula if formula is not None else ob.formula(), machine + tail, first, **limits
+    )
+    values = least.values
+    pfn, *alloc = values[len(machine) :]
+    return Witness(ob.call, tuple(zip(names, values[: len(machine)], strict=True)), pfn,
+                   alloc[0] if alloc else None, least.minimal)  # fmt: skip
+
+
+def _least(ob: Obligation, model: z3.ModelRef, limits: dict) -> Witness:
+    """The least witness with the default kernel, ramdisk and slack if there is one (the machine most users
+    have), else the least over every machine of the domain."""
+    usual = z3.And(ob.formula(), defaults(ob))
+    answer = check(usual, **limits)
+    if answer.status == "sat":
+        return _minimise(ob, answer.model, limits, usual)
+    return _minimise(ob, model, limits)
 
 
 SOLVERS = ("z3", "cvc5", "both")
@@ -190,12 +267,16 @@ def prove_property(
 
 def _smallest(obligations: list[Obligation], model: z3.ModelRef, limits: dict) -> Witness:
     """The least witness over all calls: the first call's, unless a later call fails at a smaller size."""
-    witness = _minimise(obligations[0], model, limits)
+    witness = _least(obligations[0], model, limits)
+    usual = witness.machine == _with_defaults(witness.machine)
     for later in obligations[1:]:
-        smaller = check(z3.And(later.formula(), z3.ULT(later.max_pfn, c(witness.max_pfn))), **limits)
-        if smaller.status == "sat":
-            witness = _minimise(later, smaller.model, limits)
-        elif smaller.status == "unknown":
+        smaller = z3.And(
+            later.formula(), z3.ULT(later.size, c(witness.size)), defaults(later) if usual else True
+        )
+        answer = check(smaller, **limits)
+        if answer.status == "sat":
+            witness = _minimise(later, answer.model, limits, smaller)
+        elif answer.status == "unknown":
             witness = dataclasses.replace(witness, minimal=False)
     return witness
 
@@ -211,10 +292,10 @@ def _confirm(verdict: Verdict, witness: Witness) -> None:
             f" ({REPLAY_LIMIT_BYTES:#x}): not confirmed"
         )
         return
-    verdict.replay = boot(verdict.variant, witness.mem_bytes)
+    verdict.replay = boot(verdict.variant, witness.config())
     replayed = verdict.replay.properties[verdict.prop]
     failure = verdict.replay.failure
-    failed_in = verdict.replay.steps[failure.step].call if failure else witness.call
+    failed_in = _failed_call(verdict.replay, witness.call)
     if replayed is False and failed_in == witness.call:
         verdict.verdict = "counterexample"
         if (
@@ -234,6 +315,22 @@ def _confirm(verdict: Verdict, witness: Witness) -> None:
         return
     shown = {True: "holds", None: "is not reached"}[replayed]
     verdict.notes.append(
-        f"the solver's counterexample (call {witness.call}, {witness.mem_bytes:#x} bytes, pfn {witness.pfn:#x})"
+        f"the solver's counterexample (call {witness.call}, {witness.describe()}, pfn {witness.pfn:#x})"
         f" does not replay: in the boot walk {verdict.prop} {shown} (outcome {verdict.replay.outcome})"
     )
+
+
+def _with_defaults(machine: tuple[tuple[str, int], ...]) -> tuple[tuple[str, int], ...]:
+    return tuple((n, DEFAULTS.get(n, v) if n != "nr" else v) for n, v in machine)
+
+
+def _failed_call(replay: BootResult, default: int) -> int:
+    """The `init_memory_mapping` call a failure belongs to: the call it happened in, or, after the walk, the call
+    whose buffer holds the page."""
+    failure = replay.failure
+    if failure is None:
+        return default
+    call = replay.steps[failure.step].call
+    if call >= 0:
+        return call
+    return next((b.call for b in replay.buffers if b.pgt_buf_start <= failure.pfn < b.pgt_buf_top), default)
