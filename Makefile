@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 prove: $(STAMP)
 	$(VENV_PY) -m xenpin replay models/scenarios
 	$(VENV_PY) -m xenpin boot models/kernels
+	$(VENV_PY) -m xenpin logs
 	$(VENV_PY) -m xenpin prove
 
 test: $(STAMP)

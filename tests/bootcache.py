@@ -28,4 +28,18 @@ def variant(name: str) -> KernelVariant:
 def booted(name: str, mem: str, rules: str = "xen-4.1") -> BootResult:
     """`xenpin boot models/kernels/NAME.toml --mem MEM` (a domU, or bare metal for a native variant)."""
     v = variant(name)
-    return boot(v, BootConfig(role="domU" if v.xen else "native", mem_bytes=parse_size(mem)), rules)
+    return cached_boot(v, BootConfig(role="domU" if v.xen else "native", mem_bytes=parse_size(mem)), rules)
+
+
+_BOOTS: dict[tuple[str, str, str], BootResult] = {}
+
+
+def cached_boot(v: KernelVariant, config: BootConfig | int, rules: str = "xen-4.1", **kw) -> BootResult:
+    """`xenpin.linux.boot.boot`, remembered by (variant, machine, rules): what CLI tests patch in, so that
+    a log's machine is booted once however many tests compare against it."""
+    if kw:
+        return boot(v, config, rules, **kw)
+    key = (repr(v), repr(config), rules)
+    if key not in _BOOTS:
+        _BOOTS[key] = boot(v, config, rules)
+    return _BOOTS[key]

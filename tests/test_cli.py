@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 import z3
+from bootcache import cached_boot
 
 from xenpin.cli import main
+from xenpin.linux.e820 import strip_timestamp
 
 GOOD = """# pin an empty L1
 name = "good"
@@ -120,73 +122,477 @@ def test_shipped_scenarios_replay_text_and_json(capsys: pytest.CaptureFixture[st
 # --- xenpin boot ------------------------------------------------------------------------------------------------
 
 KERNELS = Path(__file__).resolve().parents[1] / "models" / "kernels"
+LOGS = Path(__file__).resolve().parents[1] / "models" / "logs"
+HOST_E820 = """\
+[    0.000000]  BIOS-e820: 0000000000000000 - 000000000009f000 (usable)
+[    0.000000]  BIOS-e820: 000000000009f000 - 00000000000a0000 (reserved)
+[    0.000000]  BIOS-e820: 00000000000f0000 - 0000000000100000 (reserved)
+[    0.000000]  BIOS-e820: 0000000000100000 - 00000000bf780000 (usable)
+[    0.000000]  BIOS-e820: 00000000bf780000 - 00000000c0000000 (reserved)
+[    0.000000]  BIOS-e820: 0000000100000000 - 0000000140000000 (usable)
+"""
 
 
-def test_boot_reproduces_crash_on_reuse_as_expected(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["boot", str(KERNELS / "2.6.39-rc.toml"), "--mem", "64M", "--json"])
-    doc = json.loads(capsys.readouterr().out)
-    assert code == 0  # the model expects spare_writable to have a counterexample
-    assert doc["outcome"] == "kernel-fault"
-    assert doc["failure"]["message"].startswith("BUG: unable to handle kernel paging request at ffff8800")
-    assert doc["failure"]["pfn"] == doc["buffers"][0]["pgt_buf_end"]
-    assert doc["properties"]["spare_writable"]["value"] is False
+@pytest.fixture
+def cached(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Boots of one machine are shared by the tests (a 7.5 GiB boot costs seconds)."""
+    monkeypatch.setattr("xenpin.linux.boot.boot", cached_boot)
 
 
-def test_boot_text_shows_buffer_and_properties(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["boot", str(KERNELS / "3.0.toml"), "--mem", "128M", "--trace"]) == 0
-    out = capsys.readouterr().out
-    assert "kernel direct mapping tables up to 0x8000000 @ [" in out
-    assert "pagetable_reserve: ran" in out
-    assert "alloc_low_page" in out and "pin_pagetable_pfn" in out
-    assert "outcome: ok" in out and "result: as expected" in out
+def _boot(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(["boot", *argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
-def test_boot_exit_1_when_a_proved_property_is_violated(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    text = (
-        (KERNELS / "2.6.39-rc.toml")
-        .read_text()
-        .replace('spare_writable = "counterexample"', 'spare_writable = "proved"')
+def _bad(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Exit 2, nothing on stdout, one line on stderr without a traceback: that line."""
+    code, out, err = _boot(argv, capsys)
+    assert (code, out) == (2, ""), (code, out, err)
+    assert err.count("\n") == 1 and "Traceback" not in err and err.startswith("xenpin: "), err
+    return err.rstrip("\n")
+
+
+def _model(tmp_path: Path, name: str, *replace: tuple[str, str]) -> Path:
+    text = (KERNELS / f"{name}.toml").read_text()
+    for old, new in replace:
+        assert old in text
+        text = text.replace(old, new)
+    path = tmp_path / f"{name}-changed.toml"
+    path.write_text(text)
+    return path
+
+
+def test_boot_pin_failure_is_as_expected(cached: None, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _boot([str(KERNELS / "2.6.39-rc1.toml"), "--mem", "1536M"], capsys)
+    assert code == 0  # the variant expects the no_rw_alias counterexample
+    assert "  domU d1, 1.5 GiB (nr_pages 0x60000, max_pfn 0x60800), Xen rules xen-4.1" in out
+    assert "  kernel direct mapping tables up to 60800000 @ 5fcf9000-60000000" in out
+    assert "outcome: xen-rejected in init_memory_mapping call 0" in out
+    assert "  (XEN) traps.c:451:d1 Unhandled invalid opcode fault/trap [#6] on VCPU 0 [ec=0000]" in out
+    assert "  no_rw_alias     VIOLATED      counterexample  ok" in out and "result: as expected" in out
+
+
+def test_boot_text_json_and_trace(cached: None, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _boot([str(KERNELS / "2.6.39.toml"), "--mem", "1536M", "--trace"], capsys)
+    assert code == 0
+    assert "reserve step: ran" in out and "xen: setting RW the range 5ffe2000 - 60000000" in out
+    assert "alloc_low_page" in out and "pin_pagetable_pfn" in out and "pagetable_reserve" in out
+    assert "outcome: ok (" in out and "result: as expected" in out
+    code, out, _ = _boot([str(KERNELS / "2.6.39.toml"), "--mem", "1536M", "--json"], capsys)
+    doc = json.loads(out)
+    assert code == 0 and doc["outcome"] == "ok" and doc["as_expected"] is True and doc["release"] == "2.6.39"
+    assert (doc["role"], doc["mem_bytes"], doc["max_pfn"]) == ("domU", 1536 << 20, "0x100800")
+    assert [b["call"] for b in doc["buffers"]] == [0, 1] and all(b["hook_ran"] for b in doc["buffers"])
+    assert {p: v["value"] for p, v in doc["properties"].items()} == dict.fromkeys(
+        ("buffer_fits", "alias_writable", "no_rw_alias", "spare_writable", "spare_freed", "live_reserved"),
+        True,
     )
-    model = tmp_path / "wrong-expectation.toml"
-    model.write_text(text)
-    assert main(["boot", str(model), "--mem", "64M"]) == 1
-    assert "MISMATCH (spare_writable)" in capsys.readouterr().out
+    assert {"kind": "tables", "text": "kernel direct mapping tables up to 60000000 @ 5fcfd000-60000000"} in (
+        doc["console"]
+    )
+    assert "trace" not in doc and doc["failure"] is None
+
+
+def test_boot_json_of_a_failure(cached: None, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _boot([str(KERNELS / "bisect-b9269dc7.toml"), "--mem", "1536M", "--json"], capsys)
+    doc = json.loads(out)
+    assert code == 0 and doc["outcome"] == "kernel-fault"
+    f = doc["failure"]
+    assert (f["phase"], f["function"], f["violates"]) == (
+        "initmem_init",
+        "setup_node_bootmem",
+        "spare_writable",
+    )
+    assert f["message"] == "BUG: unable to handle kernel NULL pointer dereference at           (null)"
+    assert doc["properties"]["spare_writable"] == {"value": False, "expected": "counterexample", "ok": True}
+
+
+def test_boot_several_variants_one_json_list_and_a_summary(
+    cached: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in ("3.1", "2.6.39-rc6"):
+        (models / f"{name}.toml").write_text((KERNELS / f"{name}.toml").read_text())
+    code, out, _ = _boot([str(models), "--mem", "128M", "--json"], capsys)
+    docs = json.loads(out)
+    assert code == 0 and [d["variant"] for d in docs] == ["2.6.39-rc6", "3.1"]
+    code, out, _ = _boot([str(models), "--mem", "128M"], capsys)
+    assert out.splitlines()[-3:] == [
+        "variant           outcome        as expected",
+        "2.6.39-rc6        ok             yes",
+        "3.1               ok             yes",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "mismatch"),
+    [
+        (
+            "2.6.39-rc1",
+            ('no_rw_alias = "counterexample"', 'no_rw_alias = "proved"'),
+            "MISMATCH (no_rw_alias)",
+        ),
+        (
+            "2.6.39-rc6",
+            ('spare_writable = "counterexample"', 'spare_writable = "proved"'),
+            "MISMATCH (spare_writable)",
+        ),
+        # the fixmap alias RO for every page: the kernel faults clearing its first table (alias_writable)
+        ("3.0", (" or (ioremap and pfn != pgt_buf_end - 1)", " or ioremap"), "MISMATCH (alias_writable)"),
+    ],
+)
+def test_boot_exit_1_on_a_mismatch(
+    name: str, change: tuple[str, str], mismatch: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _boot([str(_model(tmp_path, name, change)), "--mem", "1200M"], capsys)
+    assert code == 1 and f"result: {mismatch}" in out
+
+
+def test_boot_exit_1_on_an_unexplained_failure(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import xenpin.linux.boot as boot_module
+    from xenpin.linux.guest import Failure
+
+    real = boot_module.boot
+
+    def unexplained(*args, **kw):
+        r = real(*args, **kw)
+        r.failure = Failure("panic", 0, 0, "Kernel panic - not syncing: something else")
+        r.outcome = "panic"
+        return r
+
+    monkeypatch.setattr("xenpin.linux.boot.boot", unexplained)
+    code, out, _ = _boot([str(KERNELS / "3.1.toml"), "--mem", "64M"], capsys)
+    assert code == 1 and "MISMATCH (outcome panic, which no property accounts for)" in out
+
+
+# --- --mem, --role, --e820, --kernel-size, --ramdisk-size
+
+
+@pytest.mark.parametrize(
+    ("mem", "message"),
+    [
+        ("3X", "--mem: bad memory size '3X' (use e.g. 1536M, 4G, 6GiB or a byte count)"),
+        ("", "--mem: bad memory size ''"),
+        ("-5G", "--mem: -5G is not a positive multiple of 4 KiB"),
+        ("0", "--mem: 0 is not a positive multiple of 4 KiB"),
+        ("4097", "--mem: 4097 is not a positive multiple of 4 KiB"),
+        ("1.5K", "--mem: 1.5K is not a positive multiple of 4 KiB"),
+        ("infG", "--mem: bad memory size 'infG'"),
+        ("nanG", "--mem: bad memory size 'nanG'"),
+        ("99999999999999999999999G", "--mem: 99999999999999999999999G is more than the model boots (64 GiB"),
+        ("65G", "--mem: 65G is more than the model boots (64 GiB"),
+        ("1M", "models/kernels/3.0.toml: 0x100000 bytes is too small: the domain builder's layout needs"),
+    ],
+)
+def test_boot_bad_mem_exit_2(mem: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _bad([str(KERNELS / "3.0.toml"), f"--mem={mem}"], capsys).startswith(f"xenpin: {message}".replace(
+        "models/kernels/3.0.toml", str(KERNELS / "3.0.toml")))  # fmt: skip
+
+
+def test_boot_bare_metal_mem_bound(capsys: pytest.CaptureFixture[str]) -> None:
+    model = str(KERNELS / "2.6.39-native.toml")
+    assert _bad([model, "--mem", "64T"], capsys).startswith(
+        "xenpin: --mem: 64T is more than the model boots (1024 GiB"
+    )
+    assert "no RAM holds the kernel image" in _bad([model, "--mem", "8M"], capsys)
+
+
+def test_boot_mem_is_mib_granular(cached: None, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _boot([str(KERNELS / "3.0.toml"), "--mem", "1537M", "--json"], capsys)
+    doc = json.loads(out)
+    assert code == 0 and doc["mem_bytes"] == 1537 << 20 and doc["max_pfn"] == hex((1537 + 8) << 8)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["3.0", "--role", "dom0"], "xenpin: --role dom0: give the host's map with --e820 FILE"),
+        (["3.0", "--role", "native"], "xenpin: --role native: {models}/3.0.toml is a xen variant"),
+        (
+            ["3.1-native", "--role", "domU"],
+            "xenpin: --role domU: {models}/3.1-native.toml is a native variant",
+        ),
+    ],
+)
+def test_boot_bad_role_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    name, *rest = argv
+    assert _bad([str(KERNELS / f"{name}.toml"), "--mem", "256M", *rest], capsys) == message.format(
+        models=KERNELS
+    )
+    code, out, err = _boot([str(KERNELS / "3.0.toml"), "--role", "guest"], capsys)  # a usage error
+    assert (code, out, err.count("\n")) == (2, "", 1) and err.startswith("xenpin boot: argument --role")
+
+
+def test_boot_dom0_on_a_host_map(cached: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    e820 = tmp_path / "host.e820"
+    e820.write_text(HOST_E820)
+    argv = [str(KERNELS / "2.6.39.toml"), "--role", "dom0", "--e820", str(e820), "--mem", "1G", "--json"]
+    code, out, _ = _boot(argv, capsys)
+    doc = json.loads(out)
+    assert code == 0 and doc["role"] == "dom0" and doc["outcome"] == "ok"
+    texts = [c["text"] for c in doc["console"]]
+    assert texts[:3] == [
+        "mapping kernel into physical memory",
+        "Xen: setup ISA identity maps",
+        "about to get started...",
+    ]
+    assert " Xen: 0000000040000000 - 00000000bf780000 (unusable)" in texts  # the host's RAM past nr_pages
+    assert doc["max_pfn"] == hex((1 << 20) + (0xBF780000 - (1 << 30) + (1 << 30)) // 4096)  # all of it extra
+
+
+def test_boot_native_on_a_host_map(cached: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    e820 = tmp_path / "host.e820"
+    e820.write_text(HOST_E820)
+    code, out, _ = _boot([str(KERNELS / "2.6.39-native.toml"), "--e820", str(e820), "--json"], capsys)
+    doc = json.loads(out)
+    assert code == 0 and doc["max_pfn"] == "0x140000"
+    assert [c["text"] for c in doc["console"] if c["kind"] == "init_memory_mapping"] == [
+        "init_memory_mapping: 0000000000000000-00000000bf780000",
+        "init_memory_mapping: 0000000100000000-0000000140000000",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "where", "what"),
+    [
+        (HOST_E820 + "garbage\n", 7, "not an E820 line"),
+        (HOST_E820.replace("(reserved)", "(bogus)", 1), 2, "not an E820 line"),
+        (
+            HOST_E820 + " BIOS-e820: 0000000100000000 - 0000000200000000 (usable)\n",
+            7,
+            "entry 0x100000000 overlaps",
+        ),
+        ("", 1, "no E820 entries"),
+    ],
+)
+def test_boot_bad_e820_exit_2_names_file_and_line(
+    content: str, where: int, what: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    e820 = tmp_path / "host.e820"
+    e820.write_text(content)
+    message = _bad(
+        [str(KERNELS / "2.6.39.toml"), "--role", "dom0", "--e820", str(e820), "--mem", "1G"], capsys
+    )
+    assert message.startswith(f"xenpin: {e820}:{where}: {what}"), message
+
+
+def test_boot_e820_unreadable_or_too_big(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = str(KERNELS / "2.6.39-native.toml")
+    assert _bad([model, "--e820", str(tmp_path / "nope")], capsys) == (
+        f"xenpin: {tmp_path / 'nope'}: cannot read: No such file or directory"
+    )
+    big = tmp_path / "big.e820"
+    big.write_text(" BIOS-e820: 0000000000100000 - 0000100000000000 (usable)\n")
+    assert _bad([model, "--e820", str(big)], capsys).startswith(f"xenpin: {big}: a machine whose RAM ends at")
+    dom0 = [str(KERNELS / "3.0.toml"), "--role", "dom0", "--e820", str(big), "--mem", "64G"]
+    assert "is more than the model boots" in _bad(dom0, capsys)
+
+
+def test_boot_kernel_and_ramdisk_sizes(cached: None, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [str(KERNELS / "3.0.toml"), "--mem", "256M", "--kernel-size", "0x1800000", "--ramdisk-size", "4M"]
+    code, out, _ = _boot([*argv, "--json"], capsys)
+    doc = json.loads(out)
+    texts = {c["kind"]: c["text"] for c in doc["console"]}
+    assert code == 0 and texts["ramdisk"] == "RAMDISK: 02800000 - 02c00000"  # right after the image
+    assert texts["mapped"] == "initial memory mapped : 0 - 02c00000"  # mfn_list right after the ramdisk
+    code, out, _ = _boot(
+        [str(KERNELS / "3.0.toml"), "--mem", "256M", "--ramdisk-size", "0", "--json"], capsys
+    )
+    texts = {c["kind"]: c["text"] for c in json.loads(out)["console"]}
+    assert code == 0 and "ramdisk" not in texts  # no initrd: mfn_list right after the image
+    assert texts["mapped"] == "initial memory mapped : 0 - 0203b000"
+    assert _bad([str(KERNELS / "3.0.toml"), "--kernel-size", "0"], capsys) == (
+        "xenpin: --kernel-size: 0 is not a positive multiple of 4 KiB"
+    )
+    assert _bad([str(KERNELS / "3.0.toml"), "--kernel-size", "12Q"], capsys).startswith(
+        "xenpin: --kernel-size: bad memory size '12Q'"
+    )
+    assert _bad([str(KERNELS / "3.0.toml"), "--mem", "256M", "--kernel-size", "4K"], capsys).endswith(
+        "a kernel image of 0x1000 bytes is too small"
+    )
 
 
 def test_boot_bad_policy_exit_2_names_file_line_key_column(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    text = (
-        (KERNELS / "3.0.toml")
-        .read_text()
-        .replace('writable = "PFN_PHYS(pgt_buf_end)', 'writable = "PFN_PHYS(pgt_buf_edn)')
+    model = _model(
+        tmp_path, "3.0", ('writable = "PFN_PHYS(pgt_buf_end)', 'writable = "PFN_PHYS(pgt_buf_edn)')
     )
-    model = tmp_path / "typo.toml"
-    model.write_text(text)
-    assert main(["boot", str(model), "--mem", "64M"]) == 2
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    line = captured.err.strip()
-    assert "\n" not in line and "Traceback" not in line
-    writable_line = next(i for i, row in enumerate(text.splitlines(), 1) if row.startswith("writable"))
-    assert line.startswith(
+    writable_line = next(
+        i for i, row in enumerate(model.read_text().splitlines(), 1) if row.startswith("writable")
+    )
+    assert _bad([str(model), "--mem", "64M"], capsys).startswith(
         f"xenpin: {model}:{writable_line}: key 'writable': column 10: unknown variable 'pgt_buf_edn'"
     )
 
 
-@pytest.mark.parametrize("mem", ["3X", "1M", "-5G", "infG", "nanG", "99999999999999999999999G", "1T"])
-def test_boot_bad_mem_exit_2(mem: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["boot", str(KERNELS / "3.0.toml"), f"--mem={mem}"]) == 2
-    captured = capsys.readouterr()
-    assert captured.out == "" and captured.err.startswith("xenpin: --mem: ")
-
-
-def test_usage_error_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+def test_usage_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["boot"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("xenpin boot: ") and "MODEL" in err
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _bad([str(empty)], capsys) == f"xenpin: no kernel variant files in {empty}"
+    assert _bad([str(tmp_path / "nope.toml")], capsys) == (
+        f"xenpin: {tmp_path / 'nope.toml'}: cannot read: No such file or directory"
+    )
+
+
+# --- --dmesg
+
+
+def test_dmesg_92bdaef7b2c5_reproduces(cached: None, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _boot(
+        [str(KERNELS / "2.6.39-rc6.toml"), "--dmesg", str(LOGS / "92bdaef7b2c5-domU.log")], capsys
+    )
+    assert code == 0
+    assert "  machine from the log: domU d1, 7.5 GiB (nr_pages 0x1e0000, max_pfn 0x1e0800)" in out
+    assert (
+        "      6  tables               match   kernel direct mapping tables up to 100000000 @ ff7fb000-100000000"
+        in out
+    )
+    assert "18 logged line(s) compared: 18 match, 0 differ" in out
+    assert (
+        "predicted outcome: kernel-fault in initmem_init: memset(NODE_DATA): page 0x1dfffb is mapped read-only"
+        in out
+    )
+
+
+def test_dmesg_92bdaef7b2c5_against_the_seed(cached: None, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _boot(
+        [str(KERNELS / "2.6.39.toml"), "--dmesg", str(LOGS / "92bdaef7b2c5-domU.log")], capsys
+    )
+    assert code == 1
+    differ = [line.split()[:2] for line in out.splitlines() if " differ " in line]
+    assert differ == [["17", "failure"], ["18", "oops_ip"], ["60", "failure"]]
+    assert "predicted: (none)" in out and "predicted outcome: ok" in out
+
+
+@pytest.mark.parametrize(
+    ("log", "name", "code"),
+    [("before", "2.6.38-native", 0), ("after", "2.6.39-native", 0), ("after", "2.6.38-native", 1),
+     ("before", "2.6.39-native", 1)],
+)  # fmt: skip
+def test_dmesg_4b239f458(
+    log: str, name: str, code: int, cached: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    got, out, _ = _boot(
+        [str(KERNELS / f"{name}.toml"), "--dmesg", str(LOGS / f"4b239f458-{log}.log")], capsys
+    )
+    assert got == code
+    differ = [line.split()[0] for line in out.splitlines() if " differ " in line]
+    assert differ == ([] if code == 0 else ["5", "6", "9", "10"])
+    if log == "after" and code == 1:
+        assert "logged:    kernel direct mapping tables up to 7f750000 @ [0x7f74c000-0x7f74ffff]" in out
+        assert "predicted: kernel direct mapping tables up to 7f750000 @ [0x1fffc000-0x1fffffff]" in out
+    assert "11 logged line(s) compared" in out
+
+
+def test_dmesg_json_shape(cached: None, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _boot(
+        [str(KERNELS / "2.6.39-native.toml"), "--dmesg", str(LOGS / "4b239f458-before.log"), "--json"], capsys
+    )
+    doc = json.loads(out)
+    assert code == 1 and doc["outcome"] == "ok" and doc["all_match"] is False
+    assert doc["variant"] == "2.6.39-native" and doc["log"].endswith("4b239f458-before.log")
+    assert all(set(row) == {"kind", "logged", "predicted", "match", "line"} for row in doc["log_lines"])
+    assert [r["line"] for r in doc["log_lines"] if not r["match"]] == [5, 6, 9, 10]
+    assert doc["log_lines"][0] == {
+        "line": 1, "kind": "mapped", "logged": "initial memory mapped : 0 - 20000000",
+        "predicted": "initial memory mapped : 0 - 20000000", "match": True,
+    }  # fmt: skip
+
+
+def test_dmesg_log_without_layout_facts(capsys: pytest.CaptureFixture[str]) -> None:
+    """a38647837a41's dom0 log: Xen's lines only. What it does now: exit 2, one line naming the file."""
+    log = LOGS / "a38647837a41-dom0.log"
+    model = str(KERNELS / "2.6.39-rc1.toml")
+    assert _bad([model, "--dmesg", str(log)], capsys) == (
+        f"xenpin: {log}:1: no line gives the memory size (last_pfn, init_memory_mapping, E820); use --mem"
+    )
+    assert _bad([model, "--dmesg", str(log), "--mem", "3G"], capsys).startswith(
+        f"xenpin: {log}:1: a dom0 boots on the host's E820"
+    )
+
+
+def test_dmesg_log_with_the_facts_given(
+    cached: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    e820 = tmp_path / "host.e820"
+    e820.write_text(HOST_E820)
+    argv = [str(KERNELS / "2.6.39-rc1.toml"), "--dmesg", str(LOGS / "a38647837a41-dom0.log"), "--mem", "3G"]
+    code, out, _ = _boot([*argv, "--e820", str(e820)], capsys)
+    assert code == 1 and "7 logged line(s) compared: 5 match, 2 differ" in out
+    assert (
+        "      6  xen                  match   (XEN) traps.c:481:d0 Unhandled invalid opcode fault/trap"
+        in out
+    )
+
+
+def _pasted(text: str) -> str:
+    lines = [strip_timestamp(line) for line in text.splitlines()]
+    return "".join(f"<6>[    0.000000] {' '.join(line.split())}\r\n" for line in lines)
+
+
+@pytest.mark.parametrize("log", ["4b239f458-before.log", "92bdaef7b2c5-domU.log"])
+def test_dmesg_pasted_log(log: str, cached: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Timestamps, `<6>` levels, CRLF and collapsed spaces: the same lines, the same verdict."""
+    name = "2.6.38-native" if log.startswith("4b") else "2.6.39-rc6"
+    pasted = tmp_path / "pasted.log"
+    pasted.write_text(_pasted((LOGS / log).read_text()))
+    code, out, _ = _boot([str(KERNELS / f"{name}.toml"), "--dmesg", str(pasted)], capsys)
+    assert code == 0 and " 0 differ" in out
+
+
+def test_dmesg_excerpt(cached: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = (LOGS / "4b239f458-after.log").read_text().splitlines()
+    excerpt = tmp_path / "excerpt.log"
+    excerpt.write_text("\n".join([lines[1], lines[4], lines[6], lines[8], lines[10]]) + "\n")
+    code, out, _ = _boot([str(KERNELS / "2.6.39-native.toml"), "--dmesg", str(excerpt)], capsys)
+    assert code == 0 and "5 logged line(s) compared: 5 match, 0 differ" in out
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (bytes(range(256)) * 16, ":1: no early-boot line xenpin reads"),
+        (b"", ":1: no early-boot line xenpin reads"),
+        (
+            b"Linux version 2.6.39-0-virtual\nCommand line: root=/dev/xvda1 ro\n",
+            ":1: no early-boot line xenpin reads",
+        ),
+        (None, ": cannot read: No such file or directory"),
+    ],
+)
+def test_dmesg_bad_log_exit_2(content: bytes | None, message: str, tmp_path: Path, capsys) -> None:
+    log = tmp_path / "bad.log"
+    if content is not None:
+        log.write_bytes(content)
+    assert _bad([str(KERNELS / "2.6.39.toml"), "--dmesg", str(log)], capsys).startswith(
+        f"xenpin: {log}{message}"
+    )
+    assert _bad([str(KERNELS / "2.6.39.toml"), "--dmesg", str(tmp_path)], capsys).endswith(
+        ": cannot read: Is a directory"
+    )
+
+
+def test_dmesg_needs_one_variant_and_a_bounded_machine(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = LOGS / "92bdaef7b2c5-domU.log"
+    two = [str(KERNELS / "2.6.39.toml"), str(KERNELS / "3.0.toml")]
+    assert _bad([*two, "--dmesg", str(log)], capsys) == "xenpin: --dmesg: give exactly one kernel variant"
+    huge = tmp_path / "huge.log"
+    huge.write_text("init_memory_mapping: 0000000000000000-0000000100000000\n"
+                    "init_memory_mapping: 0000000100000000-0000100000000000\n")  # fmt: skip
+    assert _bad([str(KERNELS / "3.0.toml"), "--dmesg", str(huge)], capsys).startswith(
+        f"xenpin: {huge}: a machine whose RAM ends at 0x100000000000 is more than the model boots (64 GiB"
+    )
 
 
 # --- xenpin prove / explore / equiv ----------------------------------------------------------------------------

@@ -96,7 +96,7 @@ def _add_boot(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--kernel-size", metavar="SIZE", help="[_text, _end) of the kernel image (default 0x103b000)"
     )
-    p.add_argument("--ramdisk-size", metavar="SIZE", help="the initrd (default 0xbff000)")
+    p.add_argument("--ramdisk-size", metavar="SIZE", help="the initrd (default 0xbff000; 0: none)")
     p.add_argument("--dmesg", metavar="LOG", help="a console log: configure the machine from it and compare")
     p.add_argument(
         "--rules", default="xen-4.1", choices=("xen-4.1", "modern"), help="Xen rule set (default xen-4.1)"
@@ -106,7 +106,8 @@ def _add_boot(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=_cmd_boot)
 
 
-def _size_arg(name: str, text: str | None) -> int | None:
+def _size_arg(name: str, text: str | None, zero: bool = False) -> int | None:
+    """A size in bytes, a positive multiple of 4 KiB (or 0 where `zero`: no ramdisk)."""
     from xenpin.linux.layout import parse_size
 
     if text is None:
@@ -115,6 +116,8 @@ def _size_arg(name: str, text: str | None) -> int | None:
         value = parse_size(text)
     except ValueError as exc:
         raise InputError(f"{name}: {exc}") from None
+    if value == 0 and zero:
+        return 0
     if value <= 0 or value % 4096:
         raise InputError(f"{name}: {text} is not a positive multiple of 4 KiB")
     return value
@@ -132,7 +135,7 @@ def _boot_config(args: argparse.Namespace, variant):
         raise InputError(f"--mem: {args.mem} is more than the model boots ({_limit_text(role)})")
     kw = {"role": role, "mem_bytes": mem, "e820": _e820_arg(args.e820)}
     for name, attr in (("--kernel-size", "kernel_size"), ("--ramdisk-size", "ramdisk_size")):
-        value = _size_arg(name, getattr(args, attr))
+        value = _size_arg(name, getattr(args, attr), zero=attr == "ramdisk_size")
         if value is not None:
             kw[attr.replace("_size", "_bytes")] = value
     if role == "dom0" and kw["e820"] is None:
@@ -235,6 +238,77 @@ def _boot_dmesg(args: argparse.Namespace, variants: list) -> int:
     else:
         print(dmesg_text(args.dmesg, result, configured, rows))
     return EXIT_OK if rows and all(r.match for r in rows) else EXIT_MISMATCH
+
+
+# --- logs -----------------------------------------------------------------------------------------------------
+
+DEFAULT_MANIFEST = "models/logs/manifest.toml"
+
+
+def _add_logs(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "logs",
+        help="reproduce the shipped boot logs (models/logs/manifest.toml) with boot --dmesg",
+        description="For each log of the manifest, configure the machine from it, boot its variant and compare"
+        " every line; the expectation is match, differ or unusable (the log cannot configure the machine).",
+    )
+    p.add_argument("manifest", nargs="?", default=DEFAULT_MANIFEST, metavar="MANIFEST", help="a manifest TOML")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    p.set_defaults(handler=_cmd_logs)
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    import tomllib
+    from pathlib import Path
+
+    from xenpin.linux.boot import boot
+    from xenpin.linux.dmesg import LogError, compare, configure, read_log
+    from xenpin.linux.variant import VariantError, load_variant
+
+    path = Path(args.manifest)
+    try:
+        entries = tomllib.loads(path.read_text(encoding="utf-8")).get("log", [])
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: bad TOML: {exc}") from None
+    kernels = path.resolve().parent.parent / "kernels"
+    rows = []
+    for n, entry in enumerate(entries, start=1):
+        for key in ("file", "variant", "expect"):
+            if not isinstance(entry.get(key), str):
+                raise InputError(f"{path}: log #{n}: key '{key}' missing or not a string")
+        if entry["expect"] not in ("match", "differ", "unusable"):
+            raise InputError(f"{path}: log #{n}: expect must be match, differ or unusable")
+        log_path = path.parent / entry["file"]
+        try:
+            variant = load_variant(kernels / f"{entry['variant']}.toml")
+        except VariantError as exc:
+            raise InputError(str(exc)) from None
+        try:
+            log = read_log(log_path)
+            configured = configure(log, variant)
+            result = boot(variant, configured.config)
+        except (LogError, ValueError) as exc:
+            rows.append((entry, "unusable", 0, 0, str(exc)))
+            continue
+        lines = compare(log, [(line.kind, line.text) for line in result.console])
+        good = sum(r.match for r in lines)
+        got = "match" if lines and good == len(lines) else "differ"
+        rows.append((entry, got, good, len(lines), f"predicted outcome {result.outcome}"))
+    ok = all(got == entry["expect"] for entry, got, *_ in rows)
+    if args.json:
+        print(json.dumps({"logs": [{"file": e["file"], "variant": e["variant"], "expect": e["expect"],
+                                    "result": got, "matched": good, "compared": total, "detail": detail}
+                                   for e, got, good, total, detail in rows], "as_expected": ok}, indent=2))  # fmt: skip
+    else:
+        for e, got, good, total, detail in rows:
+            mark = "" if got == e["expect"] else "   <-- expected " + e["expect"]
+            counts = f"{good}/{total} lines match" if got != "unusable" else detail
+            print(f"{e['file']:<28} {e['variant']:<16} {got:<9} {counts}{mark}")
+            if got != "unusable":
+                print(f"{'':<28} {detail}")
+    return EXIT_OK if ok else EXIT_MISMATCH
 
 
 # --- prove ----------------------------------------------------------------------------------------------------
@@ -497,7 +571,7 @@ def _cmd_equiv(args: argparse.Namespace) -> int:
 # --- registry -------------------------------------------------------------------------------------------------
 
 # Each registrar adds one subcommand and sets `handler`; add new commands here.
-SUBCOMMANDS: list[Registrar] = [_add_replay, _add_boot, _add_prove, _add_explore, _add_equiv]
+SUBCOMMANDS: list[Registrar] = [_add_replay, _add_boot, _add_logs, _add_prove, _add_explore, _add_equiv]
 
 
 def build_parser() -> argparse.ArgumentParser:

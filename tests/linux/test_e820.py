@@ -56,7 +56,9 @@ def test_sanitize_xen_isa_hole_over_a_domu_ram_entry() -> None:
 
 
 _entries = st.lists(
-    st.tuples(st.integers(0, 40), st.integers(0, 12), st.sampled_from([1, 2, 3, 4, 5])), min_size=0, max_size=8
+    st.tuples(st.integers(0, 40), st.integers(0, 12), st.sampled_from([1, 2, 3, 4, 5])),
+    min_size=0,
+    max_size=8,
 )
 
 
@@ -125,7 +127,9 @@ def test_lines_in_both_formats() -> None:
     ]
 
 
-@given(st.lists(st.tuples(st.integers(1, 1 << 20), st.sampled_from([1, 2, 3, 4, 5, 12])), min_size=1, max_size=6))
+@given(
+    st.lists(st.tuples(st.integers(1, 1 << 20), st.sampled_from([1, 2, 3, 4, 5, 12])), min_size=1, max_size=6)
+)
 def test_printed_lines_read_back(spans: list[tuple[int, int]]) -> None:
     addr, entries = 0, []
     for pages, t in spans:
@@ -167,11 +171,20 @@ def test_parse_both_formats_with_timestamps_comments_and_blank_lines() -> None:
         ([" BIOS-e820: 0000000000000000 - 000000000009f000 (usable)", "garbage"], 2, "not an E820 line"),
         ([" BIOS-e820: 0000000000000000 - 000000000009f000 (bogus)"], 1, "not an E820 line"),
         ([" BIOS-e820: 0000000000001000 - 0000000000001000 (usable)"], 1, "not an E820 line"),  # empty entry
-        ([" BIOS-e820: 0000000000000000 - 00000000000a0000 (usable)",
-          " BIOS-e820: 0000000000090000 - 0000000000100000 (reserved)"], 2, "overlaps"),  # fmt: skip
+        (
+            [
+                " BIOS-e820: 0000000000000000 - 00000000000a0000 (usable)",
+                " BIOS-e820: 0000000000090000 - 0000000000100000 (reserved)",
+            ],
+            2,
+            "overlaps",
+        ),
         (["# only a comment", ""], 1, "no E820 entries"),
-        (["BIOS-e820: [mem 0x0-0xfff] usable", " BIOS-e820: 000000000000 - 0000000000001000 (usable)"], 2,
-         "not an E820 line"),  # fmt: skip
+        (
+            ["BIOS-e820: [mem 0x0-0xfff] usable", " BIOS-e820: 000000000000 - 0000000000001000 (usable)"],
+            2,
+            "not an E820 line",
+        ),
     ],
 )
 def test_parse_errors_name_file_and_line(lines: list[str], lineno: int, what: str) -> None:
@@ -184,10 +197,19 @@ def test_parse_errors_name_file_and_line(lines: list[str], lineno: int, what: st
 @pytest.mark.parametrize(
     ("raw", "text"),
     [
-        ("[    0.000000] init_memory_mapping: 0000000000000000-0000000100000000", "init_memory_mapping: 00000000"),
+        (
+            "[    0.000000] init_memory_mapping: 0000000000000000-0000000100000000",
+            "init_memory_mapping: 00000000",
+        ),
         ("<7>[   12.345678]  0000000000 - 0100000000 page 4k\r\n", " 0000000000 - 0100000000 page 4k"),
-        ("<6>  NODE_DATA [00000001dfffb000 - 00000001dfffffff]", "  NODE_DATA [00000001dfffb000 - 00000001dff"),
-        ("   memblock_x86_reserve_range: [0x7f74c000-0x7f74dfff]", "   memblock_x86_reserve_range: [0x7f74c000"),
+        (
+            "<6>  NODE_DATA [00000001dfffb000 - 00000001dfffffff]",
+            "  NODE_DATA [00000001dfffb000 - 00000001dff",
+        ),
+        (
+            "   memblock_x86_reserve_range: [0x7f74c000-0x7f74dfff]",
+            "   memblock_x86_reserve_range: [0x7f74c000",
+        ),
         ("(XEN) mm.c:2424:d1 Bad type", "(XEN) mm.c:2424:d1 Bad type"),
     ],
 )

@@ -74,7 +74,9 @@ def test_examples(start: int, end: int, mask: int, ranges: list[tuple[int, int, 
     assert [(s, e, size_name(m)) for s, e, m in split_mem_range(start, end, mask)] == ranges
 
 
-_bounds = st.tuples(st.integers(0, 1 << 24), st.integers(0, 1 << 24)).map(lambda t: (min(t) << 12, max(t) << 12))
+_bounds = st.tuples(st.integers(0, 1 << 24), st.integers(0, 1 << 24)).map(
+    lambda t: (min(t) << 12, max(t) << 12)
+)
 
 
 @given(_bounds, st.sampled_from([0, PG_LEVEL_2M, BOTH]), st.sampled_from([1, 512, 1 << 18]))

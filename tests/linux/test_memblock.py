@@ -65,7 +65,9 @@ def test_debug_lines_are_printed_from_memblock_debug_on() -> None:
     assert printed == []  # before parse_early_param
     mb.debug = True
     mb.reserve(0x7F74C000, 0x7F74E000, "PGTABLE")
-    assert printed == [("reserve", "    memblock_x86_reserve_range: [0x7f74c000-0x7f74dfff]          PGTABLE")]
+    assert printed == [
+        ("reserve", "    memblock_x86_reserve_range: [0x7f74c000-0x7f74dfff]          PGTABLE")
+    ]
     assert reserve_line(0x9B000, 0xA0000, "TRAMPOLINE", "3.9") == (
         "memblock_reserve: [0x0000000009b000-0x000000000a0000] TRAMPOLINE"  # base + size
     )
@@ -106,7 +108,10 @@ _layout = st.fixed_dictionaries(
 @given(_layout)
 def test_find_in_range_is_the_highest_free_aligned_fit(d: dict) -> None:
     off = d["offset"]
-    mb = _mb([(a * P + off, (a + n) * P + off) for a, n in d["memory"]], [(a * P, (a + n) * P) for a, n in d["reserved"]])
+    mb = _mb(
+        [(a * P + off, (a + n) * P + off) for a, n in d["memory"]],
+        [(a * P, (a + n) * P) for a, n in d["reserved"]],
+    )
     start, end, size = d["start"] * P, d["end"] * P, d["size"] * P
     assert mb.find_in_range(start, end, size, d["align"]) == _highest_fit(mb, start, end, size, d["align"])
 

@@ -136,7 +136,15 @@ def test_shipped_variants_encode_the_history() -> None:
         assert ro(name, 100) and ro(name, 110) and ro(name, 119) and not ro(name, 120) and not ro(name, 99)
     # d8aa5ec3382e's ioremap clause: the fixmap alias is RO except for the page being filled
     with_clause = {n for n in xen if ro(n, 105, ioremap=True)}
-    assert with_clause == {"2.6.39-rc1", "2.6.39-rc6", "2.6.39", "2.6.39-inline", "3.0", "3.1", "bisect-b9269dc7"}
+    assert with_clause == {
+        "2.6.39-rc1",
+        "2.6.39-rc6",
+        "2.6.39",
+        "2.6.39-inline",
+        "3.0",
+        "3.1",
+        "bisect-b9269dc7",
+    }
     assert not any(ro(n, 109, ioremap=True) for n in with_clause)
     for name in [n for n in SHIPPED if not v[n].xen] + ["3.9"]:
         assert not any(ro(name, p, io) for p in range(95, 125) for io in (False, True)), name
@@ -157,7 +165,11 @@ def test_shipped_variants_encode_the_history() -> None:
     assert {n: v[n].hook for n in ("2.6.37", "2.6.39-rc6", "2.6.39", "2.6.39-inline", "3.9")} == {
         "2.6.37": "none", "2.6.39-rc6": "deferred", "2.6.39": "x86_init", "2.6.39-inline": "inline", "3.9": "none"
     }  # fmt: skip
-    assert {n for n in SHIPPED if v[n].map_low_page} == high - {"2.6.39-rc1"} | {"2.6.39-rc1", "3.1", "3.1-native"}
+    assert {n for n in SHIPPED if v[n].map_low_page} == high - {"2.6.39-rc1"} | {
+        "2.6.39-rc1",
+        "3.1",
+        "3.1-native",
+    }
     # the extra region: mem_end, max(4G, mem_end) from 2.6.39-rc5 (24bdb0b62cc8), mem_end again from 3.0-rc4
     assert {n: v[n].code["xen_extra_mem"] for n in ("2.6.38", "2.6.39-rc1", "2.6.39-rc6", "2.6.39", "3.0")} == {
         "2.6.38": "2.6.37", "2.6.39-rc1": "2.6.37", "2.6.39-rc6": "2.6.39-rc5", "2.6.39": "2.6.39-rc5",
@@ -182,7 +194,9 @@ def test_good_template_loads(tmp_path: Path) -> None:
 
 def test_native_variant_needs_no_xen_code_and_3_9_no_buffer(tmp_path: Path) -> None:
     native = GOOD.replace('platform = "xen"', 'platform = "native"')
-    native = native.replace('max_pfn_mapped = "2.6.39-rc1"\n', "").replace('xen_extra_mem = "2.6.39-rc5"\n', "")
+    native = native.replace('max_pfn_mapped = "2.6.39-rc1"\n', "").replace(
+        'xen_extra_mem = "2.6.39-rc5"\n', ""
+    )
     v = load_variant(_write(tmp_path, native))
     assert not v.xen and v.code["xen_extra_mem"] == "2.6.39-rc5"  # a default nobody reads
     v39 = (
@@ -198,10 +212,14 @@ def test_native_variant_needs_no_xen_code_and_3_9_no_buffer(tmp_path: Path) -> N
     ("old", "new", "message"),
     [
         ('initmem_init = "2.6.37"', 'initmem_init = "2.6.38"', "key 'code.initmem_init': must be one of"),
-        ('initmem_init = "2.6.37"', 'initmem_init = 37', "key 'code.initmem_init': must be one of"),
+        ('initmem_init = "2.6.37"', "initmem_init = 37", "key 'code.initmem_init': must be one of"),
         ('initmem_init = "2.6.37"', 'initmem = "2.6.37"', "key 'code.initmem': unknown key"),
         ('initmem_init = "2.6.37"\n', "", "key 'code': key 'code.initmem_init' missing"),
-        ('pagetable_reserve = "2.6.39"', 'pagetable_reserve = "3.9"', "only init_mem_mapping 3.9 goes without"),
+        (
+            'pagetable_reserve = "2.6.39"',
+            'pagetable_reserve = "3.9"',
+            "only init_mem_mapping 3.9 goes without",
+        ),
         ('init_mem_mapping = "2.6.37"', 'init_mem_mapping = "3.9"', "init_mem_mapping 3.9 has no buffer"),
     ],
 )
@@ -210,7 +228,6 @@ def test_bad_code_table(tmp_path: Path, old: str, new: str, message: str) -> Non
     path = _write(tmp_path, text)
     got = _error(path)
     assert message in got, got
-    key = (new or old).split(" =")[0].strip()
     if "must be one of" in message or "unknown key" in message:
         assert got.startswith(f"{path}:{_line_no(text, new.strip())}:"), got
 

@@ -67,7 +67,11 @@ def test_domu_slack_becomes_the_extra_region(version: str, mem: int, extra_start
     if extra_start == mem:
         assert _spans(ms.e820) == [*low, (0x100000, mem + SLACK, E820_RAM)]
     else:
-        assert _spans(ms.e820) == [*low, (0x100000, mem, E820_RAM), (extra_start, extra_start + SLACK, E820_RAM)]
+        assert _spans(ms.e820) == [
+            *low,
+            (0x100000, mem, E820_RAM),
+            (extra_start, extra_start + SLACK, E820_RAM),
+        ]
     assert ms.e820.end_of_ram_pfn() == (extra_start + SLACK) >> 12
     if version != "3.9":
         assert ms.lines == ("released 0 pages of unused memory",)
@@ -144,5 +148,8 @@ def test_dom0_unaligned_ram_end_is_cut() -> None:
     ms, _ = _setup(4 * G, "2.6.39-rc5", host)
     # "Guard against non-page aligned E820 entries"; the pfns up to nr_pages go back to Xen, and come back as
     # the extra region at 4 GiB
-    assert _spans(ms.e820)[-2:] == [(0x100000, 0x7FF00000, E820_RAM), (4 * G, 4 * G + (0x80100 << 12), E820_RAM)]
+    assert _spans(ms.e820)[-2:] == [
+        (0x100000, 0x7FF00000, E820_RAM),
+        (4 * G, 4 * G + (0x80100 << 12), E820_RAM),
+    ]
     assert ms.released == ((0x7FF00, 0x100000),)

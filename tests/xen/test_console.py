@@ -22,7 +22,9 @@ RESEARCH = Path("/work/research")
 def test_bad_type_line_of_a_domu() -> None:
     message = "Bad type (saw 7400000000000001 != exp 1000000000000000) for mfn fa0021 (pfn 5ffde)"
     assert xen_line(message, 1) == f"(XEN) mm.c:2424:d1 {message}"
-    assert xen_line("Error while pinning mfn fa0021", 0) == "(XEN) mm.c:2985:d0 Error while pinning mfn fa0021"
+    assert (
+        xen_line("Error while pinning mfn fa0021", 0) == "(XEN) mm.c:2985:d0 Error while pinning mfn fa0021"
+    )
 
 
 def test_modern_xen_prints_the_vcpu() -> None:
@@ -32,11 +34,16 @@ def test_modern_xen_prints_the_vcpu() -> None:
 def test_another_build_s_line_numbers() -> None:
     """a38647837a41's xen-unstable printed `mm.c:2466` for Bad type: a log's numbers override 4.1.0's."""
     lines = {"Bad type": ("mm.c", 2466), "Unhandled": ("traps.c", 481)}
-    assert xen_line("Bad type (saw 0 != exp 0) for mfn 1 (pfn 1)", 0, lines=lines).startswith("(XEN) mm.c:2466:d0 ")
+    assert xen_line("Bad type (saw 0 != exp 0) for mfn 1 (pfn 1)", 0, lines=lines).startswith(
+        "(XEN) mm.c:2466:d0 "
+    )
     assert xen_line(trap_line(6, "invalid opcode"), 0, lines=lines) == (
         "(XEN) traps.c:481:d0 Unhandled invalid opcode fault/trap [#6] on VCPU 0 [ec=0000]"
     )
-    assert xen_line("Error while pinning mfn 1", 0, lines=lines) == "(XEN) mm.c:2985:d0 Error while pinning mfn 1"
+    assert (
+        xen_line("Error while pinning mfn 1", 0, lines=lines)
+        == "(XEN) mm.c:2985:d0 Error while pinning mfn 1"
+    )
 
 
 def test_trap_and_crash_lines() -> None:
@@ -59,7 +66,9 @@ def test_sites() -> None:
 def _last_line_of_call(source: list[str], prefix: str) -> int | None:
     """The 1-based line where the MEM_LOG/gdprintk whose format starts with `prefix` ends (its `;`)."""
     for i, text in enumerate(source):
-        if re.search(r"\b(MEM_LOG|gdprintk)\(", text) and prefix.split(" %")[0] in " ".join(source[i : i + 2]):
+        if re.search(r"\b(MEM_LOG|gdprintk)\(", text) and prefix.split(" %")[0] in " ".join(
+            source[i : i + 2]
+        ):
             j = i
             while not source[j].rstrip().endswith(";"):
                 j += 1
@@ -79,7 +88,9 @@ def test_site_table_is_release_4_1_0(prefix: str, file: str, line: int) -> None:
 
 
 @_needs_source
-@pytest.mark.xfail(strict=True, reason="known: the message depends on the level, which the validator's log omits")
+@pytest.mark.xfail(
+    strict=True, reason="known: the message depends on the level, which the validator's log omits"
+)
 def test_linear_pagetable_site_is_the_macro_invocation() -> None:
     """The MEM_LOG sits in `define_get_linear_pagetable(level)`, a macro: `__LINE__` is that of its invocation,
     `define_get_linear_pagetable(l2)` at mm.c:915 (l3: 957, l4: 982), never the 723 of the macro body."""

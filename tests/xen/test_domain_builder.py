@@ -142,7 +142,9 @@ def test_xc_dom_layout_is_a_fixed_point(sizes: tuple[int, int, int]) -> None:
     assert sod.pg_l1 * 512 == sod.v_end  # the L1s map exactly [0, v_end)
     assert sod.nr_pt_frames == 3 + sod.pg_l1  # one L4, L3 and L2
     assert sod.pt_end == sod.boot_stack
-    assert sod.kernel_end == KERNEL_START_PFN + pages(kernel) and sod.ramdisk_end == sod.kernel_end + pages(ramdisk)
+    assert sod.kernel_end == KERNEL_START_PFN + pages(kernel) and sod.ramdisk_end == sod.kernel_end + pages(
+        ramdisk
+    )
     # the smallest such layout: 4 MiB less would not hold the tables it needs
     smaller = sod.v_end - ROUND_4M
     assert sod.pt_base + 3 + smaller // 512 + 1 + 128 > smaller

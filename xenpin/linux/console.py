@@ -96,13 +96,22 @@ class Console:
 
     def numa_dummy(self, end: int) -> None:
         self.print("numa", "No NUMA configuration found")
-        self.print("numa", f"Faking a node at {0:016x}-{end:016x}")
+        if self.dialect == "3.9":
+            self.print("numa", f"Faking a node at [mem {0:#018x}-{end - 1:#018x}]")
+        else:
+            self.print("numa", f"Faking a node at {0:016x}-{end:016x}")
 
     def initmem_node(self, nid: int, start: int, end: int) -> None:
-        self.print("numa", f"Initmem setup node {nid} {start:016x}-{end:016x}")
+        if self.dialect == "3.9":
+            self.print("numa", f"Initmem setup node {nid} [mem {start:#010x}-{end - 1:#010x}]")
+        else:
+            self.print("numa", f"Initmem setup node {nid} {start:016x}-{end:016x}")
 
     def node_data(self, start: int, end: int) -> None:
-        self.print("node_data", f"  NODE_DATA [{start:016x} - {end - 1:016x}]")
+        if self.dialect == "3.9":
+            self.print("node_data", f"  NODE_DATA [mem {start:#010x}-{end - 1:#010x}]")
+        else:
+            self.print("node_data", f"  NODE_DATA [{start:016x} - {end - 1:016x}]")
 
     # --------------------------------------------------------------------------- arch/x86/mm/fault.c
 

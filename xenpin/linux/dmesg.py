@@ -24,8 +24,6 @@ from pathlib import Path
 from xenpin.linux.e820 import E820, E820Entry, match_e820_line, strip_timestamp
 from xenpin.linux.layout import (
     DEFAULT_KERNEL_BYTES,
-    DEFAULT_NODE_DATA_BYTES,
-    DEFAULT_TRAMPOLINE_BYTES,
     FOUR_GIB_PFN,
     BootConfig,
 )
@@ -57,8 +55,17 @@ COMPARED = (
 # Reservations xenpin makes; a `memblock_x86_reserve_range` of another name (CRASH KERNEL, ACPI tables, ...)
 # is read but not compared.
 MODELLED_RESERVATIONS = frozenset(
-    {"PGTABLE", "NODE_DATA", "TRAMPOLINE", "BRK", "TEXT DATA BSS", "RAMDISK", "XEN START INFO", "XEN PAGETABLES",
-     "XEN EXTRA"}  # fmt: skip
+    {
+        "PGTABLE",
+        "NODE_DATA",
+        "TRAMPOLINE",
+        "BRK",
+        "TEXT DATA BSS",
+        "RAMDISK",
+        "XEN START INFO",
+        "XEN PAGETABLES",
+        "XEN EXTRA",
+    }
 )
 
 _H = "[0-9a-fA-F]"
@@ -66,13 +73,29 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("last_pfn", re.compile(rf"^(?:e820: )?last_pfn = 0x(?P<a>{_H}+) max_arch_pfn = 0x{_H}+$")),
     ("mapped", re.compile(rf"^initial memory mapped ?: (?:0 - (?P<b>{_H}+)|\[mem 0x0+-0x(?P<b1>{_H}+)\])$")),
     ("init_memory_mapping", re.compile(rf"^init_memory_mapping: (?P<a>{_H}{{16}})-(?P<b>{_H}{{16}})$")),
-    ("init_memory_mapping", re.compile(rf"^init_memory_mapping: \[(?:mem )?0x(?P<a>{_H}+)-0x(?P<b1>{_H}+)\]$")),
+    (
+        "init_memory_mapping",
+        re.compile(rf"^init_memory_mapping: \[(?:mem )?0x(?P<a>{_H}+)-0x(?P<b1>{_H}+)\]$"),
+    ),
     ("page_size", re.compile(rf"^\s*(?P<a>{_H}{{10}}) - (?P<b>{_H}{{10}}) page (?P<size>4k|2M|1G)$")),
     ("page_size", re.compile(rf"^\s*\[mem 0x(?P<a>{_H}+)-0x(?P<b1>{_H}+)\] page (?P<size>4k|2M|1G)$")),
     ("tables", re.compile(rf"^kernel direct mapping tables up to (?P<e>{_H}+) @ (?P<a>{_H}+)-(?P<b>{_H}+)$")),
-    ("tables", re.compile(rf"^kernel direct mapping tables up to (?P<e>{_H}+) @ \[0x(?P<a>{_H}+)-0x(?P<b1>{_H}+)\]$")),
-    ("reserve", re.compile(rf"^\s*memblock_x86_reserve_range: \[0x(?P<a>{_H}+)-0x(?P<b1>{_H}+)\]\s+(?P<name>.+?)\s*$")),
-    ("reserve", re.compile(rf"^\s*memblock_reserve: \[0x(?P<a>{_H}+)-0x(?P<b>{_H}+)\]\s+(?P<name>\S+?)(?:\+0x.*)?$")),
+    (
+        "tables",
+        re.compile(
+            rf"^kernel direct mapping tables up to (?P<e>{_H}+) @ \[0x(?P<a>{_H}+)-0x(?P<b1>{_H}+)\]$"
+        ),
+    ),
+    (
+        "reserve",
+        re.compile(
+            rf"^\s*memblock_x86_reserve_range: \[0x(?P<a>{_H}+)-0x(?P<b1>{_H}+)\]\s+(?P<name>.+?)\s*$"
+        ),
+    ),
+    (
+        "reserve",
+        re.compile(rf"^\s*memblock_reserve: \[0x(?P<a>{_H}+)-0x(?P<b>{_H}+)\]\s+(?P<name>\S+?)(?:\+0x.*)?$"),
+    ),
     ("reserve", re.compile(rf"^BRK \[0x(?P<a>{_H}+), 0x(?P<b1>{_H}+)\] (?P<name>PGTABLE)$")),
     ("setting_rw", re.compile(rf"^xen: setting RW the range (?P<a>{_H}+) - (?P<b>{_H}+)$")),
     ("ramdisk", re.compile(rf"^RAMDISK: (?P<a>{_H}+) - (?P<b>{_H}+)$")),
@@ -81,17 +104,27 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("numa", re.compile(r"^(No NUMA configuration found|NUMA turned off)$")),
     ("numa", re.compile(r"^(Faking a node at|Initmem setup node \d+) .*$")),
     ("node_data", re.compile(rf"^\s*NODE_DATA \[(?:mem 0x)?(?P<a>{_H}+)(?: - |-0x)(?P<b1>{_H}+)\]$")),
-    ("failure", re.compile(r"^BUG: unable to handle kernel (NULL pointer dereference|paging request) at\s+\S+$")),
+    (
+        "failure",
+        re.compile(r"^BUG: unable to handle kernel (NULL pointer dereference|paging request) at\s+\S+$"),
+    ),
     ("failure", re.compile(r"^Kernel panic - not syncing: .*$")),
     ("failure", re.compile(r"^kernel BUG at .*$")),
     ("oops_ip", re.compile(rf"^IP: \[<{_H}+>\] (?P<func>[\w.]+)\+0x{_H}+/0x{_H}+$")),
-    ("raw_console", re.compile(r"^(mapping kernel into physical memory|Xen: setup ISA identity maps|about to get"
-                               r" started\.\.\.)$")),
+    (
+        "raw_console",
+        re.compile(
+            r"^(mapping kernel into physical memory|Xen: setup ISA identity maps|about to get"
+            r" started\.\.\.)$"
+        ),
+    ),
     ("e820_header", re.compile(r"^(e820: )?BIOS-provided physical RAM map:$")),
 ]
 _XEN = re.compile(r"^\(XEN\)\s?(?:(?P<file>[\w-]+\.c):(?P<line>\d+):d(?P<dom>\d+)(?:v\d+)? )?(?P<msg>.*)$")
 _XEN_E820 = re.compile(rf"^\s*(?P<a>{_H}{{16}}) - (?P<b>{_H}{{16}}) \((?P<t>[^)]*)\)$")
-_XEN_DOM0_ALLOC = re.compile(rf"^\s*Dom0 alloc\.:\s+(?P<a>{_H}+)->(?P<b>{_H}+) \((?P<n>\d+) pages to be allocated\)")
+_XEN_DOM0_ALLOC = re.compile(
+    rf"^\s*Dom0 alloc\.:\s+(?P<a>{_H}+)->(?P<b>{_H}+) \((?P<n>\d+) pages to be allocated\)"
+)
 _XEN_SEGMENT = re.compile(rf"^\s*(?P<what>Loaded kernel|Init\. ramdisk):\s+(?P<a>{_H}+)->(?P<b>{_H}+)$")
 _MFN_PFN = re.compile(rf"for mfn (?P<mfn>{_H}+) \(pfn (?P<pfn>{_H}+)\)")
 _XEN_COMPARED = ("Bad type", "Error while pinning", "Error getting mfn", "Unhandled", "domain_crash_sync",
@@ -158,7 +191,8 @@ def parse_log(texts: list[str], path: str = "<log>") -> Log:
         text = strip_timestamp(raw).rstrip()
         if not text.strip():
             continue
-        m = _XEN.match(text)
+        probe = text.lstrip()  # a pasted line may be indented; the kernel's own leading spaces carry nothing
+        m = _XEN.match(probe)
         if m:
             msg = m["msg"]
             if "Xen-e820 RAM map" in msg:
@@ -185,7 +219,7 @@ def parse_log(texts: list[str], path: str = "<log>") -> Log:
                                                   "t": str(entry.type)}))  # fmt: skip
             continue
         for kind, pattern in _PATTERNS:
-            m = pattern.match(text)
+            m = pattern.match(probe)
             if m:
                 fields = {k: v for k, v in m.groupdict().items() if v is not None}
                 if kind == "reserve" and fields.get("name", "") not in MODELLED_RESERVATIONS:
@@ -209,7 +243,11 @@ class Configured:
 
 
 def configure(
-    log: Log, variant: KernelVariant, mem_bytes: int | None = None, e820: E820 | None = None, role: str | None = None
+    log: Log,
+    variant: KernelVariant,
+    mem_bytes: int | None = None,
+    e820: E820 | None = None,
+    role: str | None = None,
 ) -> Configured:
     """The machine the log describes, for booting `variant` (see the module docstring). `mem_bytes`, `e820` and
     `role` are what the command line gave (`--mem`, `--e820`, `--role`); the log fills in the rest. LogError if
@@ -256,7 +294,10 @@ def configure(
             kw["kernel_bytes"] = start - (KERNEL_START_PFN << 12)
     elif mapped and role != "native" and variant.code["max_pfn_mapped"] == "2.6.39-rc1":
         end = mapped[0].value("b")
-        kw["kernel_bytes"], kw["ramdisk_bytes"] = DEFAULT_KERNEL_BYTES, end - (KERNEL_START_PFN << 12) - DEFAULT_KERNEL_BYTES
+        kw["kernel_bytes"], kw["ramdisk_bytes"] = (
+            DEFAULT_KERNEL_BYTES,
+            end - (KERNEL_START_PFN << 12) - DEFAULT_KERNEL_BYTES,
+        )
         if kw["ramdisk_bytes"] < 0:
             kw["kernel_bytes"], kw["ramdisk_bytes"] = end - (KERNEL_START_PFN << 12), 0
     _segments_from_xen(log, kw, notes)
@@ -290,11 +331,15 @@ def configure(
         # a logged mfn below its pfn can only be on that reversed part.
         up = role == "dom0" and "p2m" not in kw and mfn_pfn[0] >= mfn_pfn[1]
         kw["p2m"] = P2M.through(nr, mfn_pfn[1], mfn_pfn[0], 1 if up else -1)
-        notes.append(f"p2m through the logged pair mfn {mfn_pfn[0]:x} (pfn {mfn_pfn[1]:x}): {kw['p2m'].describe()}")
+        notes.append(
+            f"p2m through the logged pair mfn {mfn_pfn[0]:x} (pfn {mfn_pfn[1]:x}): {kw['p2m'].describe()}"
+        )
     kw["xen_build_lines"] = tuple(sorted(xen_lines.items()))
     if log.dialect == "tip-2010":  # not a release's format: print the boot's lines the way this kernel did
         kw["printk"] = "tip-2010"
-        notes.append("printk formats of the x86 tip tree of December 2010 (bracketed ranges), as the log shows")
+        notes.append(
+            "printk formats of the x86 tip tree of December 2010 (bracketed ranges), as the log shows"
+        )
     return Configured(BootConfig(**kw), log.dialect, xen_lines, notes)
 
 
@@ -309,7 +354,9 @@ def _segments_from_xen(log: Log, kw: dict, notes: list[str]) -> None:
         if "n" in f:
             kw["mem_bytes"] = int(f["n"]) << 12
             kw["p2m"] = P2M(int(f["n"]), int(f["a"], 16) >> 12, 1)
-            notes.append(f"dom0: {f['n']} pages from machine address {int(f['a'], 16):#x} (Xen's 'Dom0 alloc.')")
+            notes.append(
+                f"dom0: {f['n']} pages from machine address {int(f['a'], 16):#x} (Xen's 'Dom0 alloc.')"
+            )
         elif f.get("what") == "Loaded kernel":
             kw["kernel_bytes"] = int(f["b"], 16) - int(f["a"], 16)
         elif f.get("what") == "Init. ramdisk":
@@ -341,7 +388,9 @@ def _max_pfns(log: Log) -> tuple[int | None, int | None]:
     last = [line.value("a") for line in log.of("last_pfn")]
     if calls:  # 3.9 maps in steps: the highest end is max_pfn
         top = max(end for _, end in calls)
-        return top, (min(top, FOUR_GIB_PFN) if not last else (last[1] if len(last) > 1 else min(top, last[0])))
+        return top, (
+            min(top, FOUR_GIB_PFN) if not last else (last[1] if len(last) > 1 else min(top, last[0]))
+        )
     if last:
         return last[0], (last[1] if len(last) > 1 else last[0])
     return None, None
@@ -353,7 +402,11 @@ def _native_e820(log: Log, max_pfn: int | None, max_low: int | None, notes: list
         return E820([E820Entry(x.value("a"), x.value("b") - x.value("a"), int(x.fields["t"])) for x in bios])
     if max_low is None:
         raise LogError(f"{log.path}:1: no E820 and no init_memory_mapping line: cannot tell the memory map")
-    entries = [E820Entry(0, 0x9F000, 1), E820Entry(0x9F000, 0x1000, 2), E820Entry(0x100000, (max_low << 12) - 0x100000, 1)]
+    entries = [
+        E820Entry(0, 0x9F000, 1),
+        E820Entry(0x9F000, 0x1000, 2),
+        E820Entry(0x100000, (max_low << 12) - 0x100000, 1),
+    ]
     if max_pfn is not None and max_pfn > max_low:
         entries.append(E820Entry(FOUR_GIB_PFN << 12, (max_pfn - FOUR_GIB_PFN) << 12, 1))
     notes.append(
@@ -384,7 +437,9 @@ def _domain_memory(
     for nr in candidates:
         if nr <= 0:
             continue
-        ms = xen_memory_setup(nr, kw.get("e820"), role == "dom0", variant.code["xen_extra_mem"], Memblock(), 0, 0)
+        ms = xen_memory_setup(
+            nr, kw.get("e820"), role == "dom0", variant.code["xen_extra_mem"], Memblock(), 0, 0
+        )
         got = ms.e820.end_of_ram_pfn()
         got_low = ms.e820.end_of_low_ram_pfn() if got > FOUR_GIB_PFN else got
         if got == max_pfn and (max_low is None or got_low == max_low):
@@ -441,12 +496,11 @@ def compare(log: Log, predicted: list[tuple[str, str]]) -> list[Comparison]:
             continue
         key = _key(line.kind, line.text)
         queue, pos = queues.get(key, []), position.get(key, 0)
-        same = (
-            (lambda got: got.split()[-1] == line.fields["func"])
-            if line.kind == "oops_ip"
-            else (lambda got: _norm(got) == _norm(line.text))
-        )
-        hit = next((k for k in range(pos, len(queue)) if same(queue[k])), None)
+        if line.kind == "oops_ip":  # xenpin knows the function, not its address or offset
+            wanted, same = line.fields["func"], lambda got, want: got.split()[-1] == want
+        else:
+            wanted, same = _norm(line.text), lambda got, want: _norm(got) == want
+        hit = next((k for k in range(pos, len(queue)) if same(queue[k], wanted)), None)
         if hit is not None:
             out.append(Comparison(line.kind, line.text, queue[hit], True, line.lineno))
             position[key] = hit + 1
@@ -457,4 +511,14 @@ def compare(log: Log, predicted: list[tuple[str, str]]) -> list[Comparison]:
     return out
 
 
-__all__ = ["COMPARED", "Comparison", "Configured", "Log", "LogError", "compare", "configure", "parse_log", "read_log"]
+__all__ = [
+    "COMPARED",
+    "Comparison",
+    "Configured",
+    "Log",
+    "LogError",
+    "compare",
+    "configure",
+    "parse_log",
+    "read_log",
+]

@@ -11,6 +11,7 @@ Addresses are bytes.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -71,7 +72,7 @@ class E820:
         adjacent entries of the same type merge. Empty entries vanish."""
         points = sorted({p for e in self.map if e.size > 0 for p in (e.addr, e.end)})
         out: list[E820Entry] = []
-        for lo, hi in zip(points, points[1:], strict=False):
+        for lo, hi in itertools.pairwise(points):
             types = [e.type for e in self.map if e.size > 0 and e.addr <= lo and e.end >= hi]
             if not types:
                 continue
@@ -133,9 +134,10 @@ def _type_text(t: int) -> str:
     return f"({TYPE_NAMES[t]})" if t in TYPE_NAMES else f"type {t}"
 
 
-def end_pfn_line(last_pfn: int) -> str:
-    """The line `e820_end_pfn` prints."""
-    return f"last_pfn = {last_pfn:#x} max_arch_pfn = {MAX_ARCH_PFN:#x}"
+def end_pfn_line(last_pfn: int, release_format: str = "2.6") -> str:
+    """The line `e820_end_pfn` prints (3.9: with an `e820: ` prefix)."""
+    prefix = "e820: " if release_format == "3.9" else ""
+    return f"{prefix}last_pfn = {last_pfn:#x} max_arch_pfn = {MAX_ARCH_PFN:#x}"
 
 
 _OLD = re.compile(

@@ -97,7 +97,9 @@ class Memblock:
         if end < size:
             return None
         base = align_down(end - size, align)
-        if start == 0:  # "Prevent allocations returning 0 as it's also used to indicate an allocation failure"
+        if (
+            start == 0
+        ):  # "Prevent allocations returning 0 as it's also used to indicate an allocation failure"
             start = PAGE_SIZE
         while start <= base:
             j = self._overlaps_reserved(base, size)

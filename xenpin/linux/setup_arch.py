@@ -59,12 +59,14 @@ def setup_arch(g: Guest) -> None:
         g.memblock.reserve(*g.ramdisk, "RAMDISK")
 
     _memory_setup(g)
-    g.memblock.debug = True  # memblock=debug is an early_param: reservations before parse_early_param never print
+    g.memblock.debug = (
+        True  # memblock=debug is an early_param: reservations before parse_early_param never print
+    )
     g.max_pfn = g.e820.end_of_ram_pfn()
-    g.console.print("last_pfn", end_pfn_line(g.max_pfn))
+    g.console.print("last_pfn", end_pfn_line(g.max_pfn, g.console.dialect))
     if g.max_pfn > FOUR_GIB_PFN:
         g.max_low_pfn = g.e820.end_of_low_ram_pfn()
-        g.console.print("last_pfn", end_pfn_line(g.max_low_pfn))
+        g.console.print("last_pfn", end_pfn_line(g.max_low_pfn, g.console.dialect))
     else:
         g.max_low_pfn = g.max_pfn
     if release_39:  # early_alloc_pgt_buf: extend_brk(INIT_PGT_BUF_SIZE)
@@ -117,8 +119,11 @@ def _brk_seed(g: Guest, seed: int):
 def _memory_setup(g: Guest) -> None:
     """`setup_memory_map`: `x86_init.resources.memory_setup()` and the printed map."""
     cfg = g.config
-    header = "e820: BIOS-provided physical RAM map:" if g.console.dialect == "3.9" else "BIOS-provided physical RAM map:"
-    g.console.print("e820_header", header)
+    header = (
+        "e820: BIOS-provided physical RAM map:"
+        if g.console.dialect == "3.9"
+        else "BIOS-provided physical RAM map:"
+    )
     if g.xen:
         sod = g.sod
         ms = xen_memory_setup(
@@ -140,18 +145,20 @@ def _memory_setup(g: Guest) -> None:
     else:
         g.e820 = cfg.host_e820()
         who = "BIOS-e820"
+    g.console.print("e820_header", header)  # printed once memory_setup() has returned
     for line in g.e820.lines(who, "3.9" if g.console.dialect == "3.9" else "2.6"):
         g.console.print("e820", line)
 
 
 def _trampoline(g: Guest) -> None:
-    """The real-mode trampoline, top-down below 1 MiB (`setup_trampolines`, printed from 2.6.39 on)."""
+    """The real-mode trampoline, top-down below 1 MiB (`setup_trampolines`, printed from 2.6.39 on; 3.9's
+    `setup_real_mode` prints the same line)."""
     size = g.config.trampoline_bytes
     base = g.memblock.find_in_range(0, ISA_END_ADDRESS, size)
     if base is None:
         return
     g.memblock.reserve(base, base + size, "TRAMPOLINE")
-    if g.variant.code["kernel_physical_mapping_init"] == "2.6.39-rc1":
+    if g.variant.code["kernel_physical_mapping_init"] != "2.6.37":
         g.console.trampoline(base, size)
 
 
@@ -169,7 +176,9 @@ def _initmem_init(g: Guest) -> None:
         hi, function = end, "setup_node_bootmem"
     else:
         hi, function = pfn_phys(g.max_pfn_mapped), "setup_node_data"
-    nd = g.memblock.find_in_range(start, hi, size, 64) or g.memblock.find_in_range(pfn_phys(MAX_DMA_PFN), hi, size, 64)
+    nd = g.memblock.find_in_range(start, hi, size, 64) or g.memblock.find_in_range(
+        pfn_phys(MAX_DMA_PFN), hi, size, 64
+    )
     if nd is None:
         return
     g.memblock.reserve(nd, nd + size, "NODE_DATA")
@@ -197,9 +206,13 @@ def _tail_property(g: Guest, pfn: int) -> str:
 def _page_allocator(g: Guest) -> None:
     """Every free page goes to the page allocator, and the kernel writes to it: the lowest one that is not
     mapped RW (or is a live page table) faults."""
-    candidates = sorted({p for p in g.ro_pfns} | {p for b in g.buffers for p in range(b.pgt_buf_start, b.pgt_buf_top)})
+    candidates = sorted(
+        {p for p in g.ro_pfns} | {p for b in g.buffers for p in range(b.pgt_buf_start, b.pgt_buf_top)}
+    )
     for pfn in candidates:
-        if g.memblock.is_reserved(pfn_phys(pfn)) or not g.memblock.is_memory(pfn_phys(pfn), pfn_phys(pfn + 1)):
+        if g.memblock.is_reserved(pfn_phys(pfn)) or not g.memblock.is_memory(
+            pfn_phys(pfn), pfn_phys(pfn + 1)
+        ):
             continue
         level = g.live_level(pfn)
         rw = g.mapped_rw(pfn)

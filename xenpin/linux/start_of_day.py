@@ -54,7 +54,9 @@ MIN_KERNEL_PAGES = 0x200  # room for the tables, .bss and the brk
 def _kernel_tables(g: Guest, kernel_start: int, kernel_end: int) -> KernelTables:
     if kernel_end - kernel_start < MIN_KERNEL_PAGES:
         raise ValueError(f"a kernel image of {pfn_phys(kernel_end - kernel_start):#x} bytes is too small")
-    data = kernel_start + (kernel_end - kernel_start) // 2  # somewhere in .data; the exact frames do not matter
+    data = (
+        kernel_start + (kernel_end - kernel_start) // 2
+    )  # somewhere in .data; the exact frames do not matter
     t = KernelTables(*range(data, data + 7))
     brk = kernel_end - BRK_PAGES
     t.level1_ident_pgt = list(range(brk, brk + LEVEL1_IDENT_PAGES))
@@ -97,7 +99,11 @@ def xen_start_of_day(g: Guest) -> None:
     for table in (t.init_level4_pgt, t.level3_ident_pgt, t.level3_kernel_pgt, t.level2_kernel_pgt,
                   t.level2_fixmap_pgt):  # fmt: skip
         _set_page_prot(g, table, PAGE_KERNEL_RO)
-    for r in (hv.pin(4, m(t.init_level4_pgt)), hv.unpin(m(sod.pt_base)), hv.new_baseptr(m(t.init_level4_pgt))):
+    for r in (
+        hv.pin(4, m(t.init_level4_pgt)),
+        hv.unpin(m(sod.pt_base)),
+        hv.new_baseptr(m(t.init_level4_pgt)),
+    ):
         if not r.ok:  # pragma: no cover - the takeover is valid by construction
             raise AssertionError(f"xen_setup_kernel_pagetable was refused: {r}")
     g.memblock.reserve(pfn_phys(sod.pt_base), pfn_phys(sod.pt_end), "XEN PAGETABLES")
@@ -173,7 +179,9 @@ def native_start_of_day(g: Guest) -> None:
     kernel_end = kernel_start + pages(cfg.kernel_bytes)
     image = (pfn_phys(kernel_start), pfn_phys(kernel_end))
     if not any(a <= image[0] and image[1] <= b for a, b in cfg.host_e820().ram()):
-        raise ValueError(f"no RAM holds the kernel image [{image[0]:#x}, {image[1]:#x}): the machine is too small")
+        raise ValueError(
+            f"no RAM holds the kernel image [{image[0]:#x}, {image[1]:#x}): the machine is too small"
+        )
     g.kernel_start, g.kernel_end = kernel_start, kernel_end
     g.hv = Hypervisor(g.rules, frames=1)
     t = g.tables = _kernel_tables(g, kernel_start, kernel_end)
@@ -184,7 +192,9 @@ def native_start_of_day(g: Guest) -> None:
     hv.fill_table(t.level3_ident_pgt, [(0, t.level2_ident_pgt, PAGE_KERNEL)])
     hv.fill_table(t.level3_kernel_pgt, [(KERNEL_L3_SLOT, t.level2_kernel_pgt, PAGE_KERNEL),
                                         (FIXMAP_L3_SLOT, t.level2_fixmap_pgt, PAGE_KERNEL)])  # fmt: skip
-    hv.fill_table(t.level2_ident_pgt, [(i, i * PFNS_PER_PMD, PAGE_KERNEL | PSE) for i in range(PTRS_PER_TABLE)])
+    hv.fill_table(
+        t.level2_ident_pgt, [(i, i * PFNS_PER_PMD, PAGE_KERNEL | PSE) for i in range(PTRS_PER_TABLE)]
+    )
     hv.fill_table(t.level2_kernel_pgt, [(i, i * PFNS_PER_PMD, PAGE_KERNEL | PSE) for i in range(256)])
     hv.fill_table(t.level2_fixmap_pgt, [(BTMAP_L2_SLOT, t.bm_pte, PAGE_KERNEL)])
     hv.baseptr = t.init_level4_pgt  # CR3 is just a register on bare metal

@@ -55,7 +55,7 @@ CODE: dict[str, dict[str, str]] = {
         "3.0": "numa.c setup_node_data: NODE_DATA top-down in [16 MiB, max_pfn_mapped)",
     },
     "pagetable_reserve": {
-        "2.6.37": "init_memory_mapping: memblock_x86_reserve_range(pgt_buf_start, pgt_buf_end, \"PGTABLE\")",
+        "2.6.37": 'init_memory_mapping: memblock_x86_reserve_range(pgt_buf_start, pgt_buf_end, "PGTABLE")',
         "2.6.39-rc6": "the same, and mark_rw_past_pgt() makes the old [end, top) RW later (a38647837a41)",
         "2.6.39": "x86_init.mapping.pagetable_reserve(PFN_PHYS(start), PFN_PHYS(end)) (279b706, the seed)",
         "inline": "the seed's rejected alternative: if (xen_pv_domain()) the Xen reserve step inline",
@@ -241,9 +241,14 @@ def _check_code(code: object, platform: str, fail) -> dict[str, str]:
     if out["init_mem_mapping"] == "3.9":
         out.setdefault("find_early_table_space", "none")
         if out["find_early_table_space"] != "none" or out["pagetable_reserve"] != "3.9":
-            raise fail("code", "init_mem_mapping 3.9 has no buffer: find_early_table_space none, pagetable_reserve 3.9")
+            raise fail(
+                "code",
+                "init_mem_mapping 3.9 has no buffer: find_early_table_space none, pagetable_reserve 3.9",
+            )
     elif out["find_early_table_space"] == "none" or out["pagetable_reserve"] == "3.9":
-        raise fail("code", "only init_mem_mapping 3.9 goes without find_early_table_space and pagetable_reserve")
+        raise fail(
+            "code", "only init_mem_mapping 3.9 goes without find_early_table_space and pagetable_reserve"
+        )
     for key in _XEN_ONLY_CODE:
         out.setdefault(key, "2.6.39-rc1" if key == "max_pfn_mapped" else "2.6.39-rc5")
     return out

@@ -34,7 +34,9 @@ from xenpin.linux.memblock import Memblock
 
 MAX_DOMAIN_PAGES = 1 << (46 - PAGE_SHIFT)  # x86-64: MAX_PHYSMEM_BITS
 EXTRA_MEM_RATIO = 10
-MAX_DOMAIN_PAGES_39 = (500 << 30) >> PAGE_SHIFT  # 3.9: CONFIG_XEN_MAX_DOMAIN_MEMORY default 500 (GiB) on x86-64
+MAX_DOMAIN_PAGES_39 = (
+    500 << 30
+) >> PAGE_SHIFT  # 3.9: CONFIG_XEN_MAX_DOMAIN_MEMORY default 500 (GiB) on x86-64
 FOUR_GIB = FOUR_GIB_PFN << PAGE_SHIFT
 
 
@@ -85,12 +87,16 @@ def xen_memory_setup(
         if size > 0:
             e820.add_region(addr, size, type_)
     if version == "3.0-rc4" and dom0 and extra_start < FOUR_GIB:
-        extra_start = FOUR_GIB  # "Align the balloon area so that max_low_pfn does not get set to be at the _end_"
+        extra_start = (
+            FOUR_GIB  # "Align the balloon area so that max_low_pfn does not get set to be at the _end_"
+        )
     e820.add_region(ISA_START_ADDRESS, ISA_END_ADDRESS - ISA_START_ADDRESS, E820_RESERVED)
     memblock.reserve(mfn_list << PAGE_SHIFT, pt_base << PAGE_SHIFT, "XEN START INFO")
     e820.sanitize()
     released = _return_unused_memory(nr_pages, e820)
-    lines = [f"xen_release_chunk: looking at area pfn {lo:x}-{hi:x}: {hi - lo} pages freed" for lo, hi in released]
+    lines = [
+        f"xen_release_chunk: looking at area pfn {lo:x}-{hi:x}: {hi - lo} pages freed" for lo, hi in released
+    ]
     lines.append(f"released {sum(hi - lo for lo, hi in released)} pages of unused memory")
     extra_pages += sum(hi - lo for lo, hi in released)
     extra_limit = min(EXTRA_MEM_RATIO * max_pfn, max_pfn + extra_pages)
