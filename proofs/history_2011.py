@@ -7,8 +7,9 @@
 - 2.6.39-rc6, rc7 (RO up to top; a38647837a41's deferred mark_rw_past_pgt): right after each call's reserve
   step [end, top) is still RO; a top-down allocation in between faults (92bdaef7b2c5's log).
 - 2.6.39 (the seed's hook), 3.0 (high, the hook essential), 3.1 (low again): every property holds.
-- The bisect states: 4b239f458 before d8aa5ec3 (the fixmap alias of a live table RW) and b9269dc7 without any
-  RW restore.
+- The bisect states: 4b239f458 before d8aa5ec3 (the fixmap alias of a live table RW), a38647837a41 before
+  b9269dc7 (the deferred restore with the `< end` rule: the pin fails) and 92bdaef7b2c5 (the workaround reverted,
+  the hook not yet in: nothing restores RW).
 Run: `python proofs/history_2011.py`.
 """
 
@@ -26,7 +27,8 @@ THEOREMS = [
     Theorem("models/kernels/3.0.toml", "spare_writable", "proved"),
     Theorem("models/kernels/3.1.toml", "spare_writable", "proved"),
     Theorem("models/kernels/bisect-4b239f458.toml", "no_rw_alias", "counterexample"),
-    Theorem("models/kernels/bisect-b9269dc7.toml", "spare_writable", "counterexample"),
+    Theorem("models/kernels/bisect-a38647837a41.toml", "no_rw_alias", "counterexample"),
+    Theorem("models/kernels/bisect-92bdaef7b2c5.toml", "spare_writable", "counterexample"),
 ]
 
 if __name__ == "__main__":

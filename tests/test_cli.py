@@ -195,7 +195,7 @@ def test_boot_text_json_and_trace(cached: None, capsys: pytest.CaptureFixture[st
 
 
 def test_boot_json_of_a_failure(cached: None, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _boot([str(KERNELS / "bisect-b9269dc7.toml"), "--mem", "1536M", "--json"], capsys)
+    code, out, _ = _boot([str(KERNELS / "bisect-92bdaef7b2c5.toml"), "--mem", "1536M", "--json"], capsys)
     doc = json.loads(out)
     assert code == 0 and doc["outcome"] == "kernel-fault"
     f = doc["failure"]
@@ -456,7 +456,7 @@ def test_dmesg_92bdaef7b2c5_reproduces(cached: None, capsys: pytest.CaptureFixtu
         "      6  tables               match   kernel direct mapping tables up to 100000000 @ ff7fb000-100000000"
         in out
     )
-    assert "18 logged line(s) compared: 18 match, 0 differ" in out
+    assert "19 logged line(s) compared: 19 match, 0 differ" in out
     assert (
         "predicted outcome: kernel-fault in initmem_init: memset(NODE_DATA): page 0x1dfffb is mapped read-only"
         in out
@@ -513,7 +513,7 @@ def test_dmesg_log_without_layout_facts(capsys: pytest.CaptureFixture[str]) -> N
     log = LOGS / "a38647837a41-dom0.log"
     model = str(KERNELS / "2.6.39-rc1.toml")
     assert _bad([model, "--dmesg", str(log)], capsys) == (
-        f"xenpin: {log}:1: no line gives the memory size (last_pfn, init_memory_mapping, E820); use --mem"
+        f"xenpin: {log}:1: no line gives the memory size (last_pfn, init_memory_mapping, E820) of this dom0; give --mem and the host's map with --e820"
     )
     assert _bad([model, "--dmesg", str(log), "--mem", "3G"], capsys).startswith(
         f"xenpin: {log}:1: a dom0 boots on the host's E820"

@@ -45,7 +45,7 @@ def test_lines_of_the_domu_log_are_classified() -> None:
     kinds = {line.lineno: line.kind for line in log.lines}
     assert [kinds[n] for n in range(1, 19)] == [
         "last_pfn", "mapped", "trampoline", "init_memory_mapping", "page_size", "tables", "init_memory_mapping",
-        "page_size", "tables", "setting_rw", "ramdisk", "numa", "numa", "other", "numa", "node_data", "failure",
+        "page_size", "tables", "setting_rw", "ramdisk", "numa", "numa", "numa", "numa", "node_data", "failure",
         "oops_ip",
     ]  # fmt: skip
     assert kinds[60] == "failure" and kinds[19] == "other"  # the panic; the oops' register dump is not read
@@ -109,7 +109,7 @@ def test_a_log_without_layout_facts() -> None:
         configure(log, variant("2.6.39-rc1"))
     assert (
         str(info.value)
-        == f"{DOM0}:1: no line gives the memory size (last_pfn, init_memory_mapping, E820); use --mem"
+        == f"{DOM0}:1: no line gives the memory size (last_pfn, init_memory_mapping, E820) of this dom0; give --mem and the host's map with --e820"
     )
     with pytest.raises(LogError, match=r":1: a dom0 boots on the host's E820 .* give it with --e820 FILE$"):
         configure(log, variant("2.6.39-rc1"), mem_bytes=3 << 30)
@@ -138,7 +138,7 @@ def test_dom0_log_with_the_missing_facts_given() -> None:
 
 def test_92bdaef7b2c5_reproduces_on_2_6_39_rc6() -> None:
     _, result, rows = _rows(read_log(DOMU), "2.6.39-rc6")
-    assert len(rows) == 18 and all(r.match for r in rows)
+    assert len(rows) == 19 and all(r.match for r in rows)
     assert result.failure.function == "setup_node_bootmem"
 
 
@@ -192,7 +192,7 @@ def test_pasted_logs_read_the_same(how: str) -> None:
         configure(pasted, variant("2.6.39-rc6")).config == configure(original, variant("2.6.39-rc6")).config
     )
     _, _, rows = _rows(pasted, "2.6.39-rc6")
-    assert len(rows) == 18 and all(r.match for r in rows), [r for r in rows if not r.match]
+    assert len(rows) == 19 and all(r.match for r in rows), [r for r in rows if not r.match]
 
 
 def test_an_excerpt_matches_in_order() -> None:

@@ -28,7 +28,9 @@ SHIPPED = (
     "2.6.38",
     "2.6.38-native",
     "2.6.39-rc1",
+    "2.6.39-rc5",
     "2.6.39-rc6",
+    "bisect-a38647837a41",
     "2.6.39",
     "2.6.39-inline",
     "2.6.39-native",
@@ -37,7 +39,7 @@ SHIPPED = (
     "3.1-native",
     "3.9",
     "bisect-4b239f458",
-    "bisect-b9269dc7",
+    "bisect-92bdaef7b2c5",
 )
 
 GOOD = """\
@@ -130,20 +132,22 @@ def test_shipped_variants_encode_the_history() -> None:
 
     xen = [n for n in SHIPPED if v[n].xen]
     # mask_rw_pte: `< end` (fef5ba79 .. 2.6.39-rc5) vs `< top` (b9269dc7, 2.6.39-rc6 on); never on 3.9
-    for name in ("2.6.37", "2.6.38", "2.6.39-rc1", "bisect-4b239f458"):
+    for name in ("2.6.37", "2.6.38", "2.6.39-rc1", "2.6.39-rc5", "bisect-4b239f458", "bisect-a38647837a41"):
         assert ro(name, 105) and not ro(name, 110) and not ro(name, 119) and not ro(name, 99), name
-    for name in ("2.6.39-rc6", "2.6.39", "2.6.39-inline", "3.0", "3.1", "bisect-b9269dc7"):
+    for name in ("2.6.39-rc6", "2.6.39", "2.6.39-inline", "3.0", "3.1", "bisect-92bdaef7b2c5"):
         assert ro(name, 100) and ro(name, 110) and ro(name, 119) and not ro(name, 120) and not ro(name, 99)
     # d8aa5ec3382e's ioremap clause: the fixmap alias is RO except for the page being filled
     with_clause = {n for n in xen if ro(n, 105, ioremap=True)}
     assert with_clause == {
         "2.6.39-rc1",
+        "2.6.39-rc5",
+        "bisect-a38647837a41",
         "2.6.39-rc6",
         "2.6.39",
         "2.6.39-inline",
         "3.0",
         "3.1",
-        "bisect-b9269dc7",
+        "bisect-92bdaef7b2c5",
     }
     assert not any(ro(n, 109, ioremap=True) for n in with_clause)
     for name in [n for n in SHIPPED if not v[n].xen] + ["3.9"]:
@@ -153,14 +157,14 @@ def test_shipped_variants_encode_the_history() -> None:
         if name != "3.9":
             assert [p for p in range(95, 125) if ev(name, "reserve", p)] == list(range(100, 110)), name
     # the seed's hook, its inlined twin and 2.6.39-rc6's deferred mark_rw_past_pgt make [end, top) RW again
-    for name in ("2.6.39-rc6", "2.6.39", "2.6.39-inline", "3.0", "3.1"):
+    for name in ("2.6.39-rc6", "bisect-a38647837a41", "2.6.39", "2.6.39-inline", "3.0", "3.1"):
         assert [p for p in range(95, 125) if ev(name, "writable", p)] == list(range(110, 120)), name
-    for name in ("2.6.37", "2.6.38", "2.6.39-rc1", "3.9", "bisect-4b239f458", "bisect-b9269dc7"):
+    for name in ("2.6.37", "2.6.38", "2.6.39-rc1", "2.6.39-rc5", "3.9", "bisect-4b239f458", "bisect-92bdaef7b2c5"):
         assert not any(ev(name, "writable", p) for p in range(95, 125)), name
     # placement: 4b239f458 is in 2.6.39-rc1, not 2.6.38; released 3.0 is still high; 3.1 low again
     high = {n for n in SHIPPED if v[n].placement == "high"}
-    assert high == {"2.6.39-rc1", "2.6.39-rc6", "2.6.39", "2.6.39-inline", "2.6.39-native", "3.0",
-                    "bisect-4b239f458", "bisect-b9269dc7"}  # fmt: skip
+    assert high == {"2.6.39-rc1", "2.6.39-rc5", "bisect-a38647837a41", "2.6.39-rc6", "2.6.39", "2.6.39-inline",
+                    "2.6.39-native", "3.0", "bisect-4b239f458", "bisect-92bdaef7b2c5"}  # fmt: skip
     assert v["3.9"].placement == "mapped" and v["3.1"].placement == v["2.6.38"].placement == "low"
     assert {n: v[n].hook for n in ("2.6.37", "2.6.39-rc6", "2.6.39", "2.6.39-inline", "3.9")} == {
         "2.6.37": "none", "2.6.39-rc6": "deferred", "2.6.39": "x86_init", "2.6.39-inline": "inline", "3.9": "none"
@@ -179,9 +183,11 @@ def test_shipped_variants_encode_the_history() -> None:
     broken = {n: sorted(p for p in PROPERTIES if v[n].expect[p] != "proved") for n in SHIPPED}
     assert {n: b for n, b in broken.items() if b} == {
         "2.6.39-rc1": ["no_rw_alias"],
+        "2.6.39-rc5": ["no_rw_alias"],
+        "bisect-a38647837a41": ["no_rw_alias"],
         "2.6.39-rc6": ["spare_writable"],
         "bisect-4b239f458": ["no_rw_alias"],
-        "bisect-b9269dc7": ["spare_writable"],
+        "bisect-92bdaef7b2c5": ["spare_writable"],
     }
 
 

@@ -59,7 +59,7 @@ def test_text_of_a_pin_failure() -> None:
 
 
 def test_text_of_an_oops_and_of_3_9() -> None:
-    lines = render_text(booted("bisect-b9269dc7", "1536M")).splitlines()
+    lines = render_text(booted("bisect-92bdaef7b2c5", "1536M")).splitlines()
     assert "  BUG: unable to handle kernel NULL pointer dereference at           (null)" in lines
     assert "  in setup_node_bootmem" in lines
     assert any(line.startswith("outcome: kernel-fault in initmem_init at step ") for line in lines)

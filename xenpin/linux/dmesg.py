@@ -102,6 +102,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("ramdisk", re.compile(rf"^RAMDISK: \[mem 0x(?P<a>{_H}+)-0x(?P<b1>{_H}+)\]$")),
     ("trampoline", re.compile(rf"^Base memory trampoline at \[{_H}+\] (?P<a>{_H}+) size (?P<size>\d+)$")),
     ("numa", re.compile(r"^(No NUMA configuration found|NUMA turned off)$")),
+    ("numa", re.compile(r"^NUMA: Using \d+ for the hash shift\.$")),
     ("numa", re.compile(r"^(Faking a node at|Initmem setup node \d+) .*$")),
     ("node_data", re.compile(rf"^\s*NODE_DATA \[(?:mem 0x)?(?P<a>{_H}+)(?: - |-0x)(?P<b1>{_H}+)\]$")),
     (
@@ -428,8 +429,10 @@ def _domain_memory(
     """A domU's `nr_pages`: the size whose `xen_memory_setup` (this variant's) gives the logged max_pfn and
     max_low_pfn; the 8 MiB of slack sit at `mem_end` or, for 2.6.39-rc5 .. 2.6.39.x, at 4 GiB."""
     if max_pfn is None:
+        need = "--mem and the host's map with --e820" if role == "dom0" else "--mem"
         raise LogError(
-            f"{log.path}:1: no line gives the memory size (last_pfn, init_memory_mapping, E820); use --mem"
+            f"{log.path}:1: no line gives the memory size (last_pfn, init_memory_mapping, E820) of this {role};"
+            f" give {need}"
         )
     candidates = [max_pfn - 2048, max_pfn - 256]
     if max_low is not None:

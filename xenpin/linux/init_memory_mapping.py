@@ -206,7 +206,11 @@ class DirectMapping:
             g.buf = self.find_early_table_space(start >> 12, end >> 12)
             g.buffers.append(g.buf)
             pv = self.pv
-            pv.pgt_buf_start, pv.pgt_buf_end, pv.pgt_buf_top = g.buf.pgt_buf_start, g.buf.pgt_buf_end, g.buf.pgt_buf_top
+            pv.pgt_buf_start, pv.pgt_buf_end, pv.pgt_buf_top = (
+                g.buf.pgt_buf_start,
+                g.buf.pgt_buf_end,
+                g.buf.pgt_buf_top,
+            )
         ret = end >> 12
         for s, e, mask in ranges:
             ret = self.kernel_physical_mapping_init(s >> 12, e >> 12, mask)
@@ -230,7 +234,9 @@ class DirectMapping:
         }[version]
         base = g.memblock.find_in_range(lo, hi, tables * PAGE_SIZE, PAGE_SIZE)
         if base is None:
-            g.console.print("failure", "Kernel panic - not syncing: Cannot find space for the kernel page tables")
+            g.console.print(
+                "failure", "Kernel panic - not syncing: Cannot find space for the kernel page tables"
+            )
             g.stop("panic", 0, "Kernel panic - not syncing: Cannot find space for the kernel page tables",
                    reason=f"memblock_find_in_range({lo:#x}, {hi:#x}) has no {tables} free pages")  # fmt: skip
         first = base >> 12
@@ -386,7 +392,9 @@ class DirectMapping:
                 g.console.print("failure", "Kernel panic - not syncing: alloc_low_page: ran out of memory")
                 g.stop("panic", 0, "Kernel panic - not syncing: alloc_low_page: ran out of memory",
                        violates="buffer_fits")  # fmt: skip
-            ret = g.memblock.find_in_range(pfn_phys(self.min_pfn_mapped), pfn_phys(g.max_pfn_mapped), PAGE_SIZE)
+            ret = g.memblock.find_in_range(
+                pfn_phys(self.min_pfn_mapped), pfn_phys(g.max_pfn_mapped), PAGE_SIZE
+            )
             if not ret:
                 g.console.print("failure", "Kernel panic - not syncing: alloc_low_page: can not alloc memory")
                 g.stop("panic", 0, "Kernel panic - not syncing: alloc_low_page: can not alloc memory",
@@ -413,7 +421,9 @@ class DirectMapping:
             start, stop = min(max(base, r_start), r_end), min(max(end, r_start), r_end)
             if start >= stop:
                 continue
-            self.can_use_brk_pgt = max(start, pfn_phys(buf.pgt_buf_end)) >= min(stop, pfn_phys(buf.pgt_buf_top))
+            self.can_use_brk_pgt = max(start, pfn_phys(buf.pgt_buf_end)) >= min(
+                stop, pfn_phys(buf.pgt_buf_top)
+            )
             self.init_memory_mapping(start, stop)
             mapped += stop - start
             self.can_use_brk_pgt = True

@@ -35,7 +35,9 @@ PMD_SIZE = 1 << 21
 ROLES = ("domU", "dom0", "native")
 DEFAULT_KERNEL_BYTES = 0x203B000 - 0x1000000  # _text .. the ramdisk of 92bdaef7b2c5's domU
 DEFAULT_RAMDISK_BYTES = 0x2C3A000 - 0x203B000
-DEFAULT_NODE_DATA_BYTES = 0x5000  # roundup(sizeof(pg_data_t), PAGE_SIZE) of that kernel ("NODE_DATA [..fb000 - ..fffff]")
+DEFAULT_NODE_DATA_BYTES = (
+    0x5000  # roundup(sizeof(pg_data_t), PAGE_SIZE) of that kernel ("NODE_DATA [..fb000 - ..fffff]")
+)
 DEFAULT_TRAMPOLINE_BYTES = 0x5000  # its "Base memory trampoline at [ffff88000009b000] 9b000 size 20480"
 XEN_SLACK_BYTES = 8 << 20  # xen_memory_setup: "8MB slack (to balance backend allocations)"
 
@@ -70,7 +72,9 @@ class BootConfig:
     role: str = "domU"
     mem_bytes: int = 6 << 30  # domU / dom0: nr_pages << PAGE_SHIFT; native: the E820's RAM
     e820: E820 | None = None  # dom0, native: the host's map; domU: None
-    slack_bytes: int = XEN_SLACK_BYTES  # domU: its E820 is [0, memory + slack) (the kernel's or libxl's 8 MiB)
+    slack_bytes: int = (
+        XEN_SLACK_BYTES  # domU: its E820 is [0, memory + slack) (the kernel's or libxl's 8 MiB)
+    )
     kernel_bytes: int = DEFAULT_KERNEL_BYTES
     ramdisk_bytes: int = DEFAULT_RAMDISK_BYTES
     ramdisk_start: int | None = None  # native: where the boot loader put it; Xen: right after the kernel
@@ -79,7 +83,9 @@ class BootConfig:
     p2m: P2M | None = None  # Xen: the pfn -> mfn table (default: `P2M.default`)
     gbpages: bool = False  # native: cpu_has_gbpages && direct_gbpages
     domid: int | None = None  # Xen's id of the guest (default 0 for dom0, 1 for a domU)
-    xen_build_lines: tuple[tuple[str, tuple[str, int]], ...] = ()  # Xen source lines of another build than 4.1.0
+    xen_build_lines: tuple[
+        tuple[str, tuple[str, int]], ...
+    ] = ()  # Xen source lines of another build than 4.1.0
     printk: str | None = None  # console dialect (`console.DIALECTS`) if not the release's own: "tip-2010"
 
     @property

@@ -106,7 +106,9 @@ class PvOps:
 
     def mask_rw(self, pfn: int, ioremap: bool) -> bool:
         """`mask_rw_pte`: True if the new PTE for `pfn` loses its RW bit."""
-        return self.xen and self._readonly(pfn, self.pgt_buf_start, self.pgt_buf_end, self.pgt_buf_top, ioremap)
+        return self.xen and self._readonly(
+            pfn, self.pgt_buf_start, self.pgt_buf_end, self.pgt_buf_top, ioremap
+        )
 
     def pte_flags(self, pfn: int, ioremap: bool) -> int:
         return PAGE_KERNEL_RO if self.mask_rw(pfn, ioremap) else PAGE_KERNEL

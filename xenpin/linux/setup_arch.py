@@ -93,6 +93,10 @@ def setup_arch(g: Guest) -> None:
 
     if g.ramdisk:  # reserve_initrd: inside the initial mapping, nothing to relocate
         g.console.ramdisk(*g.ramdisk)
+    if g.config.dom0 and pv.deferred:
+        # acpi_boot_table_init maps the ACPI tables with early_ioremap: a set_pte of a nonzero pfn, which in
+        # 2.6.39-rc6 runs mark_rw_past_pgt (a domU has ACPI disabled by xen_arch_setup)
+        pv.mark_rw_past_pgt()
     _initmem_init(g)
     # paging_init(); x86_init.paging.pagetable_setup_done -> xen_pagetable_setup_done
     g.shared_info_ready = True
@@ -167,6 +171,8 @@ def _initmem_init(g: Guest) -> None:
     c = g.console
     end = pfn_phys(g.max_pfn)
     c.numa_dummy(end)
+    if g.variant.code["initmem_init"] == "2.6.37":  # numa_64.c compute_hash_shift: one node at 0 -> 63
+        c.print("numa", "NUMA: Using 63 for the hash shift.")
     c.initmem_node(0, 0, end)
     size = g.config.node_data_bytes
     start = pfn_phys(MAX_DMA_PFN)

@@ -10,7 +10,8 @@ made RO (`set_page_prot`: `update_va_mapping` of its kernel-map address), `init_
 unpinned, CR3 switched, and `[pt_base, pt_base + nr_pt_frames)` reserved "XEN PAGETABLES". `max_pfn_mapped` is,
 per release, the last pfn `xen_map_identity_early` touched (2.6.37, 2.6.38: "if (pfn > max_pfn_mapped)
 max_pfn_mapped = pfn", one short of the end) or `PFN_DOWN(__pa(xen_start_info->mfn_list))` (14988a4d350c,
-2.6.39-rc1+). `early_ioremap_init` then links `bm_pte` under `level2_fixmap_pgt` (`pmd_populate_kernel`:
+2.6.39-rc1+). 3.9's 64-bit version no longer extends the identity map, and `check_pt_base` gives Xen's L4, L3
+and L2 back (RW, cleared, unreserved). `early_ioremap_init` then links `bm_pte` under `level2_fixmap_pgt` (`pmd_populate_kernel`:
 RO + `PIN_L1_TABLE`), and 2.6.39+'s `cleanup_highmap` drops the kernel-map PMDs outside `[_text, _brk_end)`
 below `max_pfn_mapped`.
 
@@ -93,8 +94,12 @@ def xen_start_of_day(g: Guest) -> None:
     xen_l1s = [(s, e.mfn, e.flags) for s, e in hv.entries(m(xen_l2))]
     for copy in (t.level2_ident_pgt, t.level2_kernel_pgt, t.level2_fixmap_pgt):  # memcpy of Xen's L2
         hv.fill_table(m(copy), xen_l1s)
-    g.max_pfn_mapped = _map_identity_early(g, t)
-    if g.variant.code["max_pfn_mapped"] == "2.6.39-rc1":
+    version = g.variant.code["max_pfn_mapped"]  # the release's xen_setup_kernel_pagetable
+    if version == "3.9":  # 64-bit 3.9: no xen_map_identity_early, only level2_ident_pgt made RO
+        _set_page_prot(g, t.level2_ident_pgt, PAGE_KERNEL_RO)
+    else:
+        g.max_pfn_mapped = _map_identity_early(g, t)
+    if version != "2.6.37":
         g.max_pfn_mapped = sod.mfn_list  # PFN_DOWN(__pa(xen_start_info->mfn_list))
     for table in (t.init_level4_pgt, t.level3_ident_pgt, t.level3_kernel_pgt, t.level2_kernel_pgt,
                   t.level2_fixmap_pgt):  # fmt: skip
@@ -106,7 +111,13 @@ def xen_start_of_day(g: Guest) -> None:
     ):
         if not r.ok:  # pragma: no cover - the takeover is valid by construction
             raise AssertionError(f"xen_setup_kernel_pagetable was refused: {r}")
-    g.memblock.reserve(pfn_phys(sod.pt_base), pfn_phys(sod.pt_end), "XEN PAGETABLES")
+    pt_base = sod.pt_base
+    if version == "3.9":  # check_pt_base: libxc's [L4], [L3], [L2] lead the area; they are freed and cleared
+        for table in (sod.pt_base, sod.pt_base + 1, sod.pt_base + 2):
+            _set_page_prot(g, table, PAGE_KERNEL)
+            g.clear_page(table)
+        pt_base += 3 if not cfg.dom0 else 1  # construct_dom0 lays out [L4], [L1], [L2], [L3]: only the L4
+    g.memblock.reserve(pfn_phys(pt_base), pfn_phys(sod.pt_end), "XEN PAGETABLES")
     if g.variant.code["init_mem_mapping"] != "3.9":  # xen_ident_map_ISA(), printing for dom0 only
         raw("raw_console", "Xen: setup ISA identity maps")
     raw("raw_console", "about to get started...")

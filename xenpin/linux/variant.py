@@ -43,6 +43,7 @@ CODE: dict[str, dict[str, str]] = {
     "max_pfn_mapped": {
         "2.6.37": "xen_map_identity_early: the last pfn of the identity map Xen's tables and level1_ident_pgt cover",
         "2.6.39-rc1": "PFN_DOWN(__pa(xen_start_info->mfn_list)) (14988a4d350c)",
+        "3.9": "the same; no xen_map_identity_early on 64-bit, and check_pt_base frees Xen's L4, L3 and L2",
     },
     "xen_extra_mem": {
         "2.6.37": "xen_memory_setup: xen_extra_mem_start = mem_end (the 8 MiB slack becomes XEN EXTRA there)",
