@@ -18,8 +18,10 @@ RAM up to each `init_memory_mapping` end; dom0: Xen's own `(XEN)` E820 lines), d
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from xenpin.linux.e820 import E820, E820Entry, match_e820_line, strip_timestamp
 from xenpin.linux.layout import (
@@ -32,6 +34,9 @@ from xenpin.linux.variant import KernelVariant
 from xenpin.linux.xen_setup import xen_memory_setup
 from xenpin.xen.console import site_of
 from xenpin.xen.domain_builder import KERNEL_START_PFN, P2M
+
+if TYPE_CHECKING:
+    from xenpin.linux.boot import BootResult
 
 # The kinds `boot --dmesg` compares, and the kinds it reads but does not compare.
 COMPARED = (
@@ -514,6 +519,28 @@ def compare(log: Log, predicted: list[tuple[str, str]]) -> list[Comparison]:
     return out
 
 
+def reproduce(
+    path: str | Path,
+    variant: KernelVariant,
+    *,
+    mem_bytes: int | None = None,
+    e820: E820 | None = None,
+    role: str | None = None,
+    rules: str = "xen-4.1",
+    check: Callable[[BootConfig], None] | None = None,
+) -> tuple[Configured, BootResult, list[Comparison]]:
+    """`boot --dmesg`: read the log, configure its machine (`check` may refuse it), boot `variant` on it and
+    compare. LogError / ValueError for a log or machine that cannot be used."""
+    from xenpin.linux.boot import boot  # the boot walk sits above this module's readers
+
+    log = read_log(path)
+    configured = configure(log, variant, mem_bytes, e820, role)
+    if check is not None:
+        check(configured.config)
+    result = boot(variant, configured.config, rules)
+    return configured, result, compare(log, [(line.kind, line.text) for line in result.console])
+
+
 __all__ = [
     "COMPARED",
     "Comparison",
@@ -524,4 +551,5 @@ __all__ = [
     "configure",
     "parse_log",
     "read_log",
+    "reproduce",
 ]
