@@ -7,6 +7,7 @@ Exit codes (every command): 0 = everything as expected, 1 = an outcome differs f
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -218,21 +219,24 @@ def _cmd_boot(args: argparse.Namespace) -> int:
 
 
 def _boot_dmesg(args: argparse.Namespace, variants: list) -> int:
-    from xenpin.linux.boot import boot
-    from xenpin.linux.dmesg import LogError, compare, configure, read_log
+    from xenpin.linux.dmesg import LogError, reproduce
     from xenpin.report.boot import dmesg_json, dmesg_text
 
     if len(variants) != 1:
         raise InputError("--dmesg: give exactly one kernel variant")
     v = variants[0]
     try:
-        log = read_log(args.dmesg)
-        configured = configure(log, v, _size_arg("--mem", args.mem), _e820_arg(args.e820), args.role)
-        _check_machine(configured.config, v, args.dmesg)
-        result = boot(v, configured.config, args.rules)
+        configured, result, rows = reproduce(
+            args.dmesg,
+            v,
+            mem_bytes=_size_arg("--mem", args.mem),
+            e820=_e820_arg(args.e820),
+            role=args.role,
+            rules=args.rules,
+            check=lambda cfg: _check_machine(cfg, v, args.dmesg),
+        )
     except (LogError, ValueError) as exc:
         raise InputError(str(exc) if isinstance(exc, LogError) else f"{args.dmesg}: {exc}") from None
-    rows = compare(log, [(line.kind, line.text) for line in result.console])
     if args.json:
         print(json.dumps(dmesg_json(args.dmesg, result, configured, rows), indent=2))
     else:
@@ -252,7 +256,9 @@ def _add_logs(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="For each log of the manifest, configure the machine from it, boot its variant and compare"
         " every line; the expectation is match, differ or unusable (the log cannot configure the machine).",
     )
-    p.add_argument("manifest", nargs="?", default=DEFAULT_MANIFEST, metavar="MANIFEST", help="a manifest TOML")
+    p.add_argument(
+        "manifest", nargs="?", default=DEFAULT_MANIFEST, metavar="MANIFEST", help="a manifest TOML"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     p.set_defaults(handler=_cmd_logs)
 
@@ -261,8 +267,7 @@ def _cmd_logs(args: argparse.Namespace) -> int:
     import tomllib
     from pathlib import Path
 
-    from xenpin.linux.boot import boot
-    from xenpin.linux.dmesg import LogError, compare, configure, read_log
+    from xenpin.linux.dmesg import LogError, reproduce
     from xenpin.linux.variant import VariantError, load_variant
 
     path = Path(args.manifest)
@@ -286,13 +291,11 @@ def _cmd_logs(args: argparse.Namespace) -> int:
         except VariantError as exc:
             raise InputError(str(exc)) from None
         try:
-            log = read_log(log_path)
-            configured = configure(log, variant)
-            result = boot(variant, configured.config)
-        except (LogError, ValueError) as exc:
+            check = functools.partial(_check_machine, variant=variant, source=str(log_path))
+            _, result, lines = reproduce(log_path, variant, check=check)
+        except (LogError, ValueError, InputError) as exc:
             rows.append((entry, "unusable", 0, 0, str(exc)))
             continue
-        lines = compare(log, [(line.kind, line.text) for line in result.console])
         good = sum(r.match for r in lines)
         got = "match" if lines and good == len(lines) else "differ"
         rows.append((entry, got, good, len(lines), f"predicted outcome {result.outcome}"))
@@ -361,15 +364,26 @@ def _write_smt2(directory: str, jobs: list) -> None:
     except OSError as exc:
         raise InputError(f"--smt2: cannot create {directory}: {exc.strerror}") from None
     refs = set()
-    for variant, prop in jobs:
-        for call in (0, 1):
-            ob = build(variant, prop, call)
-            refs.update(ob.lemmas)
-            (out / f"{variant.name}.{prop}.call{call}.smt2").write_text(
-                f"; xenpin: {variant.name} {prop}, init_memory_mapping call {call}\n"
-                f"; assumes the lemmas {', '.join(map(str, ob.lemmas))} (lemma.*.smt2)\n"
-                f"; sat = counterexample\n" + smt2(ob.formula())
-            )
+    todo = [(variant, prop, call) for variant, prop in jobs for call in (0, 1)]
+    written = set()
+    while todo:
+        variant, prop, call = todo.pop(0)
+        name = f"{variant.name}.{prop}.call{call}.smt2"
+        if name in written:
+            continue
+        written.add(name)
+        ob = build(variant, prop, call)
+        refs.update(ob.lemmas)
+        rests = "".join(
+            f"; its closed form rests on {variant.name}.{p}.call{c}.smt2 being unsat too\n"
+            for p, c in ob.rests_on
+        )
+        todo.extend((variant, p, c) for p, c in ob.rests_on)
+        (out / name).write_text(
+            f"; xenpin: {variant.name} {prop}, init_memory_mapping call {call}\n"
+            f"; assumes the lemmas {', '.join(map(str, ob.lemmas))} (lemma.*.smt2)\n"
+            f"{rests}; sat = counterexample\n" + smt2(ob.formula())
+        )
     for ref in lemmas.closure(sorted(refs)):
         formula, uses = lemmas.proof(ref)
         where = "" if ref.shape is None else f".{ref.shape.replace('/', '-')}.call{ref.call}"
@@ -547,6 +561,7 @@ def _cmd_equiv(args: argparse.Namespace) -> int:
         "mem_bytes": hex(r.mem_bytes) if r.mem_bytes is not None else None,
         "call": r.call,
         "pfn": hex(r.pfn) if r.pfn is not None else None,
+        "machine": r.witness.machine_json() if r.witness else None,
         "detail": r.detail,
     }
     if args.json:
@@ -555,7 +570,7 @@ def _cmd_equiv(args: argparse.Namespace) -> int:
         print(f"{a.name} and {b.name}: equivalent (same direct-map RW bits and reservations for every size)")
     elif r.verdict == "different":
         print(
-            f"{a.name} and {b.name}: different at memory {r.mem_bytes:#x} bytes, call {r.call}, pfn {r.pfn:#x}: {r.detail}"
+            f"{a.name} and {b.name}: different on a {r.witness.describe()}, call {r.call}, pfn {r.pfn:#x}: {r.detail}"
         )
         for res in (r.replay_a, r.replay_b):
             rw, reserved = res.final_pages.get(r.pfn, (None, False))

@@ -93,7 +93,12 @@ def test_history_at_1537m(name: str) -> None:
         ("2.6.39-rc6", "6G", "kernel-fault", "initmem_init"),  # 92bdaef7b2c5: NODE_DATA in the RO tail
         ("bisect-4b239f458", "4097M", "kernel-fault", "init_memory_mapping call 0"),
         ("bisect-92bdaef7b2c5", "1537M", "kernel-fault", "initmem_init"),
-        ("bisect-92bdaef7b2c5", "4097M", "kernel-fault", "page allocator"),  # NODE_DATA lands above the buffers
+        (
+            "bisect-92bdaef7b2c5",
+            "4097M",
+            "kernel-fault",
+            "page allocator",
+        ),  # NODE_DATA lands above the buffers
     ],
 )
 def test_history_around_4g(name: str, mem: str, outcome: str, phase: str) -> None:

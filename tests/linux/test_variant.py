@@ -159,7 +159,15 @@ def test_shipped_variants_encode_the_history() -> None:
     # the seed's hook, its inlined twin and 2.6.39-rc6's deferred mark_rw_past_pgt make [end, top) RW again
     for name in ("2.6.39-rc6", "bisect-a38647837a41", "2.6.39", "2.6.39-inline", "3.0", "3.1"):
         assert [p for p in range(95, 125) if ev(name, "writable", p)] == list(range(110, 120)), name
-    for name in ("2.6.37", "2.6.38", "2.6.39-rc1", "2.6.39-rc5", "3.9", "bisect-4b239f458", "bisect-92bdaef7b2c5"):
+    for name in (
+        "2.6.37",
+        "2.6.38",
+        "2.6.39-rc1",
+        "2.6.39-rc5",
+        "3.9",
+        "bisect-4b239f458",
+        "bisect-92bdaef7b2c5",
+    ):
         assert not any(ev(name, "writable", p) for p in range(95, 125)), name
     # placement: 4b239f458 is in 2.6.39-rc1, not 2.6.38; released 3.0 is still high; 3.1 low again
     high = {n for n in SHIPPED if v[n].placement == "high"}

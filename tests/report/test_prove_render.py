@@ -1,58 +1,132 @@
-"""Rendering of proof runs: lemma lines grouped per lemma, unproved instances named, JSON carries both."""
+"""Rendering of proof runs (`xenpin prove`): one row per verdict, counterexamples in the domain's terms with
+their replay, lemmas grouped per lemma with the unproved instances named; the JSON document's shape."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
+from functools import cache
 
-from xenpin.linux.variant import load_variant
+from bootcache import variant
+
+from xenpin.linux.variant import PROPERTIES
 from xenpin.report.prove import lemmas_of, prove_json, render_text
+from xenpin.symbolic.form import shape_of
 from xenpin.symbolic.lemmas import LemmaRef
-from xenpin.symbolic.prove import LemmaVerdict, Verdict
+from xenpin.symbolic.prove import LemmaVerdict, Verdict, prove_property
 
-KERNELS = Path(__file__).resolve().parents[2] / "models" / "kernels"
+HIGH = shape_of(variant("2.6.39")).key
+LOW = shape_of(variant("3.1")).key
 
 
-def _verdicts() -> list[Verdict]:
-    v = load_variant(KERNELS / "3.0.toml")
-    shared = LemmaVerdict(LemmaRef("walk_bounded", "low", 0), "proved", 0.25)
+def _made_up() -> list[Verdict]:
+    v = variant("3.1")
+    shared = LemmaVerdict(LemmaRef("walk_bounded", LOW, 0), "proved", 0.25)
     a = Verdict(v, "spare_freed", "proved", 0.5, lemmas=[shared])
     b = Verdict(
         v,
         "spare_writable",
         "unknown",
         0.5,
-        notes=["rests on lemma alloc_monotone[low, call 1], which is unknown (timeout)"],
+        notes=[f"rests on lemma alloc_monotone[{LOW}, call 1], which is unknown (timeout)"],
         lemmas=[
             shared,
-            LemmaVerdict(LemmaRef("walk_bounded", "low", 1), "proved", 0.5),
-            LemmaVerdict(LemmaRef("alloc_monotone", "low", 1), "unknown", 60.0, "timeout"),
+            LemmaVerdict(LemmaRef("walk_bounded", HIGH, 1), "proved", 0.5),
+            LemmaVerdict(LemmaRef("add_monotone"), "proved", 0.125),
+            LemmaVerdict(LemmaRef("alloc_monotone", LOW, 1), "unknown", 60.0, "timeout"),
         ],
     )
     return [a, b]
 
 
-def test_lemmas_listed_once_grouped_and_unproved_named() -> None:
-    verdicts = _verdicts()
+def test_lemmas_are_listed_once_grouped_per_lemma_and_the_unproved_named() -> None:
+    verdicts = _made_up()
     assert [lv.ref for lv in lemmas_of(verdicts)] == [
-        LemmaRef("walk_bounded", "low", 0),
-        LemmaRef("walk_bounded", "low", 1),
-        LemmaRef("alloc_monotone", "low", 1),
+        LemmaRef("walk_bounded", LOW, 0),
+        LemmaRef("walk_bounded", HIGH, 1),
+        LemmaRef("add_monotone"),
+        LemmaRef("alloc_monotone", LOW, 1),
     ]
-    text = render_text(verdicts, 1.0)
-    assert "  proved    0.75s  walk_bounded [low 0, low 1]: " in text
-    assert "  unknown  60.00s  alloc_monotone[low, call 1]: " in text and "(timeout)" in text
-    assert "spare_writable  unknown" in text and "   <-- differs" in text
-    assert "1 proved (resting on 2/3 proved lemmas)" in text
+    lines = render_text(verdicts, 1.0).splitlines()
+    assert "  proved    0.75s  walk_bounded [2 instances: 2 walk shapes x their calls]: " in "\n".join(lines)
+    assert any(line.startswith("  proved    0.12s  add_monotone: below 2**30") for line in lines)  # no shape
+    unknown = next(line for line in lines if line.startswith("  unknown"))
+    assert f"60.00s  alloc_monotone[{LOW}, call 1]: " in unknown and unknown.endswith("(timeout)")
+    row = next(line for line in lines if "spare_writable" in line)
+    assert row.split()[:4] == ["3.1", "spare_writable", "unknown", "proved"] and row.endswith(
+        "   <-- differs"
+    )
+    assert f"      note: rests on lemma alloc_monotone[{LOW}, call 1], which is unknown (timeout)" in lines
+    assert lines[-1].startswith("2 obligations: 1 proved (resting on 3/4 proved lemmas), 0 counterexample, 1")
+    assert "1 differ from expectation; 1.0 s; z3 " in lines[-1] and lines[-1].endswith("64-bit bit-vectors")
 
 
 def test_json_lists_each_verdicts_lemmas_and_every_lemma_once() -> None:
-    doc = prove_json(_verdicts(), 1.0)
+    doc = prove_json(_made_up(), 1.0)
     assert [o["lemmas"] for o in doc["obligations"]] == [
-        ["walk_bounded[low, call 0]"],
-        ["walk_bounded[low, call 0]", "walk_bounded[low, call 1]", "alloc_monotone[low, call 1]"],
+        [f"walk_bounded[{LOW}, call 0]"],
+        [f"walk_bounded[{LOW}, call 0]", f"walk_bounded[{HIGH}, call 1]", "add_monotone",
+         f"alloc_monotone[{LOW}, call 1]"],
+    ]  # fmt: skip
+    assert [(lv["lemma"], lv["verdict"], lv["reason"]) for lv in doc["lemmas"]] == [
+        (f"walk_bounded[{LOW}, call 0]", "proved", ""),
+        (f"walk_bounded[{HIGH}, call 1]", "proved", ""),
+        ("add_monotone", "proved", ""),
+        (f"alloc_monotone[{LOW}, call 1]", "unknown", "timeout"),
     ]
-    assert [(lv["lemma"], lv["verdict"]) for lv in doc["lemmas"]] == [
-        ("walk_bounded[low, call 0]", "proved"),
-        ("walk_bounded[low, call 1]", "proved"),
-        ("alloc_monotone[low, call 1]", "unknown"),
-    ]
+
+
+@cache
+def _real() -> tuple[Verdict, ...]:
+    """A pin failure (Xen's lines), a tail left RO (no failure at all), and a proof."""
+    return (
+        prove_property(variant("bisect-4b239f458"), "no_rw_alias"),
+        prove_property(variant("2.6.39-rc6"), "spare_writable"),
+        prove_property(variant("2.6.39"), "spare_freed"),
+    )
+
+
+def test_a_counterexample_is_shown_in_the_domains_terms() -> None:
+    alias = _real()[0]
+    text = render_text(list(_real()), 2.0)
+    w = alias.witness
+    assert (
+        f"smallest: domU of 0x4000000 bytes, init_memory_mapping call 0, pfn {w.pfn:#x} ({w.pfn << 12:#x})"
+        in text
+    )
+    assert "allocation #" not in text.split("\n")[2]  # an existing table's alias: before any allocation
+    b = alias.replay.buffers[0]
+    assert f"call 0: pgt_buf_start {b.pgt_buf_start:#x} pgt_buf_end {b.pgt_buf_end:#x} pgt_buf_top" in text
+    f = alias.replay.failure
+    assert f"replay: kernel-fault in init_memory_mapping call 0 at boot step {f.step}, pfn {f.pfn:#x}" in text
+    for line in f.xen_log:  # Xen's own lines, then the kernel's
+        assert f"        {line}" in text and line.startswith("(XEN) ")
+    assert "        BUG: unable to handle kernel NULL pointer dereference at" in text
+    assert "replay: boot ok, spare_writable = False" in text  # 2.6.39-rc6: the tail is RO, nothing faults yet
+    assert "bit-vectors" in text.splitlines()[-1] and "3 obligations: 1 proved" in text.splitlines()[-1]
+
+
+def test_a_long_variant_name_keeps_its_columns() -> None:
+    v = prove_property(variant("bisect-92bdaef7b2c5"), "spare_freed")
+    header, row = render_text([v], 1.0).splitlines()[:2]
+    assert row.split()[:4] == ["bisect-92bdaef7b2c5", "spare_freed", "proved", "proved"]
+    assert header.index("property") == row.index("spare_freed")
+
+
+def test_json_document_shape() -> None:
+    doc = json.loads(json.dumps(prove_json(list(_real()), 2.0)))  # plain JSON all the way down
+    assert set(doc) == {"obligations", "lemmas", "seconds", "solver", "bit_width"} and doc["bit_width"] == 64
+    alias, tail, proved = doc["obligations"]
+    keys = {"variant", "property", "verdict", "expected", "as_expected", "vacuous", "seconds", "witness", "lemmas",
+            "replay", "notes"}  # fmt: skip
+    assert all(set(o) == keys for o in doc["obligations"])
+    assert set(alias["witness"]) == {"call", "mem_bytes", "machine", "pfn", "alloc", "minimal"}
+    assert alias["witness"]["machine"] == {"nr": "0x4000000", "kernel": "0x103b000", "ramdisk": "0xbff000",
+                                           "slack": "0x800000"}  # fmt: skip
+    assert alias["witness"]["mem_bytes"] == "0x4000000" and alias["witness"]["pfn"].startswith("0x")
+    assert alias["replay"]["outcome"] == "kernel-fault" and alias["replay"]["property_value"] is False
+    assert alias["replay"]["xen_log"][0].startswith("(XEN) mm.c:") and alias["lemmas"] == []
+    assert tail["replay"] == {"outcome": "ok", "property_value": False, "xen_log": [], "message": ""}
+    assert proved["witness"] is None and proved["replay"] is None and proved["verdict"] == "proved"
+    assert proved["lemmas"] and all(lv["verdict"] == "proved" for lv in doc["lemmas"])
+    assert {lv["lemma"] for lv in doc["lemmas"]} == set(proved["lemmas"])
+    assert set(PROPERTIES) >= {o["property"] for o in doc["obligations"]}

@@ -20,7 +20,7 @@ def _witness_lines(v: Verdict) -> list[str]:
         return []
     out = [
         f"      {'smallest' if w.minimal else 'another'}: {w.describe()}, init_memory_mapping call {w.call}, pfn"
-        f" {w.pfn:#x} ({pfn_phys(w.pfn):#x})" + (f", allocation #{w.alloc}" if w.alloc is not None else "")
+        f" {w.pfn:#x} ({pfn_phys(w.pfn):#x})" + (f", allocation #{w.alloc}" if w.alloc else "")
     ]
     r = v.replay
     if r is not None:
@@ -75,12 +75,13 @@ def _lemma_lines(lemmas: list[LemmaVerdict]) -> list[str]:
 
 
 def render_text(verdicts: list[Verdict], seconds: float, solver: str = "z3") -> str:
-    out = [f"{'variant':<18}{'property':<16}{'verdict':<18}{'expected':<16}{'time':>7}"]
+    width = max([18, *(len(v.variant.name) + 2 for v in verdicts)])  # a name never runs into the property
+    out = [f"{'variant':<{width}}{'property':<16}{'verdict':<18}{'expected':<16}{'time':>7}"]
     for v in verdicts:
         mark = "" if v.as_expected else "   <-- differs"
         vac = " (vacuous)" if v.vacuous and v.verdict == "proved" else ""
         out.append(
-            f"{v.variant.name:<18}{v.prop:<16}{v.verdict + vac:<18}{v.expected:<16}{v.seconds:6.2f}s{mark}"
+            f"{v.variant.name:<{width}}{v.prop:<16}{v.verdict + vac:<18}{v.expected:<16}{v.seconds:6.2f}s{mark}"
         )
         out.extend(_witness_lines(v))
         if v.verdict == "unknown" and not v.witness:
@@ -114,7 +115,7 @@ def prove_json(verdicts: list[Verdict], seconds: float, solver: str = "z3") -> d
             else {
                 "call": w.call,
                 "mem_bytes": hex(w.mem_bytes),
-                "machine": {name: hex(value << 12) for name, value in w.machine},
+                "machine": w.machine_json(),
                 "pfn": hex(w.pfn),
                 "alloc": w.alloc,
                 "minimal": w.minimal,

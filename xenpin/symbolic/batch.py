@@ -28,6 +28,7 @@ from xenpin.symbolic.prove import (
     prove_property,
     remember_lemmas,
 )
+from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S
 
 Job = tuple[KernelVariant, str]
 
@@ -45,13 +46,35 @@ def _verdict_task(job: Job, solver: str, limits: dict[str, Any], known: list[Lem
     return prove_property(job[0], job[1], solver=solver, **limits)
 
 
-def prove_many(jobs: list[Job], *, solver: str = "z3", workers: int = 1, **limits: Any) -> list[Verdict]:
-    """The verdicts of `jobs`, in order; `workers` > 1 spreads the solver calls over processes."""
+def lemma_refs(jobs: list[Job]) -> list[LemmaRef]:
+    """Every lemma the jobs' obligations rest on (and the obligations they rest on), in proof order."""
+    refs = set()
+    for v, prop in jobs:
+        for call in CALLS:
+            ob = build(v, prop, call)
+            refs.update(ob.lemmas)
+            for p, k in ob.rests_on:
+                refs.update(build(v, p, k).lemmas)
+    return lemmas.closure(sorted(refs))
+
+
+def prove_many(
+    jobs: list[Job],
+    *,
+    solver: str = "z3",
+    workers: int = 1,
+    refs: list[LemmaRef] | None = None,
+    **limits: Any,
+) -> list[Verdict]:
+    """The verdicts of `jobs`, in order; `workers` > 1 spreads the solver calls over processes. `limits` are
+    `rlimit` and `timeout_s` (default: the solver's defaults). `refs`, `lemma_refs(jobs)` computed beforehand:
+    with them and `workers` > 1 this process makes no z3 call at all (z3's context is not thread-safe, so a
+    caller may then run this in a thread beside its own z3 work)."""
+    limits = {"rlimit": DEFAULT_RLIMIT, "timeout_s": DEFAULT_TIMEOUT_S, **limits}
     if workers <= 1 or len(jobs) <= 1:
         return [prove_property(v, prop, solver=solver, **limits) for v, prop in jobs]
-    refs = lemmas.closure(
-        sorted({ref for v, prop in jobs for call in CALLS for ref in build(v, prop, call).lemmas})
-    )
+    if refs is None:
+        refs = lemma_refs(jobs)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         known = list(pool.map(_lemma_task, refs, [solver] * len(refs), [limits] * len(refs)))

@@ -1,7 +1,8 @@
 """`xenpin explore`: counterexamples of one property, several if asked, each minimised and replayed.
 
 Distinct counterexamples differ in memory size: after each one, the next query excludes its size. Each comes
-with the replay's picture of the buffer (see `xenpin.report.explore`).
+with the replay's picture of the buffer (see `xenpin.report.explore`), and counts as a counterexample only if
+the replay violates the property in the same call (`prove.violated_in`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,16 @@ import z3
 from xenpin.linux.boot import boot
 from xenpin.linux.variant import KernelVariant
 from xenpin.symbolic.obligations import ALLOCATION_PROPERTIES, build
-from xenpin.symbolic.prove import CALLS, NATIVE_PARAMS, XEN_PARAMS, Verdict, Witness, defaults, prove_property
+from xenpin.symbolic.prove import (
+    CALLS,
+    NATIVE_PARAMS,
+    XEN_PARAMS,
+    Verdict,
+    Witness,
+    defaults,
+    prove_property,
+    violated_in,
+)
 from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S, check
 from xenpin.symbolic.walk import c
 
@@ -53,9 +63,11 @@ def counterexamples(
             seen.add(w.size)
             v = Verdict(variant, prop, "unknown", answer.seconds, witness=w)
             v.replay = boot(variant, w.config())
-            if v.replay.properties[prop] is False:
+            shown = violated_in(v.replay, prop, call)
+            if shown:
                 v.verdict = "counterexample"
             else:
-                v.notes.append(f"does not replay: in the boot walk {prop} is {v.replay.properties[prop]}")
+                what = "holds" if shown is False else "is not reached"
+                v.notes.append(f"does not replay: in the boot walk {prop} {what} in call {call}")
             found.append(v)
     return found

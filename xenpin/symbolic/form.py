@@ -15,20 +15,26 @@ A 64-bit PV domU (see `xc_dom_layout`, `xen_setup_kernel_pagetable`, `xen_memory
    `v_end <= nr`). `xen_map_identity_early` adds up to 4 L1s while `pfn < nr`: call 0 finds the first
    `f = min(v_end/512 + 4, ceil(nr/512))` chunks mapped. `max_pfn_mapped` starts at `f*512 - 1` (2.6.37) or
    `mfn_list` (2.6.39-rc1+).
-2. E820: RAM `[0, nr + slack)` with XEN EXTRA `[nr, nr + slack)` reserved, except 2.6.39-rc5 .. 2.6.39.x below
-   4 GiB: `[0, nr)` and XEN EXTRA at `[4G, 4G + slack)`; 3.9 keeps at most 1 MiB of the slack. Then `max_pfn`,
+2. E820: RAM `[0, nr + extra)` with XEN EXTRA `[nr, nr + extra)` reserved, except 2.6.39-rc5 .. 2.6.39.x below
+   4 GiB: `[0, nr)` and XEN EXTRA at `[4G, 4G + extra)`; `extra = min(slack, 9 * nr)` (`EXTRA_MEM_RATIO`:
+   `extra_limit = min(10 * max_pfn, max_pfn + extra_pages)`), 3.9 `min(slack, 10 * nr, 500 GiB - nr)` (the
+   maximum reservation is `MAX_DOMAIN_PAGES`, 500 GiB, and the extra pages at most 10x the base). Then `max_pfn`,
    `max_low_pfn` (4 GiB if RAM crosses it, else the end of low RAM), and a second call `[4G, max_pfn)` iff
    `max_pfn > max_low_pfn`.
 3. Placement, top-down: `high` (4b239f458): call 0 at `min(nr, 4G) - tables0`; call 1 at `nr - tables1` unless that
-   overlaps call 0's reserved `[start0, end0)`, then right below `start0`. `low` 3.1: call 0 below the kernel,
+   overlaps call 0's reserved `[start0, end0)`, then right below `start0` (this takes call 0's reservation to be
+   `[start0, end0)`: `obligations.reservation_premises`). `low` 3.1: call 0 below the kernel,
    `0x1000 - tables0`; 2.6.37: below `max_pfn_mapped` if the padding and the extension above Xen's tables hold it,
    else below the kernel; call 1 (both) at `min(nr, 4G) - tables1`. Each placement has its precondition (`placed`).
 4. Walk order: call 0 keeps GiB 0's PMD (`level2_ident_pgt`) and the first `f` chunks; call 1 starts at 4 GiB with
    nothing. The PTE page of new chunk `c` is allocation `A(c) = (c - c0 + 1) + max(g(c) - g0 + 1, 0)`; the PMD page
    of a new GiB comes right before its first chunk; a chunk's PTE page is reachable once its GiB is linked: at
    once under an existing PMD, after the GiB's last chunk otherwise.
-Bare metal: 2 MiB pages (and 1 GiB pages where the CPU has them) size and shape the buffer; its place does not
-matter to any property (no page is ever read-only), so it is a free parameter.
+Bare metal: 2 MiB pages (and 1 GiB pages where the CPU has them: the parameter `gbpages`, 0 or 1) size and shape
+the buffer; its place does not matter to any property (no page is ever read-only), so it is a free parameter. The
+machine is RAM `[0, low_end)` (with the PC's holes below 1 MiB and anything that leaves no GiB without an E820
+entry) and, if `high_end` is not 0, `[4G, high_end)`: `phys_pud_init` skips a GiB without any E820 entry, which
+the closed form does not model (`closed_form.in_domain` says so).
 The domain is `DOMAIN_MIN_PFN <= nr <= DOMAIN_MAX_PFN` (64 MiB .. 512 GiB: above it the walk needs PUD pages
 the closed form does not model), kernel and ramdisk sizes in `KERNEL_PAGES` and `RAMDISK_PAGES`, the slack in
 `SLACK_PAGES`, and at least `FREE_PAST_BOOT_IMAGE` pages of the guest past Xen's start-of-day mapping.
@@ -53,6 +59,7 @@ KERNEL_PAGES = (0x200, 0x8000)  # 2 MiB .. 128 MiB (start_of_day.MIN_KERNEL_PAGE
 RAMDISK_PAGES = (0, 0x20000)  # none .. 512 MiB
 SLACK_PAGES = (0, 0x40000)  # none .. 1 GiB (xen_memory_setup's fallback and libxl's default: 8 MiB)
 DEFAULT_SLACK = 2048
+MAX_DOMAIN_PAGES_39 = (500 << 30) >> 12  # 3.9: xen_get_max_pages() of a domU (CONFIG_XEN_MAX_DOMAIN_MEMORY)
 # A guest must have this much memory past the builder's mapping (16 MiB): a smaller one is all boot image, and
 # (the solver found) its buffer can start right after Xen's tables, where 2.6.39's ioremap clause maps the
 # last L1 RW (`pfn == pgt_buf_end - 1` before the first allocation). `boot` shows it; the proofs leave it out.
@@ -170,7 +177,8 @@ def tables_for(ops, end, pse: bool = False, gbpages: bool = False):
 @dataclass(frozen=True)
 class Params:
     """The machine: a domU's `nr`, `kernel`, `ramdisk`, `slack` pages; bare metal's `low_end`, `high_end`
-    (pfns; `high_end` 0 for no RAM above 4 GiB) and the free buffer places `base0`, `base1`."""
+    (pfns; `high_end` 0 for no RAM above 4 GiB), `gbpages` (1: the CPU maps with 1 GiB pages) and the free buffer
+    places `base0`, `base1`."""
 
     nr: Any = 0
     kernel: Any = 0
@@ -180,10 +188,11 @@ class Params:
     high_end: Any = 0
     base0: Any = 0
     base1: Any = 0
+    gbpages: Any = 0
 
     @staticmethod
     def symbolic() -> Params:
-        names = ("nr", "kernel", "ramdisk", "slack", "low_end", "high_end", "base0", "base1")
+        names = ("nr", "kernel", "ramdisk", "slack", "low_end", "high_end", "base0", "base1", "gbpages")
         return Params(*(z3.BitVec(n, W) for n in names))
 
 
@@ -296,11 +305,11 @@ def layout(ops, shape: Shape, p: Params) -> Layout:
     pt_end = alloc_end + c(3) + ops.shr(v_end, 9)
     f = umin(ops, ops.shr(v_end, 9) + c(4), cdiv(ops, p.nr, 9))
     mpm = f * c(512) - c(1) if shape.max_pfn_mapped == "2.6.37" else mfn_list
-    extra = umin(
-        ops, p.slack, c(9) * p.nr
-    )  # EXTRA_MEM_RATIO: extra_limit = min(10 * max_pfn, max_pfn + extra)
-    if shape.extra == "3.9":
-        extra = umin(ops, extra, c(256))
+    if shape.extra == "3.9":  # extra_pages = min(10 * max_pfn, xen_get_max_pages() - max_pfn)
+        room = ops.ite(ops.le(p.nr, c(MAX_DOMAIN_PAGES_39)), c(MAX_DOMAIN_PAGES_39) - p.nr, c(0))
+        extra = umin(ops, umin(ops, p.slack, c(10) * p.nr), room)
+    else:  # EXTRA_MEM_RATIO: extra_limit = min(10 * max_pfn, max_pfn + extra_pages)
+        extra = umin(ops, p.slack, c(9) * p.nr)
     at_4g = (
         ops.and_(ops.lt(p.nr, c(FOUR_G)), ops.gt(extra, c(0))) if shape.extra == "2.6.39-rc5" else ops.false
     )
@@ -337,33 +346,45 @@ def calls(ops, shape: Shape, p: Params) -> tuple[Call, Call]:
     end0 = s0 + used0
     if shape.placement == "high":
         cand = p.nr - t1
-        s1 = ops.ite(ops.ge(cand, end0), cand, s0 - t1)
+        above = ops.ge(cand, end0)
+        s1 = ops.ite(above, cand, s0 - t1)
+        # = s1 + t1, stated per case: the solver then sees at once that top1 <= s0 or s1 >= end0
+        top1 = ops.ite(above, p.nr, s0)
         placed1 = ops.and_(
             ops.le(t1, p.nr),
-            ops.ite(ops.ge(cand, end0), ops.ge(cand, lay.pt_end), ops.ge(s0, lay.pt_end + t1)),
+            ops.ite(above, ops.ge(cand, lay.pt_end), ops.ge(s0, lay.pt_end + t1)),
         )
     elif shape.placement == "low":
         s1 = top0 - t1
+        top1 = s1 + t1
         placed1 = ops.and_(ops.le(t1, top0), ops.ge(s1, umax(ops, lay.pt_end, s0 + t0)))
     else:
         s1, placed1 = four, ops.true
-    call1 = Call(1, shape, lay.two_calls, four, lay.max_pfn, s1, s1 + t1, c(FOUR_G >> 9), c(4), placed1, ops)
+        top1 = s1 + t1
+    call1 = Call(1, shape, lay.two_calls, four, lay.max_pfn, s1, top1, c(FOUR_G >> 9), c(4), placed1, ops)
     return call0, call1
 
 
 def _native_calls(ops, shape: Shape, p: Params, lay: Layout) -> tuple[Call, Call]:
-    """Bare metal (item 4 of the module docstring for PSE/1G): head_64.S maps GiB 0 with 2 MiB pages."""
+    """Bare metal: head_64.S maps GiB 0 with 2 MiB pages. Without 1 GiB pages every new GiB of the range takes a
+    PMD page; with them only the partial last GiB does (the whole GiBs are 1 GiB entries); a partial last 2 MiB
+    chunk takes a PTE page either way (`split_mem_range`)."""
     c = ops.c
-    gb = False  # sized and shaped per call below, for a CPU with and without 1 GiB pages
+    gb = ops.eq(p.gbpages, c(1))
     out = []
     for index, (start, end, exists, base) in enumerate(
         ((c(0), lay.max_low, ops.true, p.base0), (c(FOUR_G), lay.max_pfn, lay.two_calls, p.base1))
     ):
-        t = tables_for(ops, end, pse=True, gbpages=gb)
+        t = ops.ite(gb, tables_for(ops, end, pse=True, gbpages=True), tables_for(ops, end, pse=True))
         first_gib = c(1) if index == 0 else c(4)
         gibs = cdiv(ops, end, 18) - first_gib  # new GiBs, each a PMD page without 1 GiB pages
+        pmds = ops.ite(ops.gt(end, first_gib * c(1 << 18)), gibs, c(0))
+        partial_gib = ops.and_(
+            ops.ge(ops.shr(end, 18), first_gib), ops.not_(ops.eq(end - ops.shr(end, 18) * c(1 << 18), c(0)))
+        )
+        pmds_gb = ops.ite(partial_gib, c(1), c(0))
         ptes = ops.ite(ops.eq(end - ops.shr(end, 9) * c(512), c(0)), c(0), c(1))
-        allocs = ops.ite(ops.gt(end, first_gib * c(1 << 18)), gibs, c(0)) + ptes
+        allocs = ops.ite(gb, pmds_gb, pmds) + ptes
         # anywhere in RAM below the call's end (stated without a sum that could wrap)
         placed = ops.and_(ops.ge(base, c(0x100)), ops.le(t, end), ops.le(base, end - t))
         out.append(
@@ -379,6 +400,7 @@ def domain(ops, shape: Shape, p: Params, call0: Call, call1: Call):
         return ops.and_(
             ops.ge(p.low_end, c(DOMAIN_MIN_PFN)),
             ops.le(p.low_end, c(NATIVE_LOW_MAX)),
+            ops.le(p.gbpages, c(1)),
             ops.or_(
                 ops.eq(p.high_end, c(0)),
                 ops.and_(ops.gt(p.high_end, c(FOUR_G)), ops.le(p.high_end, c(DOMAIN_MAX_PFN))),

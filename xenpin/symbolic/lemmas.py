@@ -59,7 +59,11 @@ class Instance:
         return LemmaRef(self.lemma, self.t.shape.key, self.k.index)
 
     def formula(self) -> z3.BoolRef:
-        return LEMMAS[self.lemma].claim(self.t, self.k, *self.args)
+        """The claim, for this call if it is made: a walk lemma is proved under `domain and k.exists`, so an
+        instance about a call that may not exist (call 1, used by call 0's obligation) says nothing without it."""
+        lemma = LEMMAS[self.lemma]
+        claim = lemma.claim(self.t, self.k, *self.args)
+        return z3.Implies(self.k.exists, claim) if lemma.about_walk else claim
 
 
 @dataclass(frozen=True)

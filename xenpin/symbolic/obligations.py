@@ -9,7 +9,15 @@ for every machine of the domain.
 The reserve step at the end of a call: `reserve` always (the inline `memblock_x86_reserve_range` of 2.6.37 and
 2.6.39-rc6, `native_pagetable_reserve`, the seed's hook and its inline twin), `writable` only where the step
 itself makes pages RW (`pagetable_reserve` 2.6.39 and inline, on Xen): 2.6.39-rc6's `mark_rw_past_pgt` does it
-later, after the properties are judged, and 2.6.37's code never.
+later, after the properties are judged (at the next call's first PTE write, or in `xen_post_allocator_init`),
+and 2.6.37's code never. A deferred `writable` that covers a live table page is still a `no_rw_alias` violation of
+the call whose buffer it is: Xen refuses the `update_va_mapping` whenever it comes (if it comes: only once
+`mark_rw_past_pgt` finds the buffer's `pgt_buf_start` reserved).
+
+Call 1's buffer, in the high placement, goes below call 0's *reservation*, which the closed form takes to be
+`[pgt_buf_start, pgt_buf_end)` (`form.calls`). That holds exactly where call 0 satisfies `live_reserved` and
+`spare_freed`; an obligation of call 1 names those two as `rests_on`, and `prove.py` proves them before it trusts
+an `unsat` of call 1 (a variant that reserves anything else has a counterexample in call 0 anyway).
 
 A violation of `no_rw_alias` is one of: a page allocated as a table while an already pinned L1 of this call maps
 it RW and the mapping is not reachable from the root yet (so `make_lowmem_page_readonly` does nothing and
@@ -60,6 +68,8 @@ class Obligation:
     hypotheses: tuple[Instance, ...]  # lemma instances (`lemmas.py`), each proved on its own
     violation: z3.BoolRef
     premise: z3.BoolRef  # non-vacuity: the situation the property talks about can arise
+    # (property, call) obligations whose `unsat` this one's meaning depends on (module docstring)
+    rests_on: tuple[tuple[str, int], ...] = ()
 
     @property
     def params(self) -> Params:
@@ -89,6 +99,8 @@ class _Policies:
         self.v = variant
         # the reserve step itself makes [end, top) RW only in the seed's hook (and its inline twin), on Xen
         self.restores = variant.xen and variant.code["pagetable_reserve"] in ("2.6.39", "inline")
+        # 2.6.39-rc6's mark_rw_past_pgt applies `writable` to the buffer after the call (module docstring)
+        self.restores_later = variant.xen and variant.code["pagetable_reserve"] == "2.6.39-rc6"
 
     def _env(self, pfn: BV, start: BV, end: BV, top: BV, ioremap: bool = False) -> dict:
         return {
@@ -108,8 +120,9 @@ class _Policies:
     def reserve(self, pfn: BV, k: Call) -> z3.BoolRef:
         return to_z3(self.v.reserve, self._env(pfn, k.pgt_buf_start, k.pgt_buf_end, k.pgt_buf_top))
 
-    def writable(self, pfn: BV, k: Call) -> z3.BoolRef:
-        if not self.restores:
+    def writable(self, pfn: BV, k: Call, later: bool = False) -> z3.BoolRef:
+        """The reserve step makes `pfn` RW (`later`: or, 2.6.39-rc6, the deferred `mark_rw_past_pgt`)."""
+        if not (self.restores or (later and self.restores_later)):
             return z3.BoolVal(False)
         return to_z3(self.v.writable, self._env(pfn, k.pgt_buf_start, k.pgt_buf_end, k.pgt_buf_top))
 
@@ -192,8 +205,8 @@ def _violation(prop: str, pol: _Policies, t: Terms, k: Call, pfn: BV, alloc: BV,
     """(violation, premise, lemma instances the proof uses) of `prop` for call `k`."""
     start, end, top = k.pgt_buf_start, k.pgt_buf_end, k.pgt_buf_top
     bounded = [Instance("walk_bounded", t, k)]
-    if prop == "buffer_fits":
-        return z3.UGT(k.total_allocs, k.tables), z3.BoolVal(True), bounded
+    if prop == "buffer_fits":  # about allocations: vacuous where the closed form has none (3.9's walk)
+        return z3.UGT(k.total_allocs, k.tables), z3.UGE(k.total_allocs, c(1)), bounded
     if prop == "alias_writable":
         # `alloc_low_page` hands out q = pgt_buf_end++ and maps it through `early_memremap`, whose PTE goes
         # through `mask_rw_pte` with `ioremap` set and the incremented pgt_buf_end; a read-only alias faults
@@ -221,11 +234,13 @@ def _violation(prop: str, pol: _Policies, t: Terms, k: Call, pfn: BV, alloc: BV,
             hints += [Instance("walk_bounded", t, other), Instance("pte_end_bounded", t, other, (pfn,))]
         return z3.And(premise, _ro_after_call(pol, k, other, pfn)), premise, hints
     if prop == "no_rw_alias":
-        return _no_rw_alias(pol, t, k, pfn, alloc, bounded)
+        return _no_rw_alias(pol, t, k, other, pfn, alloc, bounded)
     raise ValueError(f"unknown property {prop!r}")
 
 
-def _no_rw_alias(pol: _Policies, t: Terms, k: Call, pfn: BV, alloc: BV, bounded: list[Instance]) -> Violation:
+def _no_rw_alias(
+    pol: _Policies, t: Terms, k: Call, other: Call, pfn: BV, alloc: BV, bounded: list[Instance]
+) -> Violation:
     start, end, top = k.pgt_buf_start, k.pgt_buf_end, k.pgt_buf_top
     q = start + alloc - c(1)
     allocated = z3.And(z3.UGE(alloc, c(1)), z3.ULE(alloc, k.total_allocs), pfn == q)
@@ -251,6 +266,13 @@ def _no_rw_alias(pol: _Policies, t: Terms, k: Call, pfn: BV, alloc: BV, bounded:
     )
     hook_rw_live = z3.And(_hook_ran(k), _in(pfn, start, end), pol.writable(pfn, k))
     parts = [bad_alloc, mapped_rw_later, hook_rw_live]
+    if pol.restores_later:
+        # mark_rw_past_pgt restores a buffer once it finds its pgt_buf_start reserved; it follows call 0's buffer
+        # until then, so it comes to call 1's only if call 0's start was reserved too.
+        restored = pol.reserve(start, k)
+        if k.index == 1:
+            restored = z3.And(restored, z3.And(_hook_ran(other), pol.reserve(other.pgt_buf_start, other)))
+        parts.append(z3.And(_hook_ran(k), restored, _in(pfn, start, end), pol.writable(pfn, k, later=True)))
     if pol.v.map_low_page:  # an existing table's fixmap alias, mapped while pgt_buf_end == pgt_buf_start
         parts.append(
             z3.And(existing_tables(t, k, pfn), z3.Not(pol.readonly(pfn, start, start, top, ioremap=True)))
@@ -294,7 +316,15 @@ def build(variant: KernelVariant, prop: str, call_index: int) -> Obligation:
         tuple(hypotheses),
         violation,
         premise,
+        reservation_premises(t, call_index),
     )
+
+
+def reservation_premises(t: Terms, call_index: int) -> tuple[tuple[str, int], ...]:
+    """The call-0 obligations call `call_index`'s closed form rests on (module docstring)."""
+    if call_index == 1 and t.shape.platform == "xen" and t.shape.placement == "high":
+        return (("live_reserved", 0), ("spare_freed", 0))
+    return ()
 
 
 @dataclass(frozen=True)
@@ -305,6 +335,7 @@ class Equivalence:
     pfn: BV
     formula: z3.BoolRef  # includes the lemma instances `hypotheses`
     hypotheses: tuple[Instance, ...]
+    rests_on: tuple[tuple[str, int], ...]  # each variant's (property, call) obligations this one needs unsat
     ro_a: z3.BoolRef
     ro_b: z3.BoolRef
     reserved_a: z3.BoolRef
@@ -341,7 +372,8 @@ def build_equiv(a: KernelVariant, b: KernelVariant, call_index: int) -> Equivale
         in_buffer,
         z3.Or(ro_a != ro_b, res_a != res_b),
     )
-    return Equivalence(ta, pfn, formula, hypotheses, ro_a, ro_b, res_a, res_b)
+    premises = reservation_premises(ta, call_index)
+    return Equivalence(ta, pfn, formula, hypotheses, premises, ro_a, ro_b, res_a, res_b)
 
 
 __all__ = [
@@ -352,4 +384,5 @@ __all__ = [
     "Obligation",
     "build",
     "build_equiv",
+    "reservation_premises",
 ]

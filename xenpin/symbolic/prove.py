@@ -2,10 +2,15 @@
 
 Per (variant, property): one obligation per `init_memory_mapping` call, each in a fresh solver. `proved` when
 every call's obligation is `unsat` AND every lemma those obligations assume (`lemmas.py`, transitively) is
-proved in its own fresh solver; `counterexample` when one is `sat` AND the minimised configuration, booted in
-the executable model (`xenpin.linux.boot`), violates the same property; otherwise `unknown` (a limit hit, a
-lemma not proved, or a replay that does not confirm: both sides are kept so the disagreement can be read). A
-non-vacuity check per property says whether the situation the property talks about can arise at all.
+proved in its own fresh solver AND every obligation they rest on (`Obligation.rests_on`: call 1's placement
+below call 0's reservation) is `unsat`; `counterexample` when one is `sat` AND the minimised configuration,
+booted in the executable model (`xenpin.linux.boot`), violates the same property in the same call
+(`violated_in`); otherwise `unknown` (a limit hit, a lemma or premise not proved, or a replay that does not
+confirm: both sides are kept so the disagreement can be read). A non-vacuity check per property says whether the
+situation the property talks about can arise at all.
+
+The smallest counterexample is the least over both calls with the default kernel image, ramdisk and slack if
+any call has one there, else the least over every machine of the domain.
 
 Lemmas never weaken a counterexample: they only add facts true over the whole domain, so a `sat` answer with
 them is a `sat` answer without them, and the replay confirms it independently.
@@ -22,11 +27,12 @@ import z3
 from xenpin.linux.boot import BootResult, boot
 from xenpin.linux.e820 import E820, E820_RAM, E820_RESERVED, E820Entry
 from xenpin.linux.layout import DEFAULT_KERNEL_BYTES, DEFAULT_RAMDISK_BYTES, XEN_SLACK_BYTES, BootConfig
-from xenpin.linux.variant import KernelVariant
+from xenpin.linux.policy import unparse
+from xenpin.linux.variant import POLICY_VARS, KernelVariant
 from xenpin.symbolic import lemmas
 from xenpin.symbolic.lemmas import LemmaRef
 from xenpin.symbolic.minimise import lexicographic_min
-from xenpin.symbolic.obligations import ALLOCATION_PROPERTIES, Obligation, build
+from xenpin.symbolic.obligations import ALLOCATION_PROPERTIES, Equivalence, Obligation, build
 from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S, SolverAnswer, check, check_cvc5
 from xenpin.symbolic.walk import c
 
@@ -38,7 +44,7 @@ REPLAY_LIMIT_BYTES = 32 << 30
 
 # The machine parameters a witness names, and the defaults a minimised witness keeps where it can
 XEN_PARAMS = ("nr", "kernel", "ramdisk", "slack")
-NATIVE_PARAMS = ("low_end", "high_end")
+NATIVE_PARAMS = ("low_end", "high_end", "gbpages")
 DEFAULTS = {
     "kernel": DEFAULT_KERNEL_BYTES >> 12,
     "ramdisk": DEFAULT_RAMDISK_BYTES >> 12,
@@ -88,7 +94,13 @@ class Witness:
                    E820Entry(0x100000, (self["low_end"] << 12) - 0x100000, E820_RAM)]  # fmt: skip
         if self["high_end"]:
             entries.append(E820Entry(1 << 32, (self["high_end"] << 12) - (1 << 32), E820_RAM))
-        return BootConfig(role="native", mem_bytes=self.mem_bytes, e820=E820(entries))
+        return BootConfig(
+            role="native", mem_bytes=self.mem_bytes, e820=E820(entries), gbpages=bool(self["gbpages"])
+        )
+
+    def machine_json(self) -> dict[str, str | int]:
+        """The machine for `--json`: sizes and ends in bytes (hex), `gbpages` as 0 or 1."""
+        return {name: value if name == "gbpages" else hex(value << 12) for name, value in self.machine}
 
     def describe(self) -> str:
         if self.xen:
@@ -97,7 +109,8 @@ class Witness:
             )
             return f"domU of {self.mem_bytes:#x} bytes" + (f" ({extra})" if extra else "")
         high = f", RAM [4G, {self['high_end'] << 12:#x})" if self["high_end"] else ""
-        return f"bare metal, RAM to {self['low_end'] << 12:#x}{high}"
+        gb = ", 1 GiB pages" if self["gbpages"] else ""
+        return f"bare metal, RAM to {self['low_end'] << 12:#x}{high}{gb}"
 
 
 @dataclass(frozen=True)
@@ -173,9 +186,9 @@ class Verdict:
         return self.verdict == self.expected
 
 
-def defaults(ob: Obligation) -> z3.BoolRef:
-    """The default kernel image, ramdisk and slack (`BootConfig`'s) for a domU obligation; true otherwise."""
-    p = ob.params
+def defaults(ob: Obligation | Equivalence) -> z3.BoolRef:
+    """The default kernel image, ramdisk and slack (`BootConfig`'s) for a domU question; true otherwise."""
+    p = ob.terms.params
     if ob.terms.shape.platform != "xen":
         return z3.BoolVal(True)
     return z3.And(*(getattr(p, n) == c(DEFAULTS[n]) for n in XEN_PARAMS[1:]))
@@ -195,16 +208,6 @@ def _minimise(ob: Obligation, first: z3.ModelRef, limits: dict, formula: z3.Bool
     pfn, *alloc = values[len(machine) :]
     return Witness(ob.call, tuple(zip(names, values[: len(machine)], strict=True)), pfn,
                    alloc[0] if alloc else None, least.minimal)  # fmt: skip
-
-
-def _least(ob: Obligation, model: z3.ModelRef, limits: dict) -> Witness:
-    """The least witness with the default kernel, ramdisk and slack if there is one (the machine most users
-    have), else the least over every machine of the domain."""
-    usual = z3.And(ob.formula(), defaults(ob))
-    answer = check(usual, **limits)
-    if answer.status == "sat":
-        return _minimise(ob, answer.model, limits, usual)
-    return _minimise(ob, model, limits)
 
 
 SOLVERS = ("z3", "cvc5", "both")
@@ -254,35 +257,140 @@ def prove_property(
     elif unknown:
         verdict.notes.extend(f"call {call}: solver gave up ({a.reason})" for call, a in unknown)
     else:
+        premises = _premises(variant, obligations)
         verdict.lemmas = prove_lemmas(
-            sorted({ref for ob in obligations for ref in ob.lemmas}), solver, limits
+            sorted({ref for ob in obligations + premises for ref in ob.lemmas}), solver, limits
         )
+        verdict.notes.extend(_unproved_premises(premises, solver, limits))
         verdict.notes.extend(unproved_lemmas(verdict.lemmas))
         verdict.verdict = "unknown" if verdict.notes else "proved"
         # Vacuous: no call can even reach the situation the property talks about (each premise `unsat`).
-        verdict.vacuous = all(check(ob.non_vacuity(), **limits).status == "unsat" for ob in obligations)
+        verdict.vacuous = not any(_reachable(ob, limits) for ob in obligations)
     verdict.seconds = time.perf_counter() - t
     return verdict
 
 
-def _smallest(obligations: list[Obligation], model: z3.ModelRef, limits: dict) -> Witness:
-    """The least witness over all calls: the first call's, unless a later call fails at a smaller size."""
-    witness = _least(obligations[0], model, limits)
-    usual = witness.machine == _with_defaults(witness.machine)
-    for later in obligations[1:]:
-        smaller = z3.And(
-            later.formula(), z3.ULT(later.size, c(witness.size)), defaults(later) if usual else True
+# One machine of each walk shape's domain per call (None: the call is never made), shared by the verdicts of
+# one process: most non-vacuity questions are answered by it without a search over machines.
+_MACHINES: dict[tuple[str, int, int], dict | None] = {}
+
+
+def _machine_of(ob: Obligation, limits: dict) -> dict | None:
+    key = (ob.terms.shape.key, ob.call, limits["rlimit"])
+    if key not in _MACHINES:
+        answer = check(ob.domain, **limits)
+        p = ob.params
+        names = [f.name for f in dataclasses.fields(p)]
+        _MACHINES[key] = (
+            {n: answer.model.eval(getattr(p, n), model_completion=True) for n in names}
+            if answer.status == "sat"
+            else None
         )
-        answer = check(smaller, **limits)
-        if answer.status == "sat":
-            witness = _minimise(later, answer.model, limits, smaller)
-        elif answer.status == "unknown":
-            witness = dataclasses.replace(witness, minimal=False)
-    return witness
+    return _MACHINES[key]
+
+
+def _reachable(ob: Obligation, limits: dict) -> bool:
+    """The situation the obligation talks about can arise (`non_vacuity` is `sat`): first at one machine of
+    the domain (a model found there is a model of the whole question), then over every machine."""
+    machine = _machine_of(ob, limits)
+    if machine is not None:
+        p = ob.params
+        at = z3.substitute(ob.non_vacuity(), *((getattr(p, n), v) for n, v in machine.items()))
+        if check(at, **limits).status == "sat":
+            return True
+    return check(ob.non_vacuity(), **limits).status == "sat"
+
+
+def _premises(variant: KernelVariant, obligations: list[Obligation]) -> list[Obligation]:
+    """The obligations `obligations` rest on (`Obligation.rests_on`) that are not among them."""
+    have = {(ob.prop, ob.call) for ob in obligations}
+    wanted = sorted({key for ob in obligations for key in ob.rests_on} - have)
+    return [build(variant, prop, call) for prop, call in wanted]
+
+
+# Premise answers, per obligation (what it reads of the variant), solver and limit: shared by the verdicts of
+# one process (every property's call 1 of a high-placement variant rests on the same two).
+_PREMISE_ANSWERS: dict[tuple, SolverAnswer] = {}
+
+
+def _obligation_key(ob: Obligation) -> tuple:
+    v = ob.variant
+    return (v.platform, tuple(sorted(v.code.items())), *(unparse(getattr(v, k)) for k in POLICY_VARS), ob.prop,
+            ob.call)  # fmt: skip
+
+
+def _unproved_premises(premises: list[Obligation], solver: str, limits: dict) -> list[str]:
+    """A note for each premise obligation that is not `unsat` (each in a fresh solver)."""
+    out = []
+    for ob in premises:
+        key = (*_obligation_key(ob), solver, limits["rlimit"])
+        if key not in _PREMISE_ANSWERS:
+            _PREMISE_ANSWERS[key] = _decide(ob.formula(), solver, limits)
+        answer = _PREMISE_ANSWERS[key]
+        if answer.status != "unsat":
+            what = "violated" if answer.status == "sat" else f"not decided ({answer.reason})"
+            out.append(
+                f"call 1's closed form places its buffer below call 0's reservation, taken to be"
+                f" [pgt_buf_start, pgt_buf_end); {ob.prop} in call {ob.call} is {what}, so it may be elsewhere"
+            )
+    return out
+
+
+def _smallest(obligations: list[Obligation], model: z3.ModelRef, limits: dict) -> Witness:
+    """The least witness over all calls (`obligations[0]` is satisfiable, `model` one of its models): with the
+    default kernel, ramdisk and slack if some call has one there, else over every machine of the domain."""
+    for usual in (True, False):
+        best: Witness | None = None
+        cut_short = False
+        for i, ob in enumerate(obligations):
+            query = z3.And(ob.formula(), defaults(ob) if usual else True)
+            if best is not None:
+                query = z3.And(query, z3.ULT(ob.size, c(best.size)))
+            given = i == 0 and not usual  # the model the caller found answers this query
+            answer = SolverAnswer("sat", model, 0.0) if given else check(query, **limits)
+            if answer.status == "sat":
+                best = _minimise(ob, answer.model, limits, query)
+            elif answer.status == "unknown":
+                cut_short = True
+        if best is not None:
+            return dataclasses.replace(best, minimal=best.minimal and not cut_short)
+    raise AssertionError("the first obligation was satisfiable")  # pragma: no cover
+
+
+WALK_PROPERTIES = ("buffer_fits", "alias_writable", "no_rw_alias")
+
+
+def violated_in(replay: BootResult, prop: str, call: int) -> bool | None:
+    """Did the boot walk violate `prop` in `init_memory_mapping` call `call`? True, False (it holds there), or
+    None (the boot stopped before that call's part of the property could be judged).
+
+    A failure counts for the call it belongs to (`_failed_call`); otherwise the walk properties hold in a call
+    the boot got through (2.6.39-rc6's `no_rw_alias` once the buffer's deferred restore has run, or the boot
+    finished), and the others are read from the call's buffer as its reserve step left it."""
+    failure = replay.failure
+    if failure is not None and failure.violates == prop and _failed_call(replay, -1) == call:
+        return True
+    buf = next((b for b in replay.buffers if b.call == call), None)
+    if buf is None or not buf.judged:
+        return None
+    if prop == "no_rw_alias" and replay.variant.xen and replay.variant.hook == "deferred":
+        # 2.6.39-rc6: the buffer's deferred mark_rw_past_pgt is part of the call's no_rw_alias
+        restored = any(s.action == "mark_rw_past_pgt" and s.pfn == buf.pgt_buf_end for s in replay.steps)
+        return False if restored or replay.outcome == "ok" else None
+    if prop in WALK_PROPERTIES:
+        return False
+    return bool(
+        {
+            "spare_writable": buf.ro_after_reserve,
+            "spare_freed": buf.spare_reserved if buf.hook_ran else (),
+            "live_reserved": buf.used_unreserved,
+        }[prop]
+    )
 
 
 def _confirm(verdict: Verdict, witness: Witness) -> None:
-    """Replay `witness` in the boot walk: `counterexample` only if the walk violates the same property."""
+    """Replay `witness` in the boot walk: `counterexample` only if the walk violates the same property in the
+    same call."""
     verdict.witness = witness
     if not witness.minimal:
         verdict.notes.append("minimisation stopped early (a solver limit): perhaps not the smallest")
@@ -293,10 +401,8 @@ def _confirm(verdict: Verdict, witness: Witness) -> None:
         )
         return
     verdict.replay = boot(verdict.variant, witness.config())
-    replayed = verdict.replay.properties[verdict.prop]
     failure = verdict.replay.failure
-    failed_in = _failed_call(verdict.replay, witness.call)
-    if replayed is False and failed_in == witness.call:
+    if violated_in(verdict.replay, verdict.prop, witness.call):
         verdict.verdict = "counterexample"
         if (
             failure
@@ -307,30 +413,42 @@ def _confirm(verdict: Verdict, witness: Witness) -> None:
                 f"the boot walk stops first at pfn {failure.pfn:#x}, before reaching the witness"
             )
         return
-    if replayed is False:
+    elsewhere = [
+        other for other in CALLS if other != witness.call and violated_in(verdict.replay, verdict.prop, other)
+    ]
+    if elsewhere:
+        at = f", pfn {failure.pfn:#x}" if failure is not None else ""
         verdict.notes.append(
-            f"the solver's counterexample is in call {witness.call}, but the boot walk fails in call {failed_in}"
-            f" (outcome {verdict.replay.outcome}, pfn {failure.pfn:#x}): not confirmed"
+            f"the solver's counterexample is in call {witness.call}, but the boot walk violates {verdict.prop}"
+            f" in call {elsewhere[0]} (outcome {verdict.replay.outcome}{at}): not confirmed"
         )
         return
-    shown = {True: "holds", None: "is not reached"}[replayed]
+    shown = {False: "holds", None: "is not reached"}[violated_in(verdict.replay, verdict.prop, witness.call)]
     verdict.notes.append(
         f"the solver's counterexample (call {witness.call}, {witness.describe()}, pfn {witness.pfn:#x})"
-        f" does not replay: in the boot walk {verdict.prop} {shown} (outcome {verdict.replay.outcome})"
+        f" does not replay: in the boot walk {verdict.prop} {shown} in call {witness.call}"
+        f" (outcome {verdict.replay.outcome})"
     )
-
-
-def _with_defaults(machine: tuple[tuple[str, int], ...]) -> tuple[tuple[str, int], ...]:
-    return tuple((n, DEFAULTS.get(n, v) if n != "nr" else v) for n, v in machine)
 
 
 def _failed_call(replay: BootResult, default: int) -> int:
     """The `init_memory_mapping` call a failure belongs to: the call it happened in, or, after the walk, the call
-    whose buffer holds the page."""
+    whose buffer holds the page. A failure of 2.6.39-rc6's deferred `mark_rw_past_pgt` (which runs in the next
+    call, or after the walk) belongs to the call whose buffer it was restoring."""
     failure = replay.failure
     if failure is None:
         return default
+    for before in reversed(replay.steps[: failure.step]):  # the restore the failing update belongs to
+        if before.action == "mark_rw_past_pgt":
+            restored = [b.call for b in replay.buffers if b.call >= 0 and b.pgt_buf_end == before.pfn]
+            if restored:
+                return restored[-1]
+        if before.action != "make_lowmem_page_readwrite":
+            break
     call = replay.steps[failure.step].call
     if call >= 0:
         return call
-    return next((b.call for b in replay.buffers if b.pgt_buf_start <= failure.pfn < b.pgt_buf_top), default)
+    return next(
+        (b.call for b in replay.buffers if b.call >= 0 and b.pgt_buf_start <= failure.pfn < b.pgt_buf_top),
+        default,
+    )

@@ -1,8 +1,8 @@
 """The closed form of `form.py` over 64-bit Z3 bit-vectors: the terms every obligation and lemma reads.
 
 `terms(variant)` gives the machine's parameters (fresh `BitVec(64)` variables: `nr`, `kernel`, `ramdisk`,
-`slack`; bare metal's `low_end`, `high_end`, `base0`, `base1`), the two `init_memory_mapping` calls as terms
-of them, and the domain. They are built once per shape (`form.Shape`: the parts of a variant's code the closed
+`slack`; bare metal's `low_end`, `high_end`, `base0`, `base1`, `gbpages`), the two `init_memory_mapping` calls
+as terms of them, and the domain. They are built once per shape (`form.Shape`: the parts of a variant's code the closed
 form depends on) and shared by every obligation and lemma of that shape, so a lemma instance and the
 obligation that uses it speak of the same variables.
 """

@@ -52,7 +52,9 @@ def site_of(message: str) -> tuple[str, int] | None:
     return None
 
 
-def xen_line(message: str, domid: int, rules: str = "xen-4.1", lines: Mapping[str, tuple[str, int]] = {}) -> str:
+def xen_line(
+    message: str, domid: int, rules: str = "xen-4.1", lines: Mapping[str, tuple[str, int]] = {}
+) -> str:
     """The console line Xen prints for `message` (a `gdprintk` from the guest's context)."""
     if rules == "modern":
         return f"(XEN) d{domid}v0 {message}"
