@@ -591,7 +591,7 @@ def test_dmesg_needs_one_variant_and_a_bounded_machine(
     huge.write_text("init_memory_mapping: 0000000000000000-0000000100000000\n"
                     "init_memory_mapping: 0000000100000000-0000100000000000\n")  # fmt: skip
     assert _bad([str(KERNELS / "3.0.toml"), "--dmesg", str(huge)], capsys).startswith(
-        f"xenpin: {huge}: a machine whose RAM ends at 0x100000000000 is more than the model boots (64 GiB"
+        f"xenpin: {huge}: a guest of 0xfffff800000 bytes is more than the model boots (64 GiB"
     )
 
 

@@ -161,15 +161,21 @@ def _check_machine(cfg, variant, source: str | None) -> None:
     if cfg.role == "native":
         e820, limit = cfg.host_e820(), MAX_NATIVE_BYTES
     else:
-        code = variant.code["xen_extra_mem"]
+        code = variant.code["xen_memory_setup"]
         e820 = xen_memory_setup(cfg.nr_pages, cfg.e820, cfg.dom0, code, Memblock(), 0, 0).e820
         limit = MAX_BOOT_BYTES
     end = max((e.end for e in e820.map if e.type == 1), default=0)
-    if cfg.mem_bytes > limit or end > limit + (1 << 30):  # a domU's slack, a PC's PCI hole are fine
-        raise InputError(
-            f"{source}: a machine whose RAM ends at {max(end, cfg.mem_bytes):#x} is more than the model boots"
-            f" ({_limit_text(cfg.role)})"
+    if cfg.mem_bytes > limit:
+        what = (
+            f"a machine of {cfg.mem_bytes:#x} bytes"
+            if cfg.role == "native"
+            else f"a guest of {cfg.mem_bytes:#x} bytes"
         )
+    elif end > limit + (1 << 30):  # a domU's slack, a PC's PCI hole are fine
+        what = f"a machine whose RAM ends at {end:#x}"
+    else:
+        return
+    raise InputError(f"{source}: {what} is more than the model boots ({_limit_text(cfg.role)})")
 
 
 def _e820_arg(path: str | None):

@@ -57,8 +57,8 @@ writable = "pgt_buf_end <= pfn < pgt_buf_top"
 init_mem_mapping = "2.6.37"
 find_early_table_space = "2.6.39-rc1"
 kernel_physical_mapping_init = "2.6.39-rc1"
-max_pfn_mapped = "2.6.39-rc1"
-xen_extra_mem = "2.6.39-rc5"
+xen_setup_kernel_pagetable = "2.6.39-rc1"
+xen_memory_setup = "2.6.39-rc5"
 initmem_init = "2.6.37"
 pagetable_reserve = "2.6.39"
 
@@ -182,10 +182,14 @@ def test_shipped_variants_encode_the_history() -> None:
         "3.1",
         "3.1-native",
     }
-    # the extra region: mem_end, max(4G, mem_end) from 2.6.39-rc5 (24bdb0b62cc8), mem_end again from 3.0-rc4
-    assert {n: v[n].code["xen_extra_mem"] for n in ("2.6.38", "2.6.39-rc1", "2.6.39-rc6", "2.6.39", "3.0")} == {
-        "2.6.38": "2.6.37", "2.6.39-rc1": "2.6.37", "2.6.39-rc6": "2.6.39-rc5", "2.6.39": "2.6.39-rc5",
-        "3.0": "3.0-rc4",
+    # xen_memory_setup as each release shipped it: the alignment guard (2.6.38), dom0's UNUSABLE and the 1-1 p2m
+    # (2.6.39-rc1), the extra region at max(4G, mem_end) (2.6.39-rc5, 24bdb0b62cc8), at mem_end again (3.0-rc4),
+    # clamped to the maximum reservation (3.1); the bisect states have what their commit's tree had
+    assert {n: v[n].code["xen_memory_setup"] for n in SHIPPED if v[n].xen} == {
+        "2.6.37": "2.6.37", "2.6.38": "2.6.38", "2.6.39-rc1": "2.6.39-rc1", "2.6.39-rc5": "2.6.39-rc5",
+        "2.6.39-rc6": "2.6.39-rc5", "2.6.39": "2.6.39-rc5", "2.6.39-inline": "2.6.39-rc5", "3.0": "3.0-rc4",
+        "3.1": "3.1", "3.9": "3.9", "bisect-4b239f458": "2.6.37", "bisect-92bdaef7b2c5": "2.6.39-rc5",
+        "bisect-a38647837a41": "2.6.39-rc5",
     }  # fmt: skip
     # what each release is expected to violate
     broken = {n: sorted(p for p in PROPERTIES if v[n].expect[p] != "proved") for n in SHIPPED}
@@ -208,11 +212,11 @@ def test_good_template_loads(tmp_path: Path) -> None:
 
 def test_native_variant_needs_no_xen_code_and_3_9_no_buffer(tmp_path: Path) -> None:
     native = GOOD.replace('platform = "xen"', 'platform = "native"')
-    native = native.replace('max_pfn_mapped = "2.6.39-rc1"\n', "").replace(
-        'xen_extra_mem = "2.6.39-rc5"\n', ""
+    native = native.replace('xen_setup_kernel_pagetable = "2.6.39-rc1"\n', "").replace(
+        'xen_memory_setup = "2.6.39-rc5"\n', ""
     )
     v = load_variant(_write(tmp_path, native))
-    assert not v.xen and v.code["xen_extra_mem"] == "2.6.39-rc5"  # a default nobody reads
+    assert not v.xen and v.code["xen_memory_setup"] == "2.6.39-rc5"  # a default nobody reads
     v39 = (
         GOOD.replace('init_mem_mapping = "2.6.37"', 'init_mem_mapping = "3.9"')
         .replace('find_early_table_space = "2.6.39-rc1"\n', "")

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from xenpin.linux.e820 import E820, E820_RAM, E820_RESERVED, E820_UNUSABLE, E820Entry
 from xenpin.linux.memblock import Memblock
-from xenpin.linux.xen_setup import xen_memory_setup
+from xenpin.linux.variant import CODE
+from xenpin.linux.xen_setup import VERSIONS, xen_memory_setup
 
 E820_ACPI = 3
 M, G = 1 << 20, 1 << 30
@@ -30,9 +31,11 @@ HOST = E820(
 )
 
 
-def _setup(mem: int, version: str, host: E820 | None = None):
+def _setup(mem: int, version: str, host: E820 | None = None, max_reservation: int | None = None):
     mb = Memblock()
-    ms = xen_memory_setup(mem >> 12, host, host is not None, version, mb, MFN_LIST, PT_BASE)
+    ms = xen_memory_setup(
+        mem >> 12, host, host is not None, version, mb, MFN_LIST, PT_BASE, max_reservation=max_reservation
+    )
     return ms, {r.name: (r.base, r.end) for r in mb.reserved}
 
 
@@ -73,8 +76,46 @@ def test_domu_slack_becomes_the_extra_region(version: str, mem: int, extra_start
             (extra_start, extra_start + SLACK, E820_RAM),
         ]
     assert ms.e820.end_of_ram_pfn() == (extra_start + SLACK) >> 12
-    if version != "3.9":
+    if version == "2.6.37":
         assert ms.lines == ("released 0 pages of unused memory",)
+    elif version != "3.9":  # a domU's raw map has no hole above 1 MiB: nothing set 1-1
+        assert ms.lines == ("released 0 pages of unused memory", "Set 0 page(s) to 1-1 mapping.")
+
+
+def test_versions_are_the_variant_code_values() -> None:
+    assert set(VERSIONS) == set(CODE["xen_memory_setup"])
+
+
+@pytest.mark.parametrize(
+    ("max_reservation", "extra"), [(None, 256), (0x60000, 256), (0x60000 + 2048, 2048), (10**9, 2048)]
+)
+def test_3_1_clamps_the_extra_pages_to_the_maximum_reservation(
+    max_reservation: int | None, extra: int
+) -> None:
+    """3.1's xen_get_max_pages (d312ae878b6): xl gives a domU target_memkb + LIBXL_MAXMEM_CONSTANT (1 MiB), so
+    256 of the 8 MiB of slack become XEN EXTRA; xm's maxmem = memory leaves none."""
+    if max_reservation == 0x60000:
+        extra = 0
+    ms, reserved = _setup(0x60000 << 12, "3.1", max_reservation=max_reservation)
+    assert ms.extra_bytes == extra << 12 and ms.e820.end_of_ram_pfn() == 0x60000 + extra
+    assert reserved.get("XEN EXTRA") == ((0x60000 << 12, (0x60000 + extra) << 12) if extra else None)
+    # before 3.1 the maximum reservation is not asked
+    assert _setup(0x60000 << 12, "3.0-rc4", max_reservation=max_reservation)[0].extra_bytes == SLACK
+
+
+@pytest.mark.parametrize(
+    ("version", "max_pfn"), [("2.6.37", 128 << 18), ("3.1", 128 << 18), ("3.9", 129 << 18)]
+)
+def test_max_domain_pages(version: str, max_pfn: int) -> None:
+    """CONFIG_XEN_MAX_DOMAIN_MEMORY: 128 GiB from 2.6.37 (58e05027b53), 500 GiB in 3.9; past it the guest's memory
+    is not used (3.1: nor any extra page, xen_get_max_pages being at most MAX_DOMAIN_PAGES)."""
+    ms, _ = _setup(129 * G, version)
+    assert ms.e820.end_of_ram_pfn() == max_pfn + (0 if version == "3.1" else SLACK >> 12)
+    if version != "3.9":  # the GiB past it has no p2m entries: xen_release_chunk finds nothing to free
+        assert ms.released == () and ms.lines[1] == "released 0 pages of unused memory"
+        assert ms.lines[0].endswith("2000000-2040000: 0 pages freed") or ms.lines[0].startswith(
+            "Freeing  2000000"
+        )
 
 
 def test_max_pfn_of_92bdaef7b2c5() -> None:
@@ -83,15 +124,15 @@ def test_max_pfn_of_92bdaef7b2c5() -> None:
     assert ms.e820.end_of_ram_pfn() == 0x1E0800 and ms.e820.end_of_low_ram_pfn() == 0x100000
 
 
-@given(st.integers(64, 70000), st.sampled_from(["2.6.37", "2.6.39-rc5", "3.0-rc4", "3.9"]))
+@given(st.integers(64, 70000), st.sampled_from(VERSIONS))
 def test_domu_any_size(mib: int, version: str) -> None:
     mem = mib * M
     ms, reserved = _setup(mem, version)
-    assert ms.extra_bytes == SLACK
+    assert ms.extra_bytes == (1 * M if version == "3.1" else SLACK)
     assert ms.extra_start == (max(4 * G, mem) if version == "2.6.39-rc5" else mem)
     ram = [(a, b) for a, b, t in _spans(ms.e820) if t == E820_RAM]
-    assert sum(b - a for a, b in ram) == mem + SLACK - 0x60000  # everything but the ISA hole
-    assert reserved["XEN EXTRA"] == (ms.extra_start, ms.extra_start + SLACK)
+    assert sum(b - a for a, b in ram) == mem + ms.extra_bytes - 0x60000  # everything but the ISA hole
+    assert reserved["XEN EXTRA"] == (ms.extra_start, ms.extra_start + ms.extra_bytes)
 
 
 # ------------------------------------------------------------------------------------------ dom0
@@ -118,11 +159,25 @@ def test_dom0_holes_below_nr_pages_are_given_back() -> None:
     ms, _ = _setup(4 * G, "2.6.39-rc5", HOST)
     assert ms.released == ((0xC0000, 0xFEE00), (0xFEE01, 0x100000))  # xen_return_unused_memory
     freed = (0xFEE00 - 0xC0000) + (0x100000 - 0xFEE01)
+    identity = (
+        "1-1 mapping on 9f->100",  # the ISA hole, from 0 for dom0
+        "1-1 mapping on bf780->100000",  # ACPI, reserved and the PCI hole up to the RAM at 4 GiB
+        f"Set {0x100 - 0x9F + 0x100000 - 0xBF780} page(s) to 1-1 mapping.",
+    )
     assert ms.lines == (
         "xen_release_chunk: looking at area pfn c0000-fee00: 257536 pages freed",
         "xen_release_chunk: looking at area pfn fee01-100000: 4607 pages freed",
         f"released {freed} pages of unused memory",
+        *identity,
     )
+    # 3.1 prints each chunk its own way, and counts the same
+    assert _setup(4 * G, "3.1", HOST)[0].lines == (
+        "Freeing  c0000-fee00 pfn range: 257536 pages freed",
+        "Freeing  fee01-100000 pfn range: 4607 pages freed",
+        f"released {freed} pages of unused memory",
+        *identity,
+    )
+    assert _setup(4 * G, "2.6.38", HOST)[0].lines[-1] == f"released {freed} pages of unused memory"
     # the released pages come back as extra memory, after the host's RAM above 4 GiB
     assert ms.extra_bytes == 5 * G + (freed << 12)
     assert ms.extra_start == 4 * G
@@ -153,3 +208,24 @@ def test_dom0_unaligned_ram_end_is_cut() -> None:
         (4 * G, 4 * G + (0x80100 << 12), E820_RAM),
     ]
     assert ms.released == ((0x7FF00, 0x100000),)
+
+
+def test_before_2_6_38_an_unaligned_ram_end_stays() -> None:
+    host = E820([E820Entry(0, 0x9F000, E820_RAM), E820Entry(0x100000, 0x7FF00800 - 0x100000, E820_RAM)])
+    assert (0x100000, 0x7FF00800, E820_RAM) in _spans(_setup(4 * G, "2.6.37", host)[0].e820)
+    assert (0x100000, 0x7FF00000, E820_RAM) in _spans(_setup(4 * G, "2.6.38", host)[0].e820)
+
+
+def test_dom0_unusable_from_2_6_39_rc1() -> None:
+    """2f14ddc3a71: before it, dom0's RAM past nr_pages below 4 GiB is a hole in the map."""
+    for version, unusable in (("2.6.38", False), ("2.6.39-rc1", True), ("3.1", True)):
+        spans = _spans(_setup(2 * G, version, HOST)[0].e820)
+        assert ((2 * G, 0xBF780000, E820_UNUSABLE) in spans) is unusable, version
+
+
+def test_3_0_rc4_sets_no_unusable_entry_1_1() -> None:
+    """0d97559675b: xen_set_identity skips E820_UNUSABLE like RAM from 3.0-rc4 on."""
+    host = E820([*HOST.map[:4], E820Entry(0xBF780000, 0x80000, E820_UNUSABLE), *HOST.map[5:]])
+    before = _setup(4 * G, "2.6.39-rc5", host)[0].lines
+    after = _setup(4 * G, "3.0-rc4", host)[0].lines
+    assert "1-1 mapping on bf780->100000" in before and "1-1 mapping on bf800->100000" in after

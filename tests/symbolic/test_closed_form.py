@@ -12,6 +12,7 @@ pages. And the domain: ordinary machines are in it; machines the closed form doe
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -210,12 +211,15 @@ def test_closed_form_equals_the_boot_walk_smallest_image(name: str) -> None:
     check_machine(name, domu(*MACHINES[0]))
 
 
-@pytest.mark.parametrize("name", ["3.1", "2.6.39", "3.9"])
+@pytest.mark.parametrize("name", ["3.0", "2.6.39", "3.9", "3.1"])
 def test_the_slack_is_capped_at_nine_or_ten_times_the_guest(name: str) -> None:
-    """1 GiB of slack for a 64 MiB guest: EXTRA_MEM_RATIO keeps 9 x 64 MiB of it (3.9: 10 x)."""
+    """1 GiB of slack for a 64 MiB guest: EXTRA_MEM_RATIO keeps 9 x 64 MiB of it (3.9: 10 x; 3.1: the maximum
+    reservation xl sets keeps 256 pages)."""
     r = check_machine(name, domu(0x4000, slack=form.SLACK_PAGES[1]))
-    extra = (10 if name == "3.9" else 9) * 0x4000
-    assert r.max_pfn == (1 << 20 if VARIANTS[name].code["xen_extra_mem"] == "2.6.39-rc5" else 0x4000) + extra
+    extra = {"3.9": 10 * 0x4000, "3.1": 256}.get(name, 9 * 0x4000)
+    assert (
+        r.max_pfn == (1 << 20 if VARIANTS[name].code["xen_memory_setup"] == "2.6.39-rc5" else 0x4000) + extra
+    )
 
 
 def test_closed_form_equals_the_boot_walk_largest_images_and_slack() -> None:
@@ -235,11 +239,14 @@ def test_closed_form_equals_the_boot_walk_other_images_and_slack_every_variant(n
 @pytest.mark.parametrize("name", SHAPE_NAMES)
 def test_slack_takes_the_second_call_across_4_gib(name: str) -> None:
     """nr just below 4 GiB with the 8 MiB slack: the E820 of 2.6.37 .. 2.6.39-rc4 and 3.0+ makes call 0 [0, 4G)
-    and call 1 above 4G for the slack alone (2.6.39-rc5 .. 2.6.39 put it at 4 GiB anyway)."""
-    nr = (4096 - 4) << 8
+    and call 1 above 4G for the slack alone (2.6.39-rc5 .. 2.6.39 put it at 4 GiB anyway; 3.1 keeps 256 pages of
+    it, so it takes a guest within 1 MiB of 4 GiB)."""
+    code = VARIANTS[name].code["xen_memory_setup"]
+    extra = 256 if code == "3.1" else SLACK
+    nr = (1 << 20) - extra // 2
     r = check_machine(name, domu(nr))
-    at_4g = VARIANTS[name].code["xen_extra_mem"] == "2.6.39-rc5"
-    expect = [(0, nr if at_4g else 1 << 20), (1 << 20, (1 << 20 if at_4g else nr) + SLACK)]
+    at_4g = code == "2.6.39-rc5"
+    expect = [(0, nr if at_4g else 1 << 20), (1 << 20, (1 << 20 if at_4g else nr) + extra)]
     assert [(k.range_start, k.range_end) for k in cf.machine_calls(VARIANTS[name], domu(nr))] == expect
     assert [(b.range_start, b.range_end) for b in r.buffers] == expect[: len(r.buffers)]
 
@@ -383,9 +390,12 @@ def test_bare_metal_with_1g_pages_allocates_only_for_the_partial_gib() -> None:
 @pytest.mark.parametrize("name", XEN)
 def test_ordinary_domus_are_in_the_domain(name: str) -> None:
     v = VARIANTS[name]
-    for mem in (64 * MIB, 100 * MIB + 4096, 1536 * MIB, 4 * GIB, 6 * GIB, 64 * GIB, 500 * GIB):
+    largest = form.max_nr(form.shape_of(v))  # MAX_DOMAIN_PAGES: 128 GiB, 3.9's 500 GiB
+    for mem in (64 * MIB, 100 * MIB + 4096, 1536 * MIB, 4 * GIB, 6 * GIB, 64 * GIB, largest << 12):
         assert cf.in_domain(v, domu(mem >> 12)), (name, hex(mem))
     assert cf.in_domain(v, domu(0x4000, 0x200, 0, 0))
+    assert not cf.in_domain(v, domu(largest + 1)), name  # xen_memory_setup would ignore the rest
+    assert not cf.in_domain(v, dataclasses.replace(domu(0x4000), max_reservation=0x4000)), name  # xm's maxmem
 
 
 @pytest.mark.parametrize("name", NATIVE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from xtrees import build_tree, counts, fill, state, va_of
 
+from xenpin.xen.console import xen_line
 from xenpin.xen.flags import NX, PSE, RW, A, D, Entry, P
 from xenpin.xen.hypervisor import Hypervisor
 from xenpin.xen.invariants import check_invariants
@@ -279,6 +280,9 @@ def test_linear_to_another_validated_table_takes_a_ref(level):
     assert check_invariants(hv) == []
 
 
+LINEAR_LINE = {2: 915, 3: 957, 4: 982}  # define_get_linear_pagetable(l2/l3/l4) in RELEASE-4.1.0 mm.c
+
+
 @pytest.mark.parametrize("level", [2, 3, 4])
 @pytest.mark.parametrize("self_linear", [True, False])
 def test_linear_with_write_perms_rejected(level, self_linear):
@@ -290,6 +294,9 @@ def test_linear_with_write_perms_rejected(level, self_linear):
     r = assert_rejected_cleanly(hv, hv.mmu_update, 1, 0, Entry(target, P | RW))
     assert "Attempt to create linear p.t. with write perms" in r.log
     assert r.errno == "EINVAL"
+    # Xen 4.1.0 prints it from define_get_linear_pagetable(l<level>)'s invocation line
+    (message,) = [m for m in r.log if m.startswith("Attempt to create linear")]
+    assert xen_line(message, 1) == f"(XEN) mm.c:{LINEAR_LINE[level]}:d1 {message}"
     # Read-only, the same update is fine.
     assert hv.mmu_update(1, 0, Entry(target, P)).ok
     assert check_invariants(hv) == []

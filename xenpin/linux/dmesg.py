@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 # The kinds `boot --dmesg` compares, and the kinds it reads but does not compare.
 COMPARED = (
     "raw_console",
+    "xen_setup",
     "e820",
     "last_pfn",
     "mapped",
@@ -124,6 +125,11 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
             r" started\.\.\.)$"
         ),
     ),
+    ("xen_setup", re.compile(r"^released \d+ pages of unused memory$")),
+    ("xen_setup", re.compile(r"^Set \d+ page\(s\) to 1-1 mapping\.$")),
+    ("xen_setup", re.compile(rf"^1-1 mapping on {_H}+->{_H}+$")),
+    ("xen_setup", re.compile(rf"^xen_release_chunk: looking at area pfn {_H}+-{_H}+: \d+ pages freed$")),
+    ("xen_setup", re.compile(rf"^Freeing +{_H}+-{_H}+ pfn range: \d+ pages freed$")),
     ("e820_header", re.compile(r"^(e820: )?BIOS-provided physical RAM map:$")),
 ]
 _XEN = re.compile(r"^\(XEN\)\s?(?:(?P<file>[\w-]+\.c):(?P<line>\d+):d(?P<dom>\d+)(?:v\d+)? )?(?P<msg>.*)$")
@@ -298,7 +304,7 @@ def configure(
             kw["ramdisk_start"] = start
         else:
             kw["kernel_bytes"] = start - (KERNEL_START_PFN << 12)
-    elif mapped and role != "native" and variant.code["max_pfn_mapped"] == "2.6.39-rc1":
+    elif mapped and role != "native" and variant.code["xen_setup_kernel_pagetable"] == "2.6.39-rc1":
         end = mapped[0].value("b")
         kw["kernel_bytes"], kw["ramdisk_bytes"] = (
             DEFAULT_KERNEL_BYTES,
@@ -446,7 +452,7 @@ def _domain_memory(
         if nr <= 0:
             continue
         ms = xen_memory_setup(
-            nr, kw.get("e820"), role == "dom0", variant.code["xen_extra_mem"], Memblock(), 0, 0
+            nr, kw.get("e820"), role == "dom0", variant.code["xen_memory_setup"], Memblock(), 0, 0
         )
         got = ms.e820.end_of_ram_pfn()
         got_low = ms.e820.end_of_low_ram_pfn() if got > FOUR_GIB_PFN else got

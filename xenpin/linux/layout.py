@@ -75,6 +75,9 @@ class BootConfig:
     slack_bytes: int = (
         XEN_SLACK_BYTES  # domU: its E820 is [0, memory + slack) (the kernel's or libxl's 8 MiB)
     )
+    max_reservation: int | None = (
+        None  # Xen: XENMEM_maximum_reservation in pages (default: what Xen 4.1 and xl set)
+    )
     kernel_bytes: int = DEFAULT_KERNEL_BYTES
     ramdisk_bytes: int = DEFAULT_RAMDISK_BYTES
     ramdisk_start: int | None = None  # native: where the boot loader put it; Xen: right after the kernel

@@ -134,11 +134,12 @@ def _memory_setup(g: Guest) -> None:
             cfg.nr_pages,
             cfg.e820,
             cfg.dom0,
-            g.variant.code["xen_extra_mem"],
+            g.variant.code["xen_memory_setup"],
             g.memblock,
             sod.mfn_list,
             sod.pt_base,
             cfg.slack_bytes,
+            cfg.max_reservation,
         )
         g.e820 = ms.e820
         if ms.released:  # xen_release_chunk: those pfns have no mfn any more
@@ -196,14 +197,17 @@ def _initmem_init(g: Guest) -> None:
                 direct_va(pfn),
                 pfn,
                 f"memset(NODE_DATA): page {pfn:#x} is {'mapped read-only' if g.mapped_rw(pfn) is False else 'not mapped'}",
-                violates=_tail_property(g, pfn),
+                violates=_fault_property(g, pfn),
                 function=function,
                 phase="initmem_init",
             )
 
 
-def _tail_property(g: Guest, pfn: int) -> str:
-    """The property a write fault on free page `pfn` violates: a buffer's spare tail left RO."""
+def _fault_property(g: Guest, pfn: int) -> str:
+    """The property a write fault on free page `pfn` violates: a live table the reservation left free, or a
+    buffer's spare tail left RO."""
+    if g.live_level(pfn):
+        return "live_reserved"
     if any(pfn in b.spare for b in g.buffers):
         return "spare_writable"
     return ""
@@ -235,7 +239,7 @@ def _page_allocator(g: Guest) -> None:
             direct_va(pfn),
             pfn,
             why,
-            violates="live_reserved" if level else _tail_property(g, pfn),
+            violates=_fault_property(g, pfn),
             function="the page allocator's first user",
             phase="page allocator",
         )

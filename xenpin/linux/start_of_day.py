@@ -94,7 +94,7 @@ def xen_start_of_day(g: Guest) -> None:
     xen_l1s = [(s, e.mfn, e.flags) for s, e in hv.entries(m(xen_l2))]
     for copy in (t.level2_ident_pgt, t.level2_kernel_pgt, t.level2_fixmap_pgt):  # memcpy of Xen's L2
         hv.fill_table(m(copy), xen_l1s)
-    version = g.variant.code["max_pfn_mapped"]  # the release's xen_setup_kernel_pagetable
+    version = g.variant.code["xen_setup_kernel_pagetable"]  # the release's xen_setup_kernel_pagetable
     if version == "3.9":  # 64-bit 3.9: no xen_map_identity_early, only level2_ident_pgt made RO
         _set_page_prot(g, t.level2_ident_pgt, PAGE_KERNEL_RO)
     else:

@@ -40,16 +40,20 @@ CODE: dict[str, dict[str, str]] = {
         "2.6.39-rc1": "existing page tables are reached through map_low_page: an early_memremap fixmap alias",
         "3.9": "existing page tables through __va; new ones come from alloc_low_pages, already mapped",
     },
-    "max_pfn_mapped": {
-        "2.6.37": "xen_map_identity_early: the last pfn of the identity map Xen's tables and level1_ident_pgt cover",
-        "2.6.39-rc1": "PFN_DOWN(__pa(xen_start_info->mfn_list)) (14988a4d350c)",
+    "xen_setup_kernel_pagetable": {
+        "2.6.37": "max_pfn_mapped from xen_map_identity_early: the identity map Xen's tables and level1_ident_pgt"
+        " cover",
+        "2.6.39-rc1": "max_pfn_mapped = PFN_DOWN(__pa(xen_start_info->mfn_list)) (14988a4d350c)",
         "3.9": "the same; no xen_map_identity_early on 64-bit, and check_pt_base frees Xen's L4, L3 and L2",
     },
-    "xen_extra_mem": {
-        "2.6.37": "xen_memory_setup: xen_extra_mem_start = mem_end (the 8 MiB slack becomes XEN EXTRA there)",
+    "xen_memory_setup": {
+        "2.6.37": "xen_extra_mem_start = mem_end (the 8 MiB slack becomes XEN EXTRA there)",
+        "2.6.38": "the same, and RAM entries lose their unaligned tail (7cb31b752c7)",
+        "2.6.39-rc1": "the same, dom0's RAM past mem_end below 4 GiB E820_UNUSABLE, the 1-1 p2m of holes",
         "2.6.39-rc5": "xen_extra_mem_start = max(1ULL << 32, mem_end) (24bdb0b62cc8)",
         "3.0-rc4": "xen_extra_mem_start = mem_end for a domU, at least 4 GiB for dom0 (acd049c6e99d)",
-        "3.9": "extra pages only up to the maximum reservation; the rest of the slack is E820_UNUSABLE",
+        "3.1": "the same, extra pages clamped to the maximum reservation (xl: 256 pages of the slack)",
+        "3.9": "extra pages up to MAX_DOMAIN_PAGES (500 GiB) for a domU; the rest of the slack is E820_UNUSABLE",
     },
     "initmem_init": {
         "2.6.37": "numa_64.c setup_node_bootmem: NODE_DATA top-down in the node, from 4 GiB up if it spans 4 GiB",
@@ -63,7 +67,7 @@ CODE: dict[str, dict[str, str]] = {
         "3.9": "none: alloc_low_pages memblock_reserve()s each page as it takes it",
     },
 }
-_XEN_ONLY_CODE = ("max_pfn_mapped", "xen_extra_mem")
+_XEN_ONLY_CODE = ("xen_setup_kernel_pagetable", "xen_memory_setup")
 PROPERTIES = (
     "buffer_fits",
     "alias_writable",
@@ -251,7 +255,7 @@ def _check_code(code: object, platform: str, fail) -> dict[str, str]:
             "code", "only init_mem_mapping 3.9 goes without find_early_table_space and pagetable_reserve"
         )
     for key in _XEN_ONLY_CODE:
-        out.setdefault(key, "2.6.39-rc1" if key == "max_pfn_mapped" else "2.6.39-rc5")
+        out.setdefault(key, "2.6.39-rc1" if key == "xen_setup_kernel_pagetable" else "2.6.39-rc5")
     return out
 
 

@@ -4,7 +4,8 @@ beside the boot walk (`xenpin.linux.boot`) at concrete sizes, and beside the Z3 
 `machine_calls(variant, config)` takes a `BootConfig` (a domU, or bare metal with the simple map `form.py`
 assumes) and returns the two calls' `form.Call` values with plain ints; `in_domain` says whether the closed
 form claims to describe that machine: the domain of `form.domain`, and a machine `form.Params` can describe at
-all (a domU whose E820 `xen_memory_setup` makes itself and whose p2m backs every pfn; bare metal whose E820 leaves
+all (a domU whose E820 `xen_memory_setup` makes itself, with xl's maximum reservation, and whose p2m backs every
+pfn; bare metal whose E820 leaves
 no GiB of `[0, max_pfn)` without an entry).
 
 A bare-metal buffer's place is a free parameter of the closed form (no property depends on it): `bases` gives the
@@ -55,8 +56,8 @@ def machine_calls(
 def describable(variant: KernelVariant, config: BootConfig) -> bool:
     """`form.Params` describes this machine at all (see the module docstring)."""
     if variant.xen:
-        if config.role != "domU" or config.e820 is not None:
-            return False  # dom0's layout and host E820, a domU handed a map: not what form.layout computes
+        if config.role != "domU" or config.e820 is not None or config.max_reservation is not None:
+            return False  # dom0, a domU handed a map or another toolstack's maximum: not what form.layout computes
         p2m = config.p2m
         return p2m is None or (
             not p2m.released and all(p2m.mfn(pfn) is not None for pfn in (0, config.nr_pages - 1))

@@ -17,8 +17,11 @@ A 64-bit PV domU (see `xc_dom_layout`, `xen_setup_kernel_pagetable`, `xen_memory
    `mfn_list` (2.6.39-rc1+).
 2. E820: RAM `[0, nr + extra)` with XEN EXTRA `[nr, nr + extra)` reserved, except 2.6.39-rc5 .. 2.6.39.x below
    4 GiB: `[0, nr)` and XEN EXTRA at `[4G, 4G + extra)`; `extra = min(slack, 9 * nr)` (`EXTRA_MEM_RATIO`:
-   `extra_limit = min(10 * max_pfn, max_pfn + extra_pages)`), 3.9 `min(slack, 10 * nr, 500 GiB - nr)` (the
-   maximum reservation is `MAX_DOMAIN_PAGES`, 500 GiB, and the extra pages at most 10x the base). Then `max_pfn`,
+   `extra_limit = min(10 * max_pfn, max_pfn + extra_pages)`), 3.1 `min(slack, 256)` (clamped to xl's maximum
+   reservation, `nr + 256`), 3.9 `min(slack, 10 * nr, 500 GiB - nr)` (the maximum reservation is
+   `MAX_DOMAIN_PAGES`, 500 GiB, and the extra pages at most 10x the base). Only a domU's map matters here, so
+   `xen_memory_setup` versions that differ only for dom0 (2.6.37, 2.6.38, 2.6.39-rc1, 3.0-rc4) are one shape,
+   "2.6.37". Then `max_pfn`,
    `max_low_pfn` (4 GiB if RAM crosses it, else the end of low RAM), and a second call `[4G, max_pfn)` iff
    `max_pfn > max_low_pfn`.
 3. Placement, top-down: `high` (4b239f458): call 0 at `min(nr, 4G) - tables0`; call 1 at `nr - tables1` unless that
@@ -35,8 +38,9 @@ the buffer; its place does not matter to any property (no page is ever read-only
 machine is RAM `[0, low_end)` (with the PC's holes below 1 MiB and anything that leaves no GiB without an E820
 entry) and, if `high_end` is not 0, `[4G, high_end)`: `phys_pud_init` skips a GiB without any E820 entry, which
 the closed form does not model (`closed_form.in_domain` says so).
-The domain is `DOMAIN_MIN_PFN <= nr <= DOMAIN_MAX_PFN` (64 MiB .. 512 GiB: above it the walk needs PUD pages
-the closed form does not model), kernel and ramdisk sizes in `KERNEL_PAGES` and `RAMDISK_PAGES`, the slack in
+The domain is `DOMAIN_MIN_PFN <= nr <= max_nr(shape)`: 64 MiB .. the release's `MAX_DOMAIN_PAGES` (128 GiB;
+3.9: 500 GiB), past which `xen_memory_setup` ignores the rest of the guest (bare metal: up to 512 GiB, past which
+the walk needs PUD pages the closed form does not model), kernel and ramdisk sizes in `KERNEL_PAGES` and `RAMDISK_PAGES`, the slack in
 `SLACK_PAGES`, and at least `FREE_PAST_BOOT_IMAGE` pages of the guest past Xen's start-of-day mapping.
 """
 
@@ -48,6 +52,7 @@ from typing import Any
 import z3
 
 from xenpin.linux.variant import KernelVariant
+from xenpin.linux.xen_setup import LIBXL_MAXMEM_CONSTANT_PAGES, MAX_DOMAIN_PAGES, MAX_DOMAIN_PAGES_39
 
 W = 64
 FOUR_G = 1 << 20  # pfns
@@ -59,7 +64,18 @@ KERNEL_PAGES = (0x200, 0x8000)  # 2 MiB .. 128 MiB (start_of_day.MIN_KERNEL_PAGE
 RAMDISK_PAGES = (0, 0x20000)  # none .. 512 MiB
 SLACK_PAGES = (0, 0x40000)  # none .. 1 GiB (xen_memory_setup's fallback and libxl's default: 8 MiB)
 DEFAULT_SLACK = 2048
-MAX_DOMAIN_PAGES_39 = (500 << 30) >> 12  # 3.9: xen_get_max_pages() of a domU (CONFIG_XEN_MAX_DOMAIN_MEMORY)
+# xen_memory_setup's shapes: the domU map of each version (module docstring, item 2)
+EXTRA_SHAPE = {"2.6.37": "2.6.37", "2.6.38": "2.6.37", "2.6.39-rc1": "2.6.37", "2.6.39-rc5": "2.6.39-rc5",
+               "3.0-rc4": "2.6.37", "3.1": "3.1", "3.9": "3.9"}  # fmt: skip
+
+
+def max_nr(shape: Shape) -> int:
+    """The largest guest the closed form describes: `xen_memory_setup` uses at most MAX_DOMAIN_PAGES of it."""
+    if shape.platform == "native":
+        return DOMAIN_MAX_PFN
+    return MAX_DOMAIN_PAGES_39 if shape.extra == "3.9" else MAX_DOMAIN_PAGES
+
+
 # A guest must have this much memory past the builder's mapping (16 MiB): a smaller one is all boot image, and
 # (the solver found) its buffer can start right after Xen's tables, where 2.6.39's ioremap clause maps the
 # last L1 RW (`pfn == pgt_buf_end - 1` before the first allocation). `boot` shows it; the proofs leave it out.
@@ -128,8 +144,8 @@ class Shape:
     platform: str  # xen | native
     placement: str  # high | low | mapped
     low_search: str  # find_early_table_space of a low variant: "2.6.37" (0x8000) | "3.1"
-    max_pfn_mapped: str  # 2.6.37 | 2.6.39-rc1
-    extra: str  # xen_extra_mem: 2.6.37 | 2.6.39-rc5 | 3.0-rc4 | 3.9
+    max_pfn_mapped: str  # xen_setup_kernel_pagetable's max_pfn_mapped: 2.6.37 | 2.6.39-rc1 | 3.9
+    extra: str  # a domU's map from xen_memory_setup (EXTRA_SHAPE): 2.6.37 | 2.6.39-rc5 | 3.1 | 3.9
 
     @property
     def key(self) -> str:
@@ -149,8 +165,8 @@ def shape_of(v: KernelVariant) -> Shape:
         v.platform,
         v.placement,
         code.get("find_early_table_space", "none"),
-        code.get("max_pfn_mapped", "2.6.39-rc1"),
-        code.get("xen_extra_mem", "2.6.39-rc5"),
+        code.get("xen_setup_kernel_pagetable", "2.6.39-rc1"),
+        EXTRA_SHAPE[code.get("xen_memory_setup", "2.6.39-rc5")],
     )
 
 
@@ -308,6 +324,8 @@ def layout(ops, shape: Shape, p: Params) -> Layout:
     if shape.extra == "3.9":  # extra_pages = min(10 * max_pfn, xen_get_max_pages() - max_pfn)
         room = ops.ite(ops.le(p.nr, c(MAX_DOMAIN_PAGES_39)), c(MAX_DOMAIN_PAGES_39) - p.nr, c(0))
         extra = umin(ops, umin(ops, p.slack, c(10) * p.nr), room)
+    elif shape.extra == "3.1":  # 3.1's xen_get_max_pages(): xl's nr + LIBXL_MAXMEM_CONSTANT, then the ratio
+        extra = umin(ops, umin(ops, p.slack, c(LIBXL_MAXMEM_CONSTANT_PAGES)), c(9) * p.nr)
     else:  # EXTRA_MEM_RATIO: extra_limit = min(10 * max_pfn, max_pfn + extra_pages)
         extra = umin(ops, p.slack, c(9) * p.nr)
     at_4g = (
@@ -411,7 +429,7 @@ def domain(ops, shape: Shape, p: Params, call0: Call, call1: Call):
     lay = layout(ops, shape, p)
     return ops.and_(
         ops.ge(p.nr, c(DOMAIN_MIN_PFN)),
-        ops.le(p.nr, c(DOMAIN_MAX_PFN)),
+        ops.le(p.nr, c(max_nr(shape))),
         ops.ge(p.kernel, c(KERNEL_PAGES[0])),
         ops.le(p.kernel, c(KERNEL_PAGES[1])),
         ops.le(p.ramdisk, c(RAMDISK_PAGES[1])),

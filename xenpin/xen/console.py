@@ -16,7 +16,7 @@ from collections.abc import Mapping
 # (message prefix, file, last line of the MEM_LOG/gdprintk call in RELEASE-4.1.0)
 XEN_41_SITES: tuple[tuple[str, str, int], ...] = (
     ("Could not get page ref for pfn", "mm.c", 658),
-    ("Attempt to create linear p.t. with write perms", "mm.c", 723),
+    ("Attempt to create linear p.t. with write perms", "mm.c", 915),  # per level: _LINEAR_SITES
     ("Bad L1 flags", "mm.c", 806),
     ("Error getting mfn", "mm.c", 907),
     ("Bad L2 flags", "mm.c", 928),
@@ -37,10 +37,28 @@ XEN_41_SITES: tuple[tuple[str, str, int], ...] = (
     ("Unhandled", "traps.c", 451),
 )
 _MFN_SITES = {"already pinned": 3001, "bad domain": 3036, "not pinned": 3046}
+# The linear-pagetable MEM_LOG is in the body of the macro `define_get_linear_pagetable(level)`, so `__LINE__`
+# is that of the macro's invocation for the level: mm.c:915 (l2), 957 (l3), 982 (l4) in RELEASE-4.1.0.
+_LINEAR_SITES = {2: 915, 3: 957, 4: 982}
+
+
+class MemLog(str):
+    """A `MEM_LOG` message as the validator logs it; `level` is the table level of a message printed from a
+    per-level macro, whose line number depends on it."""
+
+    level: int | None
+
+    def __new__(cls, message: str, level: int | None = None) -> MemLog:
+        self = super().__new__(cls, message)
+        self.level = level
+        return self
 
 
 def site_of(message: str) -> tuple[str, int] | None:
     """`(file, line)` of the Xen 4.1.0 call that prints `message`, if xenpin knows it."""
+    level = message.level if isinstance(message, MemLog) else None
+    if level in _LINEAR_SITES and message.startswith(XEN_41_SITES[1][0]):
+        return "mm.c", _LINEAR_SITES[level]
     for prefix, file, line in XEN_41_SITES:
         if message.startswith(prefix):
             if prefix == "Mfn":
@@ -77,4 +95,12 @@ def domain_crashed_line(domid: int) -> str:
     return f"(XEN) Domain {domid} (vcpu#0) crashed on cpu#0:"
 
 
-__all__ = ["DOMAIN_CRASH_SYNC", "XEN_41_SITES", "domain_crashed_line", "site_of", "trap_line", "xen_line"]
+__all__ = [
+    "DOMAIN_CRASH_SYNC",
+    "XEN_41_SITES",
+    "MemLog",
+    "domain_crashed_line",
+    "site_of",
+    "trap_line",
+    "xen_line",
+]

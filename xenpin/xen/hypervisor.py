@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
+from xenpin.xen.console import MemLog
 from xenpin.xen.flags import ALL_FLAGS, ENTRIES_PER_TABLE, PAGE_SHIFT, PSE, RW, Entry, P
 from xenpin.xen.frame import (
     FRESH_COUNT_INFO,
@@ -406,9 +407,10 @@ class Hypervisor:
         del self._node[mfn], self._succ[mfn], self._pred[mfn]
         self._phantoms.discard(mfn)
 
-    def _mem_log(self, line: str) -> None:
-        """`MEM_LOG(...)`: Xen prints `(XEN) mm.c:LINE:dN <line>`; xenpin keeps the message."""
-        self._log.append(line)
+    def _mem_log(self, line: str, level: int | None = None) -> None:
+        """`MEM_LOG(...)`: Xen prints `(XEN) mm.c:LINE:dN <line>`; xenpin keeps the message (and the level of a
+        per-level macro's message, which picks its line)."""
+        self._log.append(MemLog(line, level))
 
     # ------------------------------------------------------------------------------------ entry storage
 
@@ -700,7 +702,7 @@ class Hypervisor:
         same type) and needs no state of its own to roll back.
         """
         if flags & RW:
-            self._mem_log("Attempt to create linear p.t. with write perms")
+            self._mem_log("Attempt to create linear p.t. with write perms", level)
             return False
         if target == table:
             return True  # self-linear: no reference
