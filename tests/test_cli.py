@@ -725,13 +725,13 @@ SCRIPTS = {
     "typo.py": (
         "from xenpin.symbolic.theorems import Theorem\n"
         "THEOREMS = [\n"
-        "    Theorem('models/kernels/3.0.toml', 'spare_freed'),\n"
-        "    Theorem('models/kernels/3.0.toml', 'spare_writeable'),\n"
+        "    Theorem('{KERNELS}/3.0.toml', 'spare_freed'),\n"
+        "    Theorem('{KERNELS}/3.0.toml', 'spare_writeable'),\n"
         "]\n",
         ":4: Theorem prop: unknown property 'spare_writeable'",
     ),
     "badverdict.py": (
-        "from xenpin.symbolic.theorems import Theorem\nTHEOREMS = [Theorem('models/kernels/3.0.toml', 'spare_freed', 'yes')]\n",
+        "from xenpin.symbolic.theorems import Theorem\nTHEOREMS = [Theorem('{KERNELS}/3.0.toml', 'spare_freed', 'yes')]\n",
         ":2: Theorem expect: unknown verdict 'yes'",
     ),
     "syntax.py": ("THEOREMS = [\n", ":1: syntax error"),
@@ -744,7 +744,7 @@ def test_bad_proof_script_exit_2_names_script_line(
 ) -> None:
     source, message = SCRIPTS[name]
     script = tmp_path / name
-    script.write_text(source)
+    script.write_text(source.replace("{KERNELS}", str(KERNELS)))
     assert main(["prove", str(script), "--property", "spare_freed"]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
@@ -757,7 +757,7 @@ def test_proof_script_prints_do_not_spoil_json(tmp_path: Path, capsys: pytest.Ca
     script = tmp_path / "chatty.py"
     script.write_text(
         "from xenpin.symbolic.theorems import Theorem\nprint('hello')\n"
-        "THEOREMS = [Theorem('models/kernels/3.0.toml', 'spare_freed')]\n"
+        f"THEOREMS = [Theorem('{KERNELS}/3.0.toml', 'spare_freed')]\n"
     )
     assert main(["prove", str(script), "--json"]) == 0
     captured = capsys.readouterr()

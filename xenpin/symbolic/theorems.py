@@ -1,7 +1,8 @@
 """Proof scripts: a script in `proofs/` states theorems (variant file, property, expected verdict) and runs them.
 
-`python proofs/NAME.py` runs one script; `xenpin prove proofs/NAME.py` runs it through the CLI (text or JSON).
-A theorem's expected verdict overrides the variant file's `[expect]` for that run.
+`python proofs/NAME.py` runs one script; `xenpin prove proofs/NAME.py` (or `xenpin prove proofs/`) runs it through the
+CLI (text or JSON). A theorem's variant path is relative to the folder of the script that states it, so a script
+works wherever it is installed or run from. Its expected verdict overrides the variant file's `[expect]`.
 """
 
 from __future__ import annotations
@@ -18,12 +19,10 @@ from types import TracebackType
 
 from xenpin.linux.variant import PROPERTIES, VERDICTS, KernelVariant, VariantError, load_variant
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @dataclass(frozen=True)
 class Theorem:
-    variant: str  # path of a kernel variant file, relative to the repository root or absolute
+    variant: str  # path of a kernel variant file, absolute or relative to the stating script's folder
     prop: str
     expect: str = "proved"
     where: str = field(default="", compare=False, repr=False)  # "script.py:LINE" of the Theorem(...) call
@@ -33,7 +32,12 @@ class Theorem:
             caller = sys._getframe(2)  # __init__ -> __post_init__; the script's frame is the third
             object.__setattr__(self, "where", f"{caller.f_code.co_filename}:{caller.f_lineno}")
 
-    def load(self, base: Path = ROOT) -> KernelVariant:
+    @property
+    def script_dir(self) -> Path:
+        """The folder of the script that stated this theorem: relative variant paths start there."""
+        return Path(self.where.rsplit(":", 1)[0]).resolve().parent
+
+    def load(self, base: Path | None = None) -> KernelVariant:
         """The variant with this theorem's expectation; ValueError naming the script line on a bad theorem."""
         for field_name, value in (("variant", self.variant), ("prop", self.prop), ("expect", self.expect)):
             if not isinstance(value, str):
@@ -50,7 +54,7 @@ class Theorem:
             )
         path = Path(self.variant)
         try:
-            variant = load_variant(path if path.is_absolute() else base / path)
+            variant = load_variant(path if path.is_absolute() else (base or self.script_dir) / path)
         except VariantError as exc:
             raise VariantError(f"{self.where}: Theorem variant: {exc}") from None
         return dataclasses.replace(variant, expect={**variant.expect, self.prop: self.expect})

@@ -13,7 +13,7 @@ from xenpin.symbolic.theorems import Theorem, run
 FIXED = ["2.6.39", "2.6.39-inline", "3.0", "3.1", "2.6.39-native", "3.1-native"]
 CLAIMS = ["no_rw_alias", "spare_writable", "spare_freed", "live_reserved", "buffer_fits", "alias_writable"]
 
-THEOREMS = [Theorem(f"models/kernels/{v}.toml", p, "proved") for v in FIXED for p in CLAIMS]
+THEOREMS = [Theorem(f"../models/kernels/{v}.toml", p, "proved") for v in FIXED for p in CLAIMS]
 
 if __name__ == "__main__":
     raise SystemExit(run(THEOREMS))

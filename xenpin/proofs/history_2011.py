@@ -16,19 +16,19 @@ Run: `python proofs/history_2011.py`.
 from xenpin.symbolic.theorems import Theorem, run
 
 THEOREMS = [
-    Theorem("models/kernels/2.6.37.toml", "no_rw_alias", "proved"),
-    Theorem("models/kernels/2.6.38.toml", "no_rw_alias", "proved"),
-    Theorem("models/kernels/2.6.38.toml", "spare_writable", "proved"),
-    Theorem("models/kernels/2.6.39-rc1.toml", "no_rw_alias", "counterexample"),
-    Theorem("models/kernels/2.6.39-rc1.toml", "spare_writable", "proved"),
-    Theorem("models/kernels/2.6.39-rc6.toml", "spare_writable", "counterexample"),
-    Theorem("models/kernels/2.6.39-rc6.toml", "no_rw_alias", "proved"),
-    Theorem("models/kernels/2.6.39.toml", "spare_writable", "proved"),
-    Theorem("models/kernels/3.0.toml", "spare_writable", "proved"),
-    Theorem("models/kernels/3.1.toml", "spare_writable", "proved"),
-    Theorem("models/kernels/bisect-4b239f458.toml", "no_rw_alias", "counterexample"),
-    Theorem("models/kernels/bisect-a38647837a41.toml", "no_rw_alias", "counterexample"),
-    Theorem("models/kernels/bisect-92bdaef7b2c5.toml", "spare_writable", "counterexample"),
+    Theorem("../models/kernels/2.6.37.toml", "no_rw_alias", "proved"),
+    Theorem("../models/kernels/2.6.38.toml", "no_rw_alias", "proved"),
+    Theorem("../models/kernels/2.6.38.toml", "spare_writable", "proved"),
+    Theorem("../models/kernels/2.6.39-rc1.toml", "no_rw_alias", "counterexample"),
+    Theorem("../models/kernels/2.6.39-rc1.toml", "spare_writable", "proved"),
+    Theorem("../models/kernels/2.6.39-rc6.toml", "spare_writable", "counterexample"),
+    Theorem("../models/kernels/2.6.39-rc6.toml", "no_rw_alias", "proved"),
+    Theorem("../models/kernels/2.6.39.toml", "spare_writable", "proved"),
+    Theorem("../models/kernels/3.0.toml", "spare_writable", "proved"),
+    Theorem("../models/kernels/3.1.toml", "spare_writable", "proved"),
+    Theorem("../models/kernels/bisect-4b239f458.toml", "no_rw_alias", "counterexample"),
+    Theorem("../models/kernels/bisect-a38647837a41.toml", "no_rw_alias", "counterexample"),
+    Theorem("../models/kernels/bisect-92bdaef7b2c5.toml", "spare_writable", "counterexample"),
 ]
 
 if __name__ == "__main__":

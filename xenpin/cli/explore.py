@@ -1,0 +1,69 @@
+"""`xenpin explore`: a property's counterexamples, replayed, with a picture of the buffer."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from xenpin.cli.common import EXIT_MISMATCH, EXIT_OK, EXIT_UNKNOWN, InputError, write_whole
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "explore", help="show a property's counterexample(s), replayed, with a picture of the buffer"
+    )
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("property", metavar="PROPERTY")
+    p.add_argument(
+        "--all", type=int, default=1, metavar="N", help="up to N distinct counterexamples (default 1)"
+    )
+    p.add_argument("--svg", metavar="FILE", help="write the first counterexample's buffer picture as SVG")
+    p.add_argument("--dot", metavar="FILE", help="write it as Graphviz DOT")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from xenpin.linux.variant import PROPERTIES, VariantError, load_variant
+    from xenpin.report import explore as pictures
+    from xenpin.report.prove import prove_json
+    from xenpin.report.prove import render_text as verdict_text
+    from xenpin.symbolic.explore import counterexamples
+
+    if args.property not in PROPERTIES:
+        raise InputError(f"PROPERTY: unknown property {args.property!r} (known: {', '.join(PROPERTIES)})")
+    if args.all < 1:
+        raise InputError("--all: must be at least 1")
+    try:
+        variant = load_variant(args.model)
+    except VariantError as exc:
+        raise InputError(str(exc)) from None
+    targets = {t: None for t in (args.svg, args.dot) if t}
+    for target in targets:
+        if Path(target).is_dir() or not Path(target).resolve().parent.is_dir():
+            raise InputError(f"{target}: not a file in an existing directory")
+    found = counterexamples(variant, args.property, args.all)
+    first = found[0]
+    if first.replay is not None and first.witness is not None:
+        w = first.witness
+        if args.svg:
+            targets[args.svg] = pictures.render_svg(first.replay, w.call, w.pfn)
+        if args.dot:
+            targets[args.dot] = pictures.render_dot(first.replay, w.call, w.pfn)
+        for target, text in targets.items():
+            write_whole(target, text)  # before anything is printed: a write error leaves no output at all
+    if args.json:
+        doc = prove_json(found, sum(v.seconds for v in found))
+        print(json.dumps(doc, indent=2))
+    else:
+        print(verdict_text(found, sum(v.seconds for v in found)))
+        for v in found:
+            if v.replay is not None and v.witness is not None:
+                print(pictures.render_text(v.replay, v.witness.call, v.witness.pfn))
+        if targets and first.witness is None:
+            print(f"no counterexample: {' and '.join(targets)} not written")
+    if first.verdict == "unknown":
+        return EXIT_UNKNOWN
+    return EXIT_OK if first.verdict == variant.expect[args.property] else EXIT_MISMATCH

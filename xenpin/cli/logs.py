@@ -1,0 +1,82 @@
+"""`xenpin logs`: the shipped boot logs reproduced with `boot --dmesg`."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+
+from xenpin import shipped
+from xenpin.cli.boot import check_machine
+from xenpin.cli.common import EXIT_MISMATCH, EXIT_OK, InputError
+
+DEFAULT_MANIFEST = str(shipped.MANIFEST)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "logs",
+        help="reproduce the shipped boot logs (models/logs/manifest.toml) with boot --dmesg",
+        description="For each log of the manifest, configure the machine from it, boot its variant and compare"
+        " every line; the expectation is match, differ or unusable (the log cannot configure the machine).",
+    )
+    p.add_argument(
+        "manifest",
+        nargs="?",
+        default=DEFAULT_MANIFEST,
+        metavar="MANIFEST",
+        help="a manifest TOML (default: the shipped logs)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import tomllib
+    from pathlib import Path
+
+    from xenpin.linux.dmesg import LogError, reproduce
+    from xenpin.linux.variant import VariantError, load_variant
+
+    path = Path(args.manifest)
+    try:
+        entries = tomllib.loads(path.read_text(encoding="utf-8")).get("log", [])
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: bad TOML: {exc}") from None
+    kernels = path.resolve().parent.parent / "kernels"
+    rows = []
+    for n, entry in enumerate(entries, start=1):
+        for key in ("file", "variant", "expect"):
+            if not isinstance(entry.get(key), str):
+                raise InputError(f"{path}: log #{n}: key '{key}' missing or not a string")
+        if entry["expect"] not in ("match", "differ", "unusable"):
+            raise InputError(f"{path}: log #{n}: expect must be match, differ or unusable")
+        log_path = path.parent / entry["file"]
+        try:
+            variant = load_variant(kernels / f"{entry['variant']}.toml")
+        except VariantError as exc:
+            raise InputError(str(exc)) from None
+        try:
+            check = functools.partial(check_machine, variant=variant, source=str(log_path))
+            _, result, lines = reproduce(log_path, variant, check=check)
+        except (LogError, ValueError, InputError) as exc:
+            rows.append((entry, "unusable", 0, 0, str(exc)))
+            continue
+        good = sum(r.match for r in lines)
+        got = "match" if lines and good == len(lines) else "differ"
+        rows.append((entry, got, good, len(lines), f"predicted outcome {result.outcome}"))
+    ok = all(got == entry["expect"] for entry, got, *_ in rows)
+    if args.json:
+        print(json.dumps({"logs": [{"file": e["file"], "variant": e["variant"], "expect": e["expect"],
+                                    "result": got, "matched": good, "compared": total, "detail": detail}
+                                   for e, got, good, total, detail in rows], "as_expected": ok}, indent=2))  # fmt: skip
+    else:
+        for e, got, good, total, detail in rows:
+            mark = "" if got == e["expect"] else "   <-- expected " + e["expect"]
+            counts = f"{good}/{total} lines match" if got != "unusable" else detail
+            print(f"{e['file']:<28} {e['variant']:<16} {got:<9} {counts}{mark}")
+            if got != "unusable":
+                print(f"{'':<28} {detail}")
+    return EXIT_OK if ok else EXIT_MISMATCH

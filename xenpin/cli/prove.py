@@ -1,0 +1,156 @@
+"""`xenpin prove`: each variant's properties for every memory size, with Z3."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from xenpin import shipped
+from xenpin.cli.common import EXIT_MISMATCH, EXIT_OK, EXIT_UNKNOWN, InputError
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "prove",
+        help="prove each variant's properties for every memory size with Z3, or give a replayed counterexample",
+        description="One obligation per (variant, property, init_memory_mapping call), each in a fresh Z3 solver;"
+        " counterexamples are minimised and replayed in the boot walk.",
+    )
+    p.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="variant files, proof scripts (*.py), or directories of either (default: the shipped variants)",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=None, metavar="S", help="wall-clock backstop per solver call"
+    )
+    p.add_argument("--rlimit", type=int, default=None, metavar="N", help="Z3 resource limit per solver call")
+    p.add_argument("--property", action="append", default=None, help="only these properties (repeatable)")
+    p.add_argument("--smt2", metavar="DIR", help="also write each obligation as SMT-LIB 2 into DIR")
+    p.add_argument(
+        "--solver",
+        choices=("z3", "cvc5", "both"),
+        default="z3",
+        help="re-check every obligation with cvc5 (cvc5, both): a disagreement is unknown (default z3)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="worker processes for the solver calls (default: the number of cores; 1 runs in-process)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    p.set_defaults(handler=run)
+
+
+def _write_smt2(directory: str, jobs: list) -> None:
+    """Every obligation of `jobs`, and every lemma they rest on, as an SMT-LIB 2 file (`unsat` = holds)."""
+    from pathlib import Path
+
+    from xenpin.symbolic import lemmas
+    from xenpin.symbolic.obligations import build
+    from xenpin.symbolic.solver import smt2
+
+    out = Path(directory)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--smt2: cannot create {directory}: {exc.strerror}") from None
+    refs = set()
+    todo = [(variant, prop, call) for variant, prop in jobs for call in (0, 1)]
+    written = set()
+    while todo:
+        variant, prop, call = todo.pop(0)
+        name = f"{variant.name}.{prop}.call{call}.smt2"
+        if name in written:
+            continue
+        written.add(name)
+        ob = build(variant, prop, call)
+        refs.update(ob.lemmas)
+        rests = "".join(
+            f"; its closed form rests on {variant.name}.{p}.call{c}.smt2 being unsat too\n"
+            for p, c in ob.rests_on
+        )
+        todo.extend((variant, p, c) for p, c in ob.rests_on)
+        (out / name).write_text(
+            f"; xenpin: {variant.name} {prop}, init_memory_mapping call {call}\n"
+            f"; assumes the lemmas {', '.join(map(str, ob.lemmas))} (lemma.*.smt2)\n"
+            f"{rests}; sat = counterexample\n" + smt2(ob.formula())
+        )
+    for ref in lemmas.closure(sorted(refs)):
+        formula, uses = lemmas.proof(ref)
+        where = "" if ref.shape is None else f".{ref.shape.replace('/', '-')}.call{ref.call}"
+        (out / f"lemma.{ref.name}{where}.smt2").write_text(
+            f"; xenpin lemma {ref}: {lemmas.LEMMAS[ref.name].text}\n"
+            f"; assumes {', '.join(map(str, uses)) or 'nothing'}\n"
+            f"; unsat = the lemma holds\n" + smt2(formula)
+        )
+
+
+def _proof_scripts(path: str) -> list[Path]:
+    """A proof script given by name, or the proof scripts of a folder (its variant files are loaded apart)."""
+    if path.endswith(".py"):
+        return [Path(path)]
+    return shipped.proof_scripts(Path(path)) if Path(path).is_dir() else []
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
+    from xenpin.linux.variant import PROPERTIES, KernelVariant, VariantError, load_variant, variant_files
+    from xenpin.report.prove import prove_json, render_text
+    from xenpin.symbolic.batch import default_workers, prove_many
+    from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S
+    from xenpin.symbolic.theorems import load_script
+
+    props = args.property or list(PROPERTIES)
+    for prop in props:
+        if prop not in PROPERTIES:
+            raise InputError(f"--property: unknown property {prop!r} (known: {', '.join(PROPERTIES)})")
+    if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise InputError("--timeout: must be a positive, finite number of seconds")
+    if args.rlimit is not None and args.rlimit <= 0:
+        raise InputError("--rlimit: must be a positive integer")
+    if args.jobs is not None and args.jobs <= 0:
+        raise InputError("--jobs: must be a positive integer")
+    paths = args.paths or [str(shipped.KERNELS)]
+    jobs: list[tuple[KernelVariant, str]] = []
+    try:
+        for path in paths:
+            for script in _proof_scripts(path):
+                theorems = [
+                    (th.load(), th.prop) for th in load_script(script)
+                ]  # each checked, even if filtered
+                jobs.extend(job for job in theorems if job[1] in props)
+            if not path.endswith(".py"):
+                jobs.extend((v, prop) for v in map(load_variant, variant_files([path])) for prop in props)
+    except (VariantError, ValueError, OSError, SyntaxError) as exc:
+        raise InputError(str(exc).splitlines()[0] if str(exc) else f"{path}: cannot load") from None
+    if not jobs:
+        raise InputError(f"nothing to prove in {' '.join(paths)} (no *.toml variant, no proof script)")
+    if args.solver != "z3":
+        from xenpin.symbolic.solver import cvc5_available
+
+        if not cvc5_available():
+            raise InputError("--solver: cvc5 is not installed (pip install 'xenpin[cvc5]')")
+    limits = {
+        "rlimit": args.rlimit or DEFAULT_RLIMIT,
+        "timeout_s": args.timeout or DEFAULT_TIMEOUT_S,
+    }
+    t = time.perf_counter()
+    if args.smt2:
+        _write_smt2(args.smt2, jobs)
+    verdicts = prove_many(jobs, solver=args.solver, workers=args.jobs or default_workers(), **limits)
+    seconds = time.perf_counter() - t
+    if args.json:
+        print(json.dumps(prove_json(verdicts, seconds, args.solver), indent=2))
+    else:
+        print(render_text(verdicts, seconds, args.solver))
+    differs = [v for v in verdicts if not v.as_expected]
+    if any(v.verdict != "unknown" for v in differs):
+        return EXIT_MISMATCH
+    return EXIT_UNKNOWN if differs else EXIT_OK
