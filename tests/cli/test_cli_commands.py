@@ -111,7 +111,7 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
 
 
 def test_shipped_scenarios_replay_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
-    scenarios = Path(__file__).resolve().parents[1] / "models" / "scenarios"
+    scenarios = Path(__file__).resolve().parents[2] / "models" / "scenarios"
     code = main(["replay", "--json", str(scenarios)])
     doc = json.loads(capsys.readouterr().out)
     assert code in (0, 1)
@@ -121,8 +121,8 @@ def test_shipped_scenarios_replay_text_and_json(capsys: pytest.CaptureFixture[st
 
 # --- xenpin boot ------------------------------------------------------------------------------------------------
 
-KERNELS = Path(__file__).resolve().parents[1] / "models" / "kernels"
-LOGS = Path(__file__).resolve().parents[1] / "models" / "logs"
+KERNELS = Path(__file__).resolve().parents[2] / "models" / "kernels"
+LOGS = Path(__file__).resolve().parents[2] / "models" / "logs"
 HOST_E820 = """\
 [    0.000000]  BIOS-e820: 0000000000000000 - 000000000009f000 (usable)
 [    0.000000]  BIOS-e820: 000000000009f000 - 00000000000a0000 (reserved)
