@@ -44,6 +44,7 @@ def test_shown_path() -> None:
     assert shown_path(Path.cwd() / "models" / "x.toml") == str(Path("models") / "x.toml")
     assert shown_path("models/x.toml") == "models/x.toml" and shown_path(None) == "-"
     assert shown_path("/elsewhere/x.toml") == "/elsewhere/x.toml"
+    assert shown_path("proofs/../models/x.toml") == "models/x.toml"
 
 
 def test_prove_table_keeps_its_columns_for_a_long_name(

@@ -51,10 +51,11 @@ def render_table(columns: Sequence[str], rows: Sequence[Sequence[object]], inden
 
 def shown_path(path: str | os.PathLike[str] | None) -> str:
     """A file path for a report row: relative to the working directory when the file is below it (the shipped
-    models read `models/kernels/3.1.toml` from a checkout), else as given; `-` for none."""
+    models read `models/kernels/3.1.toml` from a checkout), else as given, with `a/../` folded away (a proof
+    script's `../models/...`); `-` for none."""
     if path is None:
         return "-"
-    given = Path(path)
+    given = Path(os.path.normpath(path))
     if not given.is_absolute():
         return str(given)
     try:
