@@ -39,7 +39,3 @@ def load_schema(command: str) -> dict[str, Any]:
     """The JSON Schema of a command's document, from the package data."""
     text = resources.files("xenpin").joinpath("schemas", schema_name(command)).read_text(encoding="utf-8")
     return json.loads(text)
-
-
-def dumps(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, indent=2)
