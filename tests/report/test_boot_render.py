@@ -9,6 +9,7 @@ from bootcache import LOGS, booted, cached_boot, variant
 
 from xenpin.linux.dmesg import compare, configure, read_log
 from xenpin.report.boot import boot_json, dmesg_json, dmesg_text, machine_text, render_text, size_text
+from xenpin.report.table import shown_path
 
 
 def test_size_text() -> None:
@@ -51,8 +52,8 @@ def test_text_of_a_pin_failure() -> None:
     assert lines[i + 1] == f"  hypercall: {f.operation} -> EINVAL"
     assert lines[i + 2 : i + 6] == [f"  {x}" for x in f.xen_log]
     assert lines[i + 6] == f"  why: {f.reason}"  # the trap line is Xen's: not repeated as a kernel message
-    assert "  no_rw_alias     VIOLATED      counterexample  ok" in lines
-    assert "  spare_writable  not reached   proved          ok" in lines
+    assert "  no_rw_alias     VIOLATED     counterexample  ok" in lines
+    assert "  spare_writable  not reached  proved          ok" in lines
     assert lines[-1] == "result: as expected"
     assert "trace (steps that touched the buffers):" not in text
     assert "trace (steps that touched the buffers):" in render_text(r, trace=True)
@@ -85,10 +86,10 @@ def test_dmesg_text_and_json() -> None:
     result = cached_boot(v, configured.config)
     rows = compare(log, [(line.kind, line.text) for line in result.console])
     lines = dmesg_text("after.log", result, configured, rows).splitlines()
-    assert lines[0] == "log after.log against 2.6.38-native (release 2.6.38)"
+    assert lines[0] == f"log after.log against 2.6.38-native (release 2.6.38; {shown_path(v.path)})"
     assert lines[1].startswith("  machine from the log: bare metal, ")
-    assert "      1  mapped               match   initial memory mapped : 0 - 20000000" in lines
-    i = lines.index("      5  tables               differ  logged:    kernel direct mapping tables up to 7f750000 @"
+    assert "     1  mapped               match   initial memory mapped : 0 - 20000000" in lines
+    i = lines.index("     5  tables               differ  logged:    kernel direct mapping tables up to 7f750000 @"
                     " [0x7f74c000-0x7f74ffff]")  # fmt: skip
     assert (
         lines[i + 1].strip()

@@ -52,9 +52,11 @@ def test_lemmas_are_listed_once_grouped_per_lemma_and_the_unproved_named() -> No
     unknown = next(line for line in lines if line.startswith("  unknown"))
     assert f"60.00s  alloc_monotone[{LOW}, call 1]: " in unknown and unknown.endswith("(timeout)")
     row = next(line for line in lines if "spare_writable" in line)
-    assert row.split()[:4] == ["3.1", "spare_writable", "unknown", "proved"] and row.endswith(
-        "   <-- differs"
+    cells = row.split()
+    assert [cells[0], *cells[2:5]] == ["3.1", "spare_writable", "unknown", "proved"] and row.endswith(
+        "  <-- differs"
     )
+    assert cells[1].endswith("models/kernels/3.1.toml")  # the variant's file in its row
     assert f"      note: rests on lemma alloc_monotone[{LOW}, call 1], which is unknown (timeout)" in lines
     assert lines[-1].startswith("2 obligations: 1 proved (resting on 3/4 proved lemmas), 0 counterexample, 1")
     assert "1 differ from expectation; 1.0 s; z3 " in lines[-1] and lines[-1].endswith("64-bit bit-vectors")
@@ -108,15 +110,19 @@ def test_a_counterexample_is_shown_in_the_domains_terms() -> None:
 def test_a_long_variant_name_keeps_its_columns() -> None:
     v = prove_property(variant("bisect-92bdaef7b2c5"), "spare_freed")
     header, row = render_text([v], 1.0).splitlines()[:2]
-    assert row.split()[:4] == ["bisect-92bdaef7b2c5", "spare_freed", "proved", "proved"]
-    assert header.index("property") == row.index("spare_freed")
+    cells = row.split()
+    assert [cells[0], *cells[2:5]] == ["bisect-92bdaef7b2c5", "spare_freed", "proved", "proved"]
+    assert header.index("property") == row.index("spare_freed") and header.index("file") == row.index(
+        cells[1]
+    )
 
 
 def test_json_document_shape() -> None:
     doc = json.loads(json.dumps(prove_json(list(_real()), 2.0)))  # plain JSON all the way down
-    assert set(doc) == {"obligations", "lemmas", "seconds", "solver", "bit_width"} and doc["bit_width"] == 64
+    assert set(doc) == {"schema", "command", "obligations", "lemmas", "summary"} and doc["command"] == "prove"
+    assert doc["summary"]["bit_width"] == 64 and doc["summary"]["counterexample"] == 2
     alias, tail, proved = doc["obligations"]
-    keys = {"variant", "property", "verdict", "expected", "as_expected", "vacuous", "seconds", "witness", "lemmas",
+    keys = {"variant", "file", "property", "verdict", "expected", "as_expected", "vacuous", "seconds", "witness", "lemmas",
             "replay", "notes"}  # fmt: skip
     assert all(set(o) == keys for o in doc["obligations"])
     assert set(alias["witness"]) == {"call", "mem_bytes", "machine", "pfn", "alloc", "minimal"}

@@ -11,11 +11,11 @@ import sys
 from collections.abc import Sequence
 
 from xenpin import __version__
-from xenpin.cli import boot, equiv, explore, logs, prove, replay
+from xenpin.cli import boot, equiv, explore, list_cmd, logs, prove, replay
 from xenpin.cli.common import EXIT_BAD_INPUT, InputError, Parser
 
 # Each module's `register` adds one subcommand and sets `handler`; add new commands here.
-SUBCOMMANDS = [replay, boot, logs, prove, explore, equiv]
+SUBCOMMANDS = [replay, boot, logs, prove, explore, equiv, list_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

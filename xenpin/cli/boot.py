@@ -115,7 +115,7 @@ def _e820_arg(path: str | None):
 def run(args: argparse.Namespace) -> int:
     from xenpin.linux.boot import boot
     from xenpin.linux.variant import VariantError, load_variant, variant_files
-    from xenpin.report.boot import boot_json, render_text
+    from xenpin.report.boot import boot_summary, boots_json, render_text
 
     try:
         variants = [load_variant(path) for path in variant_files(args.paths)]
@@ -133,14 +133,11 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise InputError(f"{v.path}: {exc}") from None
     if args.json:
-        docs = [boot_json(r, args.trace) for r in results]
-        print(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2))
+        print(json.dumps(boots_json(results, args.trace), indent=2))
     else:
         print("\n\n".join(render_text(r, args.trace) for r in results))
         if len(results) > 1:
-            print(f"\n{'variant':<18}{'outcome':<15}as expected")
-            for r in results:
-                print(f"{r.variant.name:<18}{r.outcome:<15}{'yes' if not r.mismatches() else 'NO'}")
+            print(f"\n{boot_summary(results)}")
     return EXIT_OK if all(not r.mismatches() for r in results) else EXIT_MISMATCH
 
 

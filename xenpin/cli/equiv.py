@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from xenpin.linux.variant import VariantError, load_variant
+    from xenpin.report.equiv import equiv_json, render_text
     from xenpin.symbolic.equiv import compare
 
     try:
@@ -28,30 +29,8 @@ def run(args: argparse.Namespace) -> int:
     except VariantError as exc:
         raise InputError(str(exc)) from None
     r = compare(a, b)
-    doc = {
-        "a": a.name,
-        "b": b.name,
-        "verdict": r.verdict,
-        "mem_bytes": hex(r.mem_bytes) if r.mem_bytes is not None else None,
-        "call": r.call,
-        "pfn": hex(r.pfn) if r.pfn is not None else None,
-        "machine": r.witness.machine_json() if r.witness else None,
-        "detail": r.detail,
-    }
     if args.json:
-        print(json.dumps(doc, indent=2))
-    elif r.verdict == "equivalent":
-        print(f"{a.name} and {b.name}: equivalent (same direct-map RW bits and reservations for every size)")
-    elif r.verdict == "different":
-        print(
-            f"{a.name} and {b.name}: different on a {r.witness.describe()}, call {r.call}, pfn {r.pfn:#x}: {r.detail}"
-        )
-        for res in (r.replay_a, r.replay_b):
-            rw, reserved = res.final_pages.get(r.pfn, (None, False))
-            shown = {True: "RW", False: "RO", None: "unmapped"}[rw]
-            print(
-                f"  replay {res.variant.name}: outcome {res.outcome}; pfn {r.pfn:#x} is {shown}, {'reserved' if reserved else 'free'}"
-            )
+        print(json.dumps(equiv_json(r), indent=2))
     else:
-        print(f"{a.name} and {b.name}: unknown ({r.detail})")
+        print(render_text(r))
     return {"equivalent": EXIT_OK, "different": EXIT_MISMATCH}.get(r.verdict, EXIT_UNKNOWN)

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     from xenpin.linux.variant import PROPERTIES, VariantError, load_variant
     from xenpin.report import explore as pictures
-    from xenpin.report.prove import prove_json
+    from xenpin.report.prove import explore_json
     from xenpin.report.prove import render_text as verdict_text
     from xenpin.symbolic.explore import counterexamples
 
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         for target, text in targets.items():
             write_whole(target, text)  # before anything is printed: a write error leaves no output at all
     if args.json:
-        doc = prove_json(found, sum(v.seconds for v in found))
+        doc = explore_json(found, sum(v.seconds for v in found))
         print(json.dumps(doc, indent=2))
     else:
         print(verdict_text(found, sum(v.seconds for v in found)))

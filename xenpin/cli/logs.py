@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     from xenpin.linux.dmesg import LogError, reproduce
     from xenpin.linux.variant import VariantError, load_variant
+    from xenpin.report.logs import LogRow, logs_json, render_text
 
     path = Path(args.manifest)
     try:
@@ -54,29 +55,27 @@ def run(args: argparse.Namespace) -> int:
         if entry["expect"] not in ("match", "differ", "unusable"):
             raise InputError(f"{path}: log #{n}: expect must be match, differ or unusable")
         log_path = path.parent / entry["file"]
+        variant_path = kernels / f"{entry['variant']}.toml"
         try:
-            variant = load_variant(kernels / f"{entry['variant']}.toml")
+            variant = load_variant(variant_path)
         except VariantError as exc:
             raise InputError(str(exc)) from None
         try:
             check = functools.partial(check_machine, variant=variant, source=str(log_path))
             _, result, lines = reproduce(log_path, variant, check=check)
         except (LogError, ValueError, InputError) as exc:
-            rows.append((entry, "unusable", 0, 0, str(exc)))
-            continue
-        good = sum(r.match for r in lines)
-        got = "match" if lines and good == len(lines) else "differ"
-        rows.append((entry, got, good, len(lines), f"predicted outcome {result.outcome}"))
-    ok = all(got == entry["expect"] for entry, got, *_ in rows)
+            got, good, total, detail = "unusable", 0, 0, str(exc)
+        else:
+            good, total = sum(r.match for r in lines), len(lines)
+            got = "match" if lines and good == total else "differ"
+            detail = f"predicted outcome {result.outcome}"
+        row = LogRow(
+            str(log_path), entry["variant"], str(variant_path), entry["expect"], got, good, total, detail
+        )
+        rows.append(row)
+    ok = all(r.as_expected for r in rows)
     if args.json:
-        print(json.dumps({"logs": [{"file": e["file"], "variant": e["variant"], "expect": e["expect"],
-                                    "result": got, "matched": good, "compared": total, "detail": detail}
-                                   for e, got, good, total, detail in rows], "as_expected": ok}, indent=2))  # fmt: skip
+        print(json.dumps(logs_json(str(path), rows), indent=2))
     else:
-        for e, got, good, total, detail in rows:
-            mark = "" if got == e["expect"] else "   <-- expected " + e["expect"]
-            counts = f"{good}/{total} lines match" if got != "unusable" else detail
-            print(f"{e['file']:<28} {e['variant']:<16} {got:<9} {counts}{mark}")
-            if got != "unusable":
-                print(f"{'':<28} {detail}")
+        print(render_text(rows))
     return EXIT_OK if ok else EXIT_MISMATCH

@@ -13,6 +13,8 @@ from xenpin.linux.boot import BootResult
 from xenpin.linux.dmesg import Comparison, Configured
 from xenpin.linux.layout import pfn_phys
 from xenpin.linux.variant import PROPERTIES
+from xenpin.report.jsondoc import document, file_of
+from xenpin.report.table import shown_path, table_lines
 
 
 def size_text(mem: int) -> str:
@@ -54,6 +56,7 @@ def render_text(result: BootResult, trace: bool = False) -> str:
     v = result.variant
     out = [
         f"{v.name} (release {v.release}; {v.commit}): {v.description}",
+        f"  file:     {shown_path(v.path)}",
         f"  {machine_text(result)}",
         f"  readonly: {v.source('readonly')}",
         f"  reserve:  {v.source('reserve')}",
@@ -92,24 +95,32 @@ def render_text(result: BootResult, trace: bool = False) -> str:
         if f.reason:
             out.append(f"  why: {f.reason}")
     out.append("properties:")
-    out.append(f"  {'property':<16}{'this run':<14}{'expected':<16}")
-    for prop in PROPERTIES:
-        shown, ok = _judge(result, prop)
-        out.append(f"  {prop:<16}{shown:<14}{v.expect[prop]:<16}{ok}")
+    rows = [(prop, *_judge(result, prop)[:1], v.expect[prop], _judge(result, prop)[1]) for prop in PROPERTIES]
+    out.extend(table_lines(("property", "this run", "expected", "judged"), rows, 2))
     mism = result.mismatches()
     out.append("result: " + ("as expected" if not mism else f"MISMATCH ({', '.join(mism)})"))
     return "\n".join(out)
 
 
+def boot_summary(results: list[BootResult]) -> str:
+    """The table under several boots: one row per variant, with its file."""
+    rows = [
+        (r.variant.name, shown_path(r.variant.path), r.outcome, "yes" if not r.mismatches() else "NO")
+        for r in results
+    ]
+    return "\n".join(table_lines(("variant", "file", "outcome", "as expected"), rows))
+
+
 def boot_json(result: BootResult, trace: bool = False) -> dict[str, Any]:
+    """One boot, an element of `boots_json`'s `boots`."""
     f = result.failure
     cfg = result.config
     doc: dict[str, Any] = {
         "variant": result.variant.name,
+        "file": file_of(result.variant.path),
         "release": result.variant.release,
-        "file": str(result.variant.path) if result.variant.path else None,
         "role": cfg.role,
-        "mem_bytes": cfg.mem_bytes,
+        "mem_bytes": hex(cfg.mem_bytes),
         "max_pfn": hex(result.max_pfn),
         "rules": result.rules,
         "outcome": result.outcome,
@@ -159,25 +170,37 @@ def boot_json(result: BootResult, trace: bool = False) -> dict[str, Any]:
     return doc
 
 
+def boots_json(results: list[BootResult], trace: bool = False) -> dict[str, Any]:
+    """`boot --json`: the same shape for one variant or many."""
+    return document(
+        "boot",
+        boots=[boot_json(r, trace) for r in results],
+        summary={
+            "boots": len(results),
+            "as_expected": sum(not r.mismatches() for r in results),
+            "mismatched": [file_of(r.variant.path) or r.variant.name for r in results if r.mismatches()],
+        },
+    )
+
+
 # ------------------------------------------------------------------------------------------- --dmesg
 
 
 def dmesg_text(path: str, result: BootResult, configured: Configured, rows: list[Comparison]) -> str:
     v = result.variant
     out = [
-        f"log {path} against {v.name} (release {v.release})",
+        f"log {path} against {v.name} (release {v.release}; {shown_path(v.path)})",
         f"  machine from the log: {machine_text(result)}",
         *(f"  {note}" for note in configured.notes),
-        f"  {'line':>5}  {'kind':<20} result",
     ]
+    cells: list[tuple[object, ...]] = []
     for r in rows:
         if r.match:
-            out.append(f"  {r.lineno:>5}  {r.kind:<20} match   {r.logged}")
+            cells.append((r.lineno, r.kind, "match", r.logged))
         else:
-            out.append(f"  {r.lineno:>5}  {r.kind:<20} differ  logged:    {r.logged}")
-            out.append(
-                f"  {'':>5}  {'':<20}         predicted: {r.predicted if r.predicted is not None else '(none)'}"
-            )
+            cells.append((r.lineno, r.kind, "differ", f"logged:    {r.logged}"))
+            cells.append(("", "", "", f"predicted: {r.predicted if r.predicted is not None else '(none)'}"))
+    out.extend(table_lines(("line>", "kind", "result", "text"), cells, 2))
     good = sum(r.match for r in rows)
     out.append(f"{len(rows)} logged line(s) compared: {good} match, {len(rows) - good} differ")
     f = result.failure
@@ -188,16 +211,26 @@ def dmesg_text(path: str, result: BootResult, configured: Configured, rows: list
 def dmesg_json(
     path: str, result: BootResult, configured: Configured, rows: list[Comparison]
 ) -> dict[str, Any]:
-    return {
-        "log": path,
-        "variant": result.variant.name,
-        "machine": machine_text(result),
-        "notes": configured.notes,
-        "log_lines": [
+    """`boot --dmesg --json`: the machine the log configured, each compared line, the predicted outcome."""
+    cfg = result.config
+    good = sum(r.match for r in rows)
+    return document(
+        "boot --dmesg",
+        log=file_of(path),
+        variant=result.variant.name,
+        file=file_of(result.variant.path),
+        release=result.variant.release,
+        role=cfg.role,
+        mem_bytes=hex(cfg.mem_bytes),
+        max_pfn=hex(result.max_pfn),
+        machine=machine_text(result),
+        notes=list(configured.notes),
+        log_lines=[
             {"line": r.lineno, "kind": r.kind, "logged": r.logged, "predicted": r.predicted, "match": r.match}
             for r in rows
         ],
-        "outcome": result.outcome,
-        "failure": None if result.failure is None else result.failure.reason,
-        "all_match": all(r.match for r in rows),
-    }
+        outcome=result.outcome,
+        failure=None if result.failure is None else result.failure.reason,
+        all_match=bool(rows) and good == len(rows),
+        summary={"compared": len(rows), "matched": good, "differ": len(rows) - good},
+    )

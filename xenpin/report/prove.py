@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from xenpin.linux.layout import pfn_phys
+from xenpin.report.jsondoc import document, file_of
+from xenpin.report.table import shown_path, table_lines
 from xenpin.symbolic.prove import LemmaVerdict, Verdict
 from xenpin.symbolic.solver import solver_version
 from xenpin.symbolic.walk import W
@@ -75,65 +77,98 @@ def _lemma_lines(lemmas: list[LemmaVerdict]) -> list[str]:
 
 
 def render_text(verdicts: list[Verdict], seconds: float, solver: str = "z3") -> str:
-    width = max([18, *(len(v.variant.name) + 2 for v in verdicts)])  # a name never runs into the property
-    out = [f"{'variant':<{width}}{'property':<16}{'verdict':<18}{'expected':<16}{'time':>7}"]
+    rows = []
     for v in verdicts:
-        mark = "" if v.as_expected else "   <-- differs"
         vac = " (vacuous)" if v.vacuous and v.verdict == "proved" else ""
-        out.append(
-            f"{v.variant.name:<{width}}{v.prop:<16}{v.verdict + vac:<18}{v.expected:<16}{v.seconds:6.2f}s{mark}"
+        mark = "" if v.as_expected else "<-- differs"
+        rows.append(
+            (
+                v.variant.name,
+                shown_path(v.variant.path),
+                v.prop,
+                v.verdict + vac,
+                v.expected,
+                f"{v.seconds:.2f}s",
+                mark,
+            )
         )
+    header, *lines = table_lines(("variant", "file", "property", "verdict", "expected", "time>", ""), rows)
+    out = [header]
+    for v, line in zip(verdicts, lines, strict=True):
+        out.append(line)
         out.extend(_witness_lines(v))
         if v.verdict == "unknown" and not v.witness:
             out.extend(f"      note: {n}" for n in v.notes)
     lemmas = lemmas_of(verdicts)
     out.extend(_lemma_lines(lemmas))
-    counts = {k: sum(v.verdict == k for v in verdicts) for k in ("proved", "counterexample", "unknown")}
-    lemma_text = f" (resting on {sum(lv.verdict == 'proved' for lv in lemmas)}/{len(lemmas)} proved lemmas)"
-    out.append(
-        f"{len(verdicts)} obligations: {counts['proved']} proved{lemma_text if lemmas else ''},"
-        f" {counts['counterexample']} counterexample, {counts['unknown']} unknown;"
-        f" {sum(not v.as_expected for v in verdicts)} differ from expectation;"
-        f" {seconds:.1f} s; {solver_version(solver)}, {W}-bit bit-vectors"
-    )
+    out.append(_summary_line(summary_json(verdicts, seconds, solver)))
     return "\n".join(out)
 
 
-def prove_json(verdicts: list[Verdict], seconds: float, solver: str = "z3") -> dict[str, Any]:
-    def one(v: Verdict) -> dict[str, Any]:
-        w, r = v.witness, v.replay
-        return {
-            "variant": v.variant.name,
-            "property": v.prop,
-            "verdict": v.verdict,
-            "expected": v.expected,
-            "as_expected": v.as_expected,
-            "vacuous": v.vacuous,
-            "seconds": round(v.seconds, 3),
-            "witness": None
-            if w is None
-            else {
-                "call": w.call,
-                "mem_bytes": hex(w.mem_bytes),
-                "machine": w.machine_json(),
-                "pfn": hex(w.pfn),
-                "alloc": w.alloc,
-                "minimal": w.minimal,
-            },
-            "lemmas": [str(lv.ref) for lv in v.lemmas],
-            "replay": None
-            if r is None
-            else {
-                "outcome": r.outcome,
-                "property_value": r.properties[v.prop],
-                "xen_log": list(r.failure.xen_log) if r.failure else [],
-                "message": r.failure.message if r.failure else "",
-            },
-            "notes": v.notes,
-        }
-
+def summary_json(verdicts: list[Verdict], seconds: float, solver: str = "z3") -> dict[str, Any]:
+    """The counts of the text's last line: verdicts, differences from expectation, lemmas, time, solver."""
+    lemmas = lemmas_of(verdicts)
     return {
-        "obligations": [one(v) for v in verdicts],
+        "obligations": len(verdicts),
+        **{k: sum(v.verdict == k for v in verdicts) for k in ("proved", "counterexample", "unknown")},
+        "differ": sum(not v.as_expected for v in verdicts),
+        "lemmas": len(lemmas),
+        "lemmas_proved": sum(lv.verdict == "proved" for lv in lemmas),
+        "seconds": round(seconds, 3),
+        "solver": solver_version(solver),
+        "bit_width": W,
+    }
+
+
+def _summary_line(s: dict[str, Any]) -> str:
+    lemma_text = f" (resting on {s['lemmas_proved']}/{s['lemmas']} proved lemmas)" if s["lemmas"] else ""
+    return (
+        f"{s['obligations']} obligations: {s['proved']} proved{lemma_text},"
+        f" {s['counterexample']} counterexample, {s['unknown']} unknown;"
+        f" {s['differ']} differ from expectation;"
+        f" {s['seconds']:.1f} s; {s['solver']}, {s['bit_width']}-bit bit-vectors"
+    )
+
+
+def obligation_json(v: Verdict) -> dict[str, Any]:
+    """One (variant, property) verdict: its witness, replay and the lemmas it rests on."""
+    w, r = v.witness, v.replay
+    return {
+        "variant": v.variant.name,
+        "file": file_of(v.variant.path),
+        "property": v.prop,
+        "verdict": v.verdict,
+        "expected": v.expected,
+        "as_expected": v.as_expected,
+        "vacuous": v.vacuous,
+        "seconds": round(v.seconds, 3),
+        "witness": None
+        if w is None
+        else {
+            "call": w.call,
+            "mem_bytes": hex(w.mem_bytes),
+            "machine": w.machine_json(),
+            "pfn": hex(w.pfn),
+            "alloc": w.alloc,
+            "minimal": w.minimal,
+        },
+        "lemmas": [str(lv.ref) for lv in v.lemmas],
+        "replay": None
+        if r is None
+        else {
+            "outcome": r.outcome,
+            "property_value": r.properties[v.prop],
+            "xen_log": list(r.failure.xen_log) if r.failure else [],
+            "message": r.failure.message if r.failure else "",
+        },
+        "notes": list(v.notes),
+    }
+
+
+def verdicts_json(verdicts: list[Verdict], seconds: float, solver: str = "z3") -> dict[str, Any]:
+    """What `prove` and `explore` documents share: the obligations, every lemma once, the summary."""
+    return {
+        "obligations": [obligation_json(v) for v in verdicts],
         "lemmas": [
             {
                 "lemma": str(lv.ref),
@@ -144,7 +179,28 @@ def prove_json(verdicts: list[Verdict], seconds: float, solver: str = "z3") -> d
             }
             for lv in lemmas_of(verdicts)
         ],
-        "seconds": round(seconds, 3),
-        "solver": solver_version(solver),
-        "bit_width": W,
+        "summary": summary_json(verdicts, seconds, solver),
     }
+
+
+def prove_json(verdicts: list[Verdict], seconds: float, solver: str = "z3") -> dict[str, Any]:
+    """`prove --json`."""
+    return document("prove", **verdicts_json(verdicts, seconds, solver))
+
+
+def explore_json(
+    verdicts: list[Verdict], seconds: float, solver: str = "z3", picture: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """`explore --json`: the variant and property explored, then `prove`'s keys for its counterexamples; the
+    first counterexample's buffer `picture` when there is one."""
+    first = verdicts[0]
+    doc = document(
+        "explore",
+        variant=first.variant.name,
+        file=file_of(first.variant.path),
+        property=first.prop,
+        **verdicts_json(verdicts, seconds, solver),
+    )
+    if picture is not None:
+        doc["picture"] = picture
+    return doc

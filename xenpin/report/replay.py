@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from xenpin.report.jsondoc import document, file_of
+from xenpin.report.table import shown_path, table_lines
 from xenpin.xen.flags import Entry, format_flags
 from xenpin.xen.scenario import ScenarioRun, Step, StepOutcome
 
@@ -46,16 +48,17 @@ def render_text(runs: list[ScenarioRun]) -> str:
         scn = run.scenario
         foreign = f", foreign {' '.join(f'{m:#x}' for m in scn.foreign)}" if scn.foreign else ""
         out.append(f"== {scn.name}")
-        out.append(f"   {scn.path}  [rules {scn.rules}, {scn.frames} frames{foreign}]")
-        for o in run.outcomes:
-            step = o.step
-            expected = step.expect if step.expect is not None else "-"
-            out.append(
-                f"  {step.index:>3}  {step.op:<17} {describe_args(step):<40} "
-                f"{o.outcome:<8} expect {expected:<8} {_status(o)}"
-            )
+        out.append(f"   {shown_path(scn.path)}  [rules {scn.rules}, {scn.frames} frames{foreign}]")
+        rows = [
+            (o.step.index, o.step.op, describe_args(o.step), o.outcome, o.step.expect or "-", _status(o))
+            for o in run.outcomes
+        ]
+        header, *lines = table_lines(("step>", "op", "arguments", "result", "expected", "match"), rows, 2)
+        out.append(header)
+        for o, line in zip(run.outcomes, lines, strict=True):
+            out.append(line)
             if o.result is not None and not o.result.ok:
-                out.extend(f"         (XEN) {line}" for line in o.log)
+                out.extend(f"         (XEN) {entry}" for entry in o.log)
                 reason = getattr(o.result, "reason", "")
                 if reason and not o.log:
                     out.append(f"         ({reason})")
@@ -67,37 +70,52 @@ def render_text(runs: list[ScenarioRun]) -> str:
 
 
 def render_summary(runs: list[ScenarioRun]) -> str:
-    width = max([len("scenario"), *(len(r.scenario.name) for r in runs)])
-    width = min(width, 70)
-    lines = [f"{'scenario':<{width}}  {'rules':<7}  {'steps':>5}  {'matched':>7}  verdict"]
-    lines.append("-" * len(lines[0]))
-    for r in runs:
-        name = r.scenario.name if len(r.scenario.name) <= width else r.scenario.name[: width - 1] + "…"
-        lines.append(
-            f"{name:<{width}}  {r.scenario.rules:<7}  {len(r.outcomes):>5}  {r.matched:>7}  {_verdict(r)}"
+    rows = [
+        (
+            r.scenario.name,
+            shown_path(r.scenario.path),
+            r.scenario.rules,
+            len(r.outcomes),
+            r.matched,
+            _verdict(r),
         )
+        for r in runs
+    ]
+    lines = table_lines(("scenario", "file", "rules", "steps>", "matched>", "verdict"), rows)
+    rule = "-" * max(len(line) for line in lines)
     steps = sum(len(r.outcomes) for r in runs)
     matched = sum(r.matched for r in runs)
     mismatched = sum(r.mismatched for r in runs)
     failed = sum(1 for r in runs if not r.passed)
     overall = "PASS" if failed == 0 else "FAIL"
-    lines.append("-" * len(lines[0]))
-    lines.append(
-        f"{len(runs)} scenario(s), {steps} step(s): {matched} matched, {mismatched} mismatched, "
-        f"{failed} scenario(s) failed -> {overall}"
+    return "\n".join(
+        [
+            lines[0],
+            rule,
+            *lines[1:],
+            rule,
+            f"{len(runs)} scenario(s), {steps} step(s): {matched} matched, {mismatched} mismatched, "
+            f"{failed} scenario(s) failed -> {overall}",
+        ]
     )
-    return "\n".join(lines)
 
 
 def _entry_json(entry: Entry | None) -> dict[str, Any]:
     if entry is None:
         return {"present": False}
-    return {"present": True, "mfn": entry.mfn, "flags": format_flags(entry.flags)}
+    return {"present": True, "mfn": hex(entry.mfn), "flags": format_flags(entry.flags)}
+
+
+def _arg_json(key: str, value: Any) -> Any:
+    """A step argument: frames and addresses in hex, `slot` and `level` as the integers they are."""
+    if key == "entry":
+        return _entry_json(value)
+    return hex(value) if key in ("mfn", "va") else value
 
 
 def _step_json(o: StepOutcome) -> dict[str, Any]:
     step = o.step
-    args = {k: (_entry_json(v) if k == "entry" else v) for k, v in step.args.items()}
+    args = {k: _arg_json(k, v) for k, v in step.args.items()}
     doc: dict[str, Any] = {
         "index": step.index,
         "line": step.line,
@@ -119,15 +137,15 @@ def _step_json(o: StepOutcome) -> dict[str, Any]:
 
 
 def replay_json(runs: list[ScenarioRun]) -> dict[str, Any]:
-    return {
-        "command": "replay",
-        "scenarios": [
+    return document(
+        "replay",
+        scenarios=[
             {
                 "name": r.scenario.name,
-                "file": r.scenario.path,
+                "file": file_of(r.scenario.path),
                 "rules": r.scenario.rules,
                 "frames": r.scenario.frames,
-                "foreign": list(r.scenario.foreign),
+                "foreign": [hex(m) for m in r.scenario.foreign],
                 "steps": [_step_json(o) for o in r.outcomes],
                 "matched": r.matched,
                 "mismatched": r.mismatched,
@@ -135,7 +153,7 @@ def replay_json(runs: list[ScenarioRun]) -> dict[str, Any]:
             }
             for r in runs
         ],
-        "summary": {
+        summary={
             "scenarios": len(runs),
             "steps": sum(len(r.outcomes) for r in runs),
             "matched": sum(r.matched for r in runs),
@@ -143,4 +161,4 @@ def replay_json(runs: list[ScenarioRun]) -> dict[str, Any]:
             "failed": [r.scenario.name for r in runs if not r.passed],
             "verdict": "pass" if all(r.passed for r in runs) else "fail",
         },
-    }
+    )
