@@ -28,6 +28,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="a manifest TOML (default: the shipped logs)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bars on stderr (shown only on a terminal, never with --json)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -35,8 +40,7 @@ def run(args: argparse.Namespace) -> int:
     import tomllib
     from pathlib import Path
 
-    from xenpin.linux.dmesg import LogError, reproduce
-    from xenpin.linux.variant import VariantError, load_variant
+    from xenpin.cli.progress import Bars, wanted
 
     path = Path(args.manifest)
     try:
@@ -47,26 +51,12 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{path}: bad TOML: {exc}") from None
     kernels = path.resolve().parent.parent / "kernels"
     rows = []
-    for n, entry in enumerate(entries, start=1):
-        for key in ("file", "variant", "expect"):
-            if not isinstance(entry.get(key), str):
-                raise InputError(f"{path}: log #{n}: key '{key}' missing or not a string")
-        if entry["expect"] not in ("match", "differ", "unusable"):
-            raise InputError(f"{path}: log #{n}: expect must be match, differ or unusable")
-        log_path = path.parent / entry["file"]
-        try:
-            variant = load_variant(kernels / f"{entry['variant']}.toml")
-        except VariantError as exc:
-            raise InputError(str(exc)) from None
-        try:
-            check = functools.partial(check_machine, variant=variant, source=str(log_path))
-            _, result, lines = reproduce(log_path, variant, check=check)
-        except (LogError, ValueError, InputError) as exc:
-            rows.append((entry, "unusable", 0, 0, str(exc)))
-            continue
-        good = sum(r.match for r in lines)
-        got = "match" if lines and good == len(lines) else "differ"
-        rows.append((entry, got, good, len(lines), f"predicted outcome {result.outcome}"))
+    with Bars(wanted(args), counts=True) as bars:
+        task = bars.add("logs", len(entries))
+        for n, entry in enumerate(entries, start=1):
+            bars.update(task, description=f"logs: {entry.get('file', n)}")
+            rows.append(_reproduce(path, kernels, n, entry))
+            bars.update(task, advance=1)
     ok = all(got == entry["expect"] for entry, got, *_ in rows)
     if args.json:
         print(json.dumps({"logs": [{"file": e["file"], "variant": e["variant"], "expect": e["expect"],
@@ -80,3 +70,28 @@ def run(args: argparse.Namespace) -> int:
             if got != "unusable":
                 print(f"{'':<28} {detail}")
     return EXIT_OK if ok else EXIT_MISMATCH
+
+
+def _reproduce(path, kernels, n: int, entry: dict) -> tuple:
+    """Log #`n` of the manifest at `path`: (entry, result, lines matched, lines compared, detail)."""
+    from xenpin.linux.dmesg import LogError, reproduce
+    from xenpin.linux.variant import VariantError, load_variant
+
+    for key in ("file", "variant", "expect"):
+        if not isinstance(entry.get(key), str):
+            raise InputError(f"{path}: log #{n}: key '{key}' missing or not a string")
+    if entry["expect"] not in ("match", "differ", "unusable"):
+        raise InputError(f"{path}: log #{n}: expect must be match, differ or unusable")
+    log_path = path.parent / entry["file"]
+    try:
+        variant = load_variant(kernels / f"{entry['variant']}.toml")
+    except VariantError as exc:
+        raise InputError(str(exc)) from None
+    try:
+        check = functools.partial(check_machine, variant=variant, source=str(log_path))
+        _, result, lines = reproduce(log_path, variant, check=check)
+    except (LogError, ValueError, InputError) as exc:
+        return (entry, "unusable", 0, 0, str(exc))
+    good = sum(r.match for r in lines)
+    got = "match" if lines and good == len(lines) else "differ"
+    return (entry, got, good, len(lines), f"predicted outcome {result.outcome}")
