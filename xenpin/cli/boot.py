@@ -41,6 +41,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--trace", action="store_true", help="print every step that touched the buffers")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bars on stderr (shown only on a terminal, never with --json)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -125,13 +130,17 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"no kernel variant files in {' '.join(args.paths)}")
     if args.dmesg:
         return _boot_dmesg(args, variants)
+    from xenpin.cli.progress import Bars, wanted
+
+    configs = [_boot_config(args, v) for v in variants]  # every machine checked before the first boot
     results = []
-    for v in variants:
-        cfg = _boot_config(args, v)
-        try:
-            results.append(boot(v, cfg, args.rules))
-        except ValueError as exc:
-            raise InputError(f"{v.path}: {exc}") from None
+    with Bars(wanted(args), counts=False) as bars:
+        for v, cfg in zip(variants, configs, strict=True):
+            try:
+                results.append(boot(v, cfg, args.rules, on_progress=bars.boot_callback(v.name)))
+            except ValueError as exc:
+                raise InputError(f"{v.path}: {exc}") from None
+            bars.boot_done(v.name, results[-1].outcome)
     if args.json:
         print(json.dumps(boots_json(results, args.trace), indent=2))
     else:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from xenpin.cli.common import EXIT_MISMATCH, EXIT_OK, EXIT_UNKNOWN, InputError, write_whole
+from xenpin.cli.common import InputError, write_whole
+from xenpin.cli.prove import verdicts_exit
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -20,6 +21,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--svg", metavar="FILE", help="write the first counterexample's buffer picture as SVG")
     p.add_argument("--dot", metavar="FILE", help="write it as Graphviz DOT")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    p.add_argument(
+        "--quiet", action="store_true", help="accepted by every command (this one shows no progress)"
+    )
     p.set_defaults(handler=run)
 
 
@@ -64,6 +68,4 @@ def run(args: argparse.Namespace) -> int:
                 print(pictures.render_text(v.replay, v.witness.call, v.witness.pfn))
         if targets and first.witness is None:
             print(f"no counterexample: {' and '.join(targets)} not written")
-    if first.verdict == "unknown":
-        return EXIT_UNKNOWN
-    return EXIT_OK if first.verdict == variant.expect[args.property] else EXIT_MISMATCH
+    return verdicts_exit([first])  # the same rule as prove's

@@ -9,6 +9,7 @@ import json
 from xenpin import shipped
 from xenpin.cli.boot import check_machine
 from xenpin.cli.common import EXIT_MISMATCH, EXIT_OK, InputError
+from xenpin.report.logs import LogRow
 
 DEFAULT_MANIFEST = str(shipped.MANIFEST)
 
@@ -28,6 +29,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="a manifest TOML (default: the shipped logs)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bars on stderr (shown only on a terminal, never with --json)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -35,9 +41,8 @@ def run(args: argparse.Namespace) -> int:
     import tomllib
     from pathlib import Path
 
-    from xenpin.linux.dmesg import LogError, reproduce
-    from xenpin.linux.variant import VariantError, load_variant
-    from xenpin.report.logs import LogRow, logs_json, render_text
+    from xenpin.cli.progress import Bars, wanted
+    from xenpin.report.logs import logs_json, render_text
 
     path = Path(args.manifest)
     try:
@@ -48,34 +53,45 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{path}: bad TOML: {exc}") from None
     kernels = path.resolve().parent.parent / "kernels"
     rows = []
-    for n, entry in enumerate(entries, start=1):
-        for key in ("file", "variant", "expect"):
-            if not isinstance(entry.get(key), str):
-                raise InputError(f"{path}: log #{n}: key '{key}' missing or not a string")
-        if entry["expect"] not in ("match", "differ", "unusable"):
-            raise InputError(f"{path}: log #{n}: expect must be match, differ or unusable")
-        log_path = path.parent / entry["file"]
-        variant_path = kernels / f"{entry['variant']}.toml"
-        try:
-            variant = load_variant(variant_path)
-        except VariantError as exc:
-            raise InputError(str(exc)) from None
-        try:
-            check = functools.partial(check_machine, variant=variant, source=str(log_path))
-            _, result, lines = reproduce(log_path, variant, check=check)
-        except (LogError, ValueError, InputError) as exc:
-            got, good, total, detail = "unusable", 0, 0, str(exc)
-        else:
-            good, total = sum(r.match for r in lines), len(lines)
-            got = "match" if lines and good == total else "differ"
-            detail = f"predicted outcome {result.outcome}"
-        row = LogRow(
-            str(log_path), entry["variant"], str(variant_path), entry["expect"], got, good, total, detail
-        )
-        rows.append(row)
+    with Bars(wanted(args), counts=True) as bars:
+        task = bars.add("logs", len(entries))
+        for n, entry in enumerate(entries, start=1):
+            bars.update(task, description=f"logs: {entry.get('file', n)}")
+            rows.append(_reproduce(path, kernels, n, entry))
+            bars.update(task, advance=1)
     ok = all(r.as_expected for r in rows)
     if args.json:
         print(json.dumps(logs_json(str(path), rows), indent=2))
     else:
         print(render_text(rows))
     return EXIT_OK if ok else EXIT_MISMATCH
+
+
+def _reproduce(path, kernels, n: int, entry: dict) -> LogRow:
+    """Log #`n` of the manifest at `path`, booted and compared."""
+    from xenpin.linux.dmesg import LogError, reproduce
+    from xenpin.linux.variant import VariantError, load_variant
+
+    for key in ("file", "variant", "expect"):
+        if not isinstance(entry.get(key), str):
+            raise InputError(f"{path}: log #{n}: key '{key}' missing or not a string")
+    if entry["expect"] not in ("match", "differ", "unusable"):
+        raise InputError(f"{path}: log #{n}: expect must be match, differ or unusable")
+    log_path = path.parent / entry["file"]
+    variant_path = kernels / f"{entry['variant']}.toml"
+    try:
+        variant = load_variant(variant_path)
+    except VariantError as exc:
+        raise InputError(str(exc)) from None
+    try:
+        check = functools.partial(check_machine, variant=variant, source=str(log_path))
+        _, result, lines = reproduce(log_path, variant, check=check)
+    except (LogError, ValueError, InputError) as exc:
+        got, good, total, detail = "unusable", 0, 0, str(exc)
+    else:
+        good, total = sum(r.match for r in lines), len(lines)
+        got = "match" if lines and good == total else "differ"
+        detail = f"predicted outcome {result.outcome}"
+    return LogRow(
+        str(log_path), entry["variant"], str(variant_path), entry["expect"], got, good, total, detail
+    )

@@ -27,24 +27,59 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--timeout", type=float, default=None, metavar="S", help="wall-clock backstop per solver call"
     )
-    p.add_argument("--rlimit", type=int, default=None, metavar="N", help="Z3 resource limit per solver call")
+    p.add_argument(
+        "--rlimit",
+        default=None,
+        metavar="N",
+        help="Z3 resource limit per solver call: a whole number, e.g. 400000000, 400_000_000 or 4e8"
+        " (default 4e8; at most 2**32 - 1)",
+    )
     p.add_argument("--property", action="append", default=None, help="only these properties (repeatable)")
     p.add_argument("--smt2", metavar="DIR", help="also write each obligation as SMT-LIB 2 into DIR")
     p.add_argument(
         "--solver",
         choices=("z3", "cvc5", "both"),
         default="z3",
-        help="re-check every obligation with cvc5 (cvc5, both): a disagreement is unknown (default z3)",
+        help="who decides: z3 alone (default); cvc5 alone (z3 only minimises its counterexamples); both, which"
+        " must agree (a disagreement is unknown)",
     )
     p.add_argument(
         "--jobs",
         type=int,
         default=None,
         metavar="N",
-        help="worker processes for the solver calls (default: the number of cores; 1 runs in-process)",
+        help="worker processes for the solver calls (default and at most: the cores this process may use,"
+        " and no more than the obligations; 1 runs in-process)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bars on stderr (shown only on a terminal, never with --json)",
+    )
     p.set_defaults(handler=run)
+
+
+MAX_RLIMIT = 2**32 - 1  # Z3's rlimit is an unsigned int: a larger value would wrap (0: no limit at all)
+
+
+def whole_number(name: str, text: str, most: int) -> int:
+    """A positive whole number of the command line: a Python integer literal (`400000000`, `400_000_000`) or
+    decimal float notation that is exactly one (`4e8`, `4.0e8`; not `4.5`, `nan`, `1e400`)."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        value = Decimal(int(text, 0))  # 400_000_000, 0x17d78400
+    except ValueError:
+        try:
+            value = Decimal(text.strip())
+        except InvalidOperation:
+            value = None
+    if value is None or not value.is_finite() or value != value.to_integral_value():
+        raise InputError(f"{name}: {text!r} is not a whole number (e.g. 400000000 or 4e8)")
+    if not 0 < value <= most:
+        raise InputError(f"{name}: {text} is not between 1 and {most}")
+    return int(value)
 
 
 def _write_smt2(directory: str, jobs: list) -> None:
@@ -101,6 +136,7 @@ def _proof_scripts(path: str) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     import time
 
+    from xenpin.cli.progress import Bars, wanted
     from xenpin.linux.variant import PROPERTIES, KernelVariant, VariantError, load_variant, variant_files
     from xenpin.report.prove import prove_json, render_text
     from xenpin.symbolic.batch import default_workers, prove_many
@@ -113,8 +149,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--property: unknown property {prop!r} (known: {', '.join(PROPERTIES)})")
     if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
         raise InputError("--timeout: must be a positive, finite number of seconds")
-    if args.rlimit is not None and args.rlimit <= 0:
-        raise InputError("--rlimit: must be a positive integer")
+    rlimit = None if args.rlimit is None else whole_number("--rlimit", args.rlimit, MAX_RLIMIT)
     if args.jobs is not None and args.jobs <= 0:
         raise InputError("--jobs: must be a positive integer")
     paths = args.paths or [str(shipped.KERNELS)]
@@ -138,19 +173,34 @@ def run(args: argparse.Namespace) -> int:
         if not cvc5_available():
             raise InputError("--solver: cvc5 is not installed (pip install 'xenpin[cvc5]')")
     limits = {
-        "rlimit": args.rlimit or DEFAULT_RLIMIT,
+        "rlimit": rlimit or DEFAULT_RLIMIT,
         "timeout_s": args.timeout or DEFAULT_TIMEOUT_S,
     }
     t = time.perf_counter()
     if args.smt2:
         _write_smt2(args.smt2, jobs)
-    verdicts = prove_many(jobs, solver=args.solver, workers=args.jobs or default_workers(), **limits)
+    workers = min(args.jobs or default_workers(), default_workers(), len(jobs))
+    with Bars(wanted(args), counts=True) as bars:
+        task = bars.add("prove: obligations", len(jobs))
+        verdicts = prove_many(
+            jobs,
+            solver=args.solver,
+            workers=workers,
+            on_verdict=lambda v: bars.update(task, advance=1),
+            **limits,
+        )
     seconds = time.perf_counter() - t
     if args.json:
         print(json.dumps(prove_json(verdicts, seconds, args.solver), indent=2))
     else:
         print(render_text(verdicts, seconds, args.solver))
-    differs = [v for v in verdicts if not v.as_expected]
-    if any(v.verdict != "unknown" for v in differs):
+    return verdicts_exit(verdicts)
+
+
+def verdicts_exit(verdicts: list) -> int:
+    """1 if a verdict is proved or counterexample against its expectation (whatever the others are); else 3 if
+    a verdict is unknown where something else was expected; else 0 (an unknown that was expected is as
+    expected)."""
+    if any(not v.as_expected and v.verdict != "unknown" for v in verdicts):
         return EXIT_MISMATCH
-    return EXIT_UNKNOWN if differs else EXIT_OK
+    return EXIT_UNKNOWN if any(not v.as_expected for v in verdicts) else EXIT_OK

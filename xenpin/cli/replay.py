@@ -16,6 +16,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("paths", nargs="+", metavar="FILE|DIR", help="scenario files, or directories of *.toml")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    p.add_argument(
+        "--quiet", action="store_true", help="accepted by every command (this one shows no progress)"
+    )
     p.set_defaults(handler=run)
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from xenpin.linux.console import Line
 from xenpin.linux.e820 import E820
 from xenpin.linux.guest import BootStop, BufferState, Failure, Guest, Step, direct_va
+from xenpin.linux.init_memory_mapping import ProgressCallback
 from xenpin.linux.layout import BootConfig, pfn_phys
 from xenpin.linux.setup_arch import setup_arch
 from xenpin.linux.variant import PROPERTIES, KernelVariant
@@ -75,9 +76,12 @@ def boot(
     rules: str = "xen-4.1",
     *,
     on_step: Callable[[Guest], None] | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> BootResult:
     """Boot `variant` on `config` (or, given an int, a domU -- bare metal for a native variant -- of that many
-    bytes). ValueError for a machine the model cannot build (too small a guest, a kernel image too small)."""
+    bytes). ValueError for a machine the model cannot build (too small a guest, a kernel image too small).
+    `on_progress(what, done, total)` is told which mapping call runs and how many of its pages are mapped, once
+    per L1 table (2 MiB) or 1 GiB entry: for a progress display, at no measurable cost."""
     if isinstance(config, int):
         config = BootConfig(role="domU" if variant.xen else "native", mem_bytes=config)
     if variant.xen == (config.role == "native"):
@@ -85,7 +89,7 @@ def boot(
     g = Guest(variant, config, rules, on_step)
     failure = None
     try:
-        setup_arch(g)
+        setup_arch(g, on_progress)
     except BootStop as stop:
         failure = stop.failure
     return BootResult(

@@ -20,6 +20,8 @@ Mirrors arch/x86/mm/init.c and init_64.c:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from xenpin.linux.e820 import E820_RAM, E820_RESERVED_KERN, ISA_END_ADDRESS
 from xenpin.linux.guest import (
     BTMAP_VA,
@@ -48,6 +50,10 @@ PMD_SIZE = 1 << 21
 PUD_SIZE = 1 << 30
 INIT_PGT_BUF_PAGES = 5  # 3.9: "need 4 4k for initial PMD_SIZE, 4k for 0-ISA_END_ADDRESS"
 STEP_SIZE_SHIFT = 5  # 3.9: (PUD_SHIFT - PMD_SHIFT) / 2
+
+# `on_progress(what, done, total)`: which mapping call runs, and how many of the pages it maps are mapped. Called
+# once per L1 table (2 MiB) or 1 GiB entry, and at each call's start and end: a few thousand times for a 4 GiB boot.
+ProgressCallback = Callable[[str, int, int], None]
 
 
 def split_mem_range(start: int, end: int, page_size_mask: int) -> list[tuple[int, int, int]]:
@@ -96,9 +102,16 @@ def size_name(mask: int) -> str:
 class DirectMapping:
     """The walk of one boot (see the module docstring); `pv` are the paravirt hooks."""
 
-    def __init__(self, g: Guest, pv: PvOps) -> None:
+    def __init__(self, g: Guest, pv: PvOps, on_progress: ProgressCallback | None = None) -> None:
         self.g = g
         self.pv = pv
+        self.on_progress = on_progress
+        # what `on_progress` reports: the call's name, the pages mapped before the current range, its first pfn,
+        # and the pages the call maps in all (3.9: the whole of init_mem_mapping)
+        self.progress_what = ""
+        self.progress_before = 0
+        self.progress_start = self.progress_end = 0
+        self.progress_total = 0
         v = g.variant
         self.map_low_page = v.map_low_page
         self.release_39 = v.code["init_mem_mapping"] == "3.9"
@@ -187,6 +200,12 @@ class DirectMapping:
         if self.map_low_page:
             self.early_iounmap(pfn)
 
+    def report(self, pfn: int) -> None:
+        """Tell `on_progress` the walk has mapped up to `pfn` of the current range."""
+        if self.on_progress is not None:
+            done = self.progress_before + max(0, min(pfn, self.progress_end) - self.progress_start)
+            self.on_progress(self.progress_what, min(done, self.progress_total), self.progress_total)
+
     def via(self, pfn: int) -> int:
         """The address the kernel writes page `pfn`'s entries through: its fixmap alias, or `__va`."""
         if pfn in self.fixmap:
@@ -199,6 +218,11 @@ class DirectMapping:
         """`init_memory_mapping(start, end)` (bytes); returns the end pfn mapped."""
         g = self.g
         g.console.init_memory_mapping(start, end)
+        if not self.release_39:
+            self.progress_what = f"init_memory_mapping call {g.call} [{start:#x}, {end:#x})"
+            self.progress_before, self.progress_total = 0, (end - start) >> 12
+        self.progress_start, self.progress_end = start >> 12, end >> 12
+        self.report(start >> 12)
         ranges = split_mem_range(start, end, self.page_size_mask)
         for s, e, mask in ranges:
             g.console.page_size(s, e, size_name(mask))
@@ -214,6 +238,8 @@ class DirectMapping:
         ret = end >> 12
         for s, e, mask in ranges:
             ret = self.kernel_physical_mapping_init(s >> 12, e >> 12, mask)
+        self.report(end >> 12)
+        self.progress_before += (end - start) >> 12
         if self.release_39:
             self.add_pfn_range_mapped(start >> 12, ret)
             return ret
@@ -294,6 +320,7 @@ class DirectMapping:
                 pv.alloc_pmd(pmd)  # pud_populate -> paravirt_alloc_pmd -> xen_alloc_pmd_init
                 pv.set_upper(3, pud_page, i, pmd, "set_pud")
             addr, i = gib_end, i + 1
+            self.report(addr)
 
     def phys_pmd_init(self, pmd_page: int, address: int, end: int, mask: int, fresh: bool) -> None:
         g, pv = self.g, self.pv
@@ -325,6 +352,8 @@ class DirectMapping:
                 self.unmap_low_page(pte)
                 pv.alloc_pte(pte)  # pmd_populate_kernel -> paravirt_alloc_pte -> xen_alloc_pte_init
                 pv.set_upper(2, pmd_page, i, pte, "set_pmd")
+            if not mask & PG_LEVEL_2M:
+                self.report(nxt)
             address, i = nxt, i + 1
 
     def _ram_kept(self, lo: int, hi: int) -> bool:
@@ -433,6 +462,10 @@ class DirectMapping:
         """3.9 `init_mem_mapping` (see the module docstring)."""
         g = self.g
         end = pfn_phys(g.max_pfn)
+        self.progress_what = f"init_mem_mapping [0x0, {end:#x})"
+        self.progress_total = (ISA_END_ADDRESS >> 12) + sum(
+            max(0, min(r.end, end) - max(r.base, ISA_END_ADDRESS)) >> 12 for r in g.memblock.memory
+        )
         self.init_memory_mapping(0, ISA_END_ADDRESS)
         addr = g.memblock.find_in_range(ISA_END_ADDRESS, end, PMD_SIZE, PMD_SIZE)
         real_end = addr + PMD_SIZE

@@ -24,7 +24,7 @@ from dataclasses import replace
 
 from xenpin.linux.e820 import FOUR_GIB_PFN, ISA_END_ADDRESS, end_pfn_line
 from xenpin.linux.guest import Guest, direct_va
-from xenpin.linux.init_memory_mapping import INIT_PGT_BUF_PAGES, DirectMapping
+from xenpin.linux.init_memory_mapping import INIT_PGT_BUF_PAGES, DirectMapping, ProgressCallback
 from xenpin.linux.layout import pfn_phys
 from xenpin.linux.pv_ops import PvOps
 from xenpin.linux.start_of_day import (
@@ -40,15 +40,16 @@ MAX_DMA_PFN = (16 << 20) >> 12
 FOUR_GIB = 1 << 32
 
 
-def setup_arch(g: Guest) -> None:
-    """Run the boot up to and including the page allocator's first writes; raises BootStop on a failure."""
+def setup_arch(g: Guest, on_progress: ProgressCallback | None = None) -> None:
+    """Run the boot up to and including the page allocator's first writes; raises BootStop on a failure.
+    `on_progress` follows the direct mapping's walk (see `init_memory_mapping.ProgressCallback`)."""
     v = g.variant
     if g.xen:
         xen_start_of_day(g)
     else:
         native_start_of_day(g)
     pv = PvOps(g)
-    dm = DirectMapping(g, pv)
+    dm = DirectMapping(g, pv, on_progress)
     release_39 = v.code["init_mem_mapping"] == "3.9"
     brk_start = g.kernel_end - BRK_PAGES
     brk_used = LEVEL1_IDENT_PAGES + (INIT_PGT_BUF_PAGES if release_39 else 0)

@@ -86,7 +86,16 @@ POLICY_VARS = {"readonly": READONLY_VARS, "reserve": BUFFER_VARS, "writable": BU
 
 _REQUIRED = ("name", "release", "commit", "platform", "code", "readonly", "reserve", "writable", "expect")
 _OPTIONAL = ("description",)
-HOOKS = ("x86_init", "inline", "none", "deferred")
+HOOKS = ("x86_init", "inline", "none", "deferred")  # the values of `KernelVariant.hook`
+# Keys of older variant files that `[code]` replaced: what to write instead.
+_REPLACED = {
+    "hook": 'removed: the reserve step is [code] pagetable_reserve (the x86_init hook: "2.6.39", inline:'
+    ' "inline", none: "2.6.37", deferred: "2.6.39-rc6")',
+    "placement": 'removed: the buffer\'s placement is [code] find_early_table_space (high: "2.6.39-rc1",'
+    ' low: "2.6.37" or "3.1")',
+}
+# `[code] pagetable_reserve` versions with a Xen step that makes pages RW again (where `writable` is evaluated)
+RW_RESTORING = ("2.6.39-rc6", "2.6.39", "inline")
 
 
 class VariantError(ValueError):
@@ -182,6 +191,8 @@ def load_variant(path: str | Path) -> KernelVariant:
         if key not in raw:
             raise VariantError(f"{path}:1: key '{key}': missing (required: {', '.join(_REQUIRED)})")
     for key in raw:
+        if key in _REPLACED:
+            raise fail(key, _REPLACED[key])
         if key not in _REQUIRED and key not in _OPTIONAL:
             raise fail(key, f"unknown key (known: {', '.join(_REQUIRED + _OPTIONAL)})")
     for key in ("name", "release", "commit", "platform", "readonly", "reserve", "writable", *_OPTIONAL):
@@ -197,6 +208,13 @@ def load_variant(path: str | Path) -> KernelVariant:
             policies[key] = parse_policy(raw[key], variables)
         except PolicyError as err:
             raise fail(key, str(err)) from None
+    if unparse(policies["writable"]) != "false" and not (raw["platform"] == "xen" and
+                                                        code["pagetable_reserve"] in RW_RESTORING):  # fmt: skip
+        raise fail(
+            "writable",
+            f"nothing makes pages RW again with pagetable_reserve {code['pagetable_reserve']} on"
+            f' {raw["platform"]} (only {", ".join(RW_RESTORING)} on xen): write "false"',
+        )
 
     expect = raw["expect"]
     if not isinstance(expect, dict):
@@ -232,6 +250,8 @@ def _check_code(code: object, platform: str, fail) -> dict[str, str]:
     if not isinstance(code, dict):
         raise fail("code", "must be a table: [code] with one version per piece of code")
     for key, value in code.items():
+        if key in _REPLACED:
+            raise fail(key, _REPLACED[key], "code")
         if key not in CODE:
             raise fail(key, f"unknown key (known: {', '.join(CODE)})", "code")
         if not isinstance(value, str) or value not in CODE[key]:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 from xenpin.linux.variant import KernelVariant
@@ -34,6 +35,9 @@ Job = tuple[KernelVariant, str]
 
 
 def default_workers() -> int:
+    """The cores this process may run on (3.13: `os.process_cpu_count`; else its affinity mask)."""
+    if hasattr(os, "process_cpu_count"):
+        return os.process_cpu_count() or 1
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
@@ -64,20 +68,29 @@ def prove_many(
     solver: str = "z3",
     workers: int = 1,
     refs: list[LemmaRef] | None = None,
+    on_verdict: Callable[[Verdict], None] | None = None,
     **limits: Any,
 ) -> list[Verdict]:
     """The verdicts of `jobs`, in order; `workers` > 1 spreads the solver calls over processes. `limits` are
     `rlimit` and `timeout_s` (default: the solver's defaults). `refs`, `lemma_refs(jobs)` computed beforehand:
     with them and `workers` > 1 this process makes no z3 call at all (z3's context is not thread-safe, so a
-    caller may then run this in a thread beside its own z3 work)."""
+    caller may then run this in a thread beside its own z3 work). `on_verdict` is called with each verdict as
+    it comes in (in the order they finish), e.g. for a progress display."""
     limits = {"rlimit": DEFAULT_RLIMIT, "timeout_s": DEFAULT_TIMEOUT_S, **limits}
+    report = on_verdict or (lambda verdict: None)
     if workers <= 1 or len(jobs) <= 1:
-        return [prove_property(v, prop, solver=solver, **limits) for v, prop in jobs]
+        out = []
+        for v, prop in jobs:
+            out.append(prove_property(v, prop, solver=solver, **limits))
+            report(out[-1])
+        return out
     if refs is None:
         refs = lemma_refs(jobs)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         known = list(pool.map(_lemma_task, refs, [solver] * len(refs), [limits] * len(refs)))
         remember_lemmas(known, solver, limits)
-        n = len(jobs)
-        return list(pool.map(_verdict_task, jobs, [solver] * n, [limits] * n, [known] * n))
+        futures = [pool.submit(_verdict_task, job, solver, limits, known) for job in jobs]
+        for done in as_completed(futures):
+            report(done.result())
+        return [f.result() for f in futures]

@@ -33,7 +33,14 @@ from xenpin.symbolic import lemmas
 from xenpin.symbolic.lemmas import LemmaRef
 from xenpin.symbolic.minimise import lexicographic_min
 from xenpin.symbolic.obligations import ALLOCATION_PROPERTIES, Equivalence, Obligation, build
-from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S, SolverAnswer, check, check_cvc5
+from xenpin.symbolic.solver import (
+    DEFAULT_RLIMIT,
+    DEFAULT_TIMEOUT_S,
+    SolverAnswer,
+    check,
+    check_cvc5,
+    model_from_values,
+)
 from xenpin.symbolic.walk import c
 
 CALLS = (0, 1)
@@ -214,13 +221,15 @@ SOLVERS = ("z3", "cvc5", "both")
 
 
 def _decide(formula: z3.BoolRef, solver: str, limits: dict) -> SolverAnswer:
-    """z3's answer (with its model), checked against cvc5's when asked; a disagreement is `unknown`."""
-    answer = check(formula, **limits)
+    """The answer of the solver(s) `solver` names: `z3` alone; `cvc5` alone (its model of a `sat`, checked in
+    z3, starts the witness); `both`, which must give the same answer (a disagreement is `unknown`, and a `sat`
+    carries z3's model)."""
     if solver == "z3":
-        return answer
+        return check(formula, **limits)
     other = check_cvc5(formula, timeout_s=limits["timeout_s"])
-    if solver == "cvc5" and answer.status == "unknown" and other.status == "unsat":
-        return other
+    if solver == "cvc5":
+        return model_from_values(formula, other, **limits) if other.status == "sat" else other
+    answer = check(formula, **limits)
     if answer.status != other.status:
         return SolverAnswer(
             "unknown",

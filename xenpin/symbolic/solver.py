@@ -1,8 +1,9 @@
-"""Running one obligation: a fresh Z3 solver, a deterministic resource limit, a wall-clock backstop.
+"""Running one obligation: a fresh Z3 solver, a deterministic resource limit, a wall-clock backstop; or cvc5.
 
 `proved` only from `unsat`; `sat` gives a model to minimise and replay; anything else (`unknown`, a limit hit)
 is `unknown` with Z3's reason. The resource limit (`rlimit`) makes runs repeatable across machines; the timeout
-only guards against a limit set too high.
+only guards against a limit set too high. cvc5 (`--solver cvc5|both`) reads the SMT-LIB 2 text of the same
+formula and is bounded by the timeout alone; its model of a `sat` answer is handed back for the witness.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ class SolverAnswer:
     model: z3.ModelRef | None
     seconds: float
     reason: str = ""
+    # cvc5's model of a `sat` answer: (symbol, bit width or 0 for a Bool, value) per declared constant
+    values: tuple[tuple[str, int, int], ...] = ()
 
 
 def configure(solver: z3.Solver, *, rlimit: int, timeout_s: float) -> z3.Solver:
@@ -56,26 +59,32 @@ def smt2(formula: z3.BoolRef) -> str:
 
 
 def solver_version(solver: str = "z3") -> str:
-    """What decided the obligations: `z3 4.x`, or with `--solver cvc5|both` also `cvc5 1.x`."""
-    text = f"z3 {z3.get_version_string()}"
-    if solver != "z3":
-        import cvc5
+    """Who decided the obligations (`--solver`): `z3 4.x`; `cvc5 1.x` (with the z3 that minimises its
+    counterexamples); or both, which had to agree."""
+    z3_text = f"z3 {z3.get_version_string()}"
+    if solver == "z3":
+        return z3_text
+    from importlib.metadata import PackageNotFoundError, version
 
-        text += f" + cvc5 {cvc5.__version__}" if hasattr(cvc5, "__version__") else " + cvc5"
-    return text
+    try:
+        cvc5_text = f"cvc5 {version('cvc5')}"
+    except PackageNotFoundError:
+        cvc5_text = "cvc5"
+    if solver == "cvc5":
+        return f"{cvc5_text} decides ({z3_text} minimises its counterexamples)"
+    return f"{z3_text} and {cvc5_text}, which must agree"
 
 
 def check_cvc5(formula: z3.BoolRef, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> SolverAnswer:
-    """Decide the same obligation with cvc5 (the SMT-LIB 2 text z3 writes), for `--solver cvc5|both`.
-
-    Only the sat/unsat answer is used: witnesses and minimisation stay with z3, so a disagreement between the two
-    solvers is reported, never papered over.
-    """
+    """Decide the same obligation with cvc5 (the SMT-LIB 2 text z3 writes), for `--solver cvc5|both`, within
+    the wall-clock limit (cvc5 has no resource limit in z3's units). A `sat` answer carries cvc5's model as
+    `values`, from which `model_from_values` makes the witness's first model."""
     import cvc5  # an optional dependency: `pip install 'xenpin[cvc5]'`
 
     tm = cvc5.TermManager()
     solver = cvc5.Solver(tm)
     solver.setOption("tlimit-per", str(max(1, int(timeout_s * 1000))))
+    solver.setOption("produce-models", "true")
     parser = cvc5.InputParser(solver)
     parser.setStringInput(cvc5.InputLanguage.SMT_LIB_2_6, smt2(formula), "xenpin-obligation")
     symbols = parser.getSymbolManager()
@@ -87,9 +96,45 @@ def check_cvc5(formula: z3.BoolRef, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> 
             break
         answer = command.invoke(solver, symbols).strip() or answer
     elapsed = time.perf_counter() - t
-    if answer in ("sat", "unsat"):
-        return SolverAnswer(answer, None, elapsed)
+    if answer == "sat":
+        values = []
+        for term in symbols.getDeclaredTerms():
+            value = solver.getValue(term)
+            if value.isBitVectorValue():
+                values.append(
+                    (term.getSymbol(), term.getSort().getBitVectorSize(), int(value.getBitVectorValue(10)))
+                )
+            elif value.isBooleanValue():
+                values.append((term.getSymbol(), 0, int(value.getBooleanValue())))
+        return SolverAnswer("sat", None, elapsed, values=tuple(values))
+    if answer == "unsat":
+        return SolverAnswer("unsat", None, elapsed)
     return SolverAnswer("unknown", None, elapsed, f"cvc5: {answer or 'no answer'}")
+
+
+def model_from_values(
+    formula: z3.BoolRef,
+    answer: SolverAnswer,
+    *,
+    rlimit: int = DEFAULT_RLIMIT,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> SolverAnswer:
+    """cvc5's `sat` answer with a z3 model of it, for minimising and replaying: z3 is not asked whether
+    `formula` holds, only to evaluate it with every constant fixed to cvc5's value. `unknown` if cvc5 gave no
+    model, or its model does not satisfy `formula` (a disagreement between the solvers)."""
+    if not answer.values:
+        return SolverAnswer(
+            "unknown", None, answer.seconds, "cvc5: sat, but no model to start a witness from"
+        )
+    fixed = [
+        (z3.Bool(name) == bool(value)) if width == 0 else (z3.BitVec(name, width) == value)
+        for name, width, value in answer.values
+    ]
+    own = check(z3.And(formula, *fixed), rlimit=rlimit, timeout_s=timeout_s)
+    if own.status != "sat":
+        return SolverAnswer("unknown", None, answer.seconds + own.seconds,
+                            f"cvc5: sat, but its model is {own.status} for the obligation in z3")  # fmt: skip
+    return SolverAnswer("sat", own.model, answer.seconds + own.seconds, values=answer.values)
 
 
 def cvc5_available() -> bool:
