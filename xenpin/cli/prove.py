@@ -104,7 +104,7 @@ def _write_smt2(directory: str, jobs: list) -> dict[tuple[Path, str, int], Path]
     (`unsat` = holds), written as `write_whole` writes (regular files only, the umask, all at once). An
     obligation's file is `<stem>.<property>.call<N>.smt2` (`smt2_stems`); a lemma's `lemma.<name>[.<shape>.call<N>].smt2`.
     Returns the file of each (resolved variant path, property, call)."""
-    from xenpin.cli.common import write_whole
+    from xenpin.cli.common import check_target, write_whole
     from xenpin.symbolic import lemmas
     from xenpin.symbolic.obligations import build
     from xenpin.symbolic.solver import smt2
@@ -151,7 +151,8 @@ def _write_smt2(directory: str, jobs: list) -> dict[tuple[Path, str, int], Path]
         raise InputError(f"--smt2: cannot create {directory}: {exc.strerror}") from None
     root = out.resolve()
     for name in texts:
-        if (root / name).resolve(strict=False).parent != root:  # a name is one safe part; this cannot happen
+        check_target(str(out / name))  # every file before the first is written (no symlinks, so no way out)
+        if Path(os.path.normpath(root / name)).parent != root:  # a name is one safe part: this cannot happen
             raise AssertionError(f"--smt2: {name} would leave {directory}")
     created = []
     try:
