@@ -197,3 +197,26 @@ def test_head_1_ends_quietly(args: list[str]) -> None:
     assert len(done.stdout.splitlines()) == 1
     # 141 when a write found the pipe closed, the command's own code when its output got through first
     assert done.stderr in ("rc=141\n", "rc=0\n"), done.stderr
+
+
+BLOCKED = """
+import ctypes, sys
+from xenpin.cli import signals
+print("ready", flush=True)
+with signals.handled():
+    ctypes.CDLL(None).system(b"exec sleep 6 </dev/null >/dev/null 2>&1")  # C code that does not come back on a signal (it retries its wait)
+print("came back", flush=True)
+"""
+
+
+def test_backstop_ends_a_call_that_cannot_be_interrupted() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", BLOCKED], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    time.sleep(0.5)
+    out, err, took, left = _stop(proc, signal.SIGTERM)
+    for pid in left:  # the `sleep` system() started: not a worker of ours, so nobody killed it
+        os.kill(pid, signal.SIGKILL)
+    assert proc.returncode == 143 and err == "xenpin: terminated\n" and out == ""
+    assert 1.5 < took < 4.5  # the backstop (2 s), not the end of the call (6 s)
