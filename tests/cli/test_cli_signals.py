@@ -220,3 +220,25 @@ def test_backstop_ends_a_call_that_cannot_be_interrupted() -> None:
         os.kill(pid, signal.SIGKILL)
     assert proc.returncode == 143 and err == "xenpin: terminated\n" and out == ""
     assert 1.5 < took < 4.5  # the backstop (2 s), not the end of the call (6 s)
+
+
+def test_a_limit_is_unknown_an_interrupt_is_no_answer() -> None:
+    import z3
+
+    from xenpin.symbolic import solver
+
+    a, b = z3.BitVec("a", 128), z3.BitVec("b", 128)
+    factor = z3.And(a * b == 1000000000000000003 * 1000000000000000009, z3.UGT(a, 1), z3.UGT(b, 1),
+                    z3.ULT(a, 1 << 64), z3.ULT(b, 1 << 64))  # fmt: skip
+    answer = solver.check(factor, rlimit=1_000_000)  # z3 says "canceled" here: a limit, not an interrupt
+    assert answer.status == "unknown" and answer.reason
+    solver.interrupt_requested.set()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            solver.check(factor, rlimit=1_000_000)
+    finally:
+        solver.interrupt_requested.clear()
+    for reason in ("interrupted from keyboard", "interrupted"):
+        with pytest.raises(KeyboardInterrupt):
+            solver.raise_if_interrupted(reason)
+    solver.raise_if_interrupted("max. resource limit exceeded")

@@ -53,9 +53,18 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def _interrupt_z3() -> None:
+    solver = sys.modules.get("xenpin.symbolic.solver")
+    if solver is not None:
+        solver.interrupt_requested.set()  # before the interrupt, so that the `unknown` it causes is seen as one
     z3 = sys.modules.get("z3")
     if z3 is not None and getattr(z3.z3, "_main_ctx", None) is not None:
         z3.main_ctx().interrupt()
+
+
+def _forget_interrupt() -> None:
+    solver = sys.modules.get("xenpin.symbolic.solver")
+    if solver is not None:
+        solver.interrupt_requested.clear()
 
 
 def _watch(reader: socket.socket, done: threading.Event) -> None:
@@ -92,6 +101,7 @@ def handled() -> Iterator[None]:
         yield
         return
     _received = None
+    _forget_interrupt()
     reader, writer = socket.socketpair()
     writer.setblocking(False)
     done = threading.Event()
@@ -107,6 +117,7 @@ def handled() -> Iterator[None]:
         for signum, handler in previous.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
         signal.set_wakeup_fd(old_fd)
+        _forget_interrupt()
         done.set()
         with contextlib.suppress(OSError):
             writer.shutdown(socket.SHUT_RDWR)

@@ -9,6 +9,7 @@ all: it raises KeyboardInterrupt.
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from dataclasses import dataclass
 
@@ -17,13 +18,18 @@ import z3
 DEFAULT_RLIMIT = 400_000_000
 DEFAULT_TIMEOUT_S = 60.0
 
-# z3's reasons for a call stopped from outside (its own Ctrl-C handler, `Context.interrupt()`), not by a limit
-INTERRUPTED_REASONS = ("interrupted from keyboard", "interrupted", "canceled")
+# z3's reasons for a call stopped from outside (its own Ctrl-C handler, `Context.interrupt()`). Not "canceled":
+# z3 gives that one for an exhausted rlimit too.
+INTERRUPTED_REASONS = ("interrupted from keyboard", "interrupted")
+
+# Set by `xenpin.cli.signals` when SIGINT/SIGTERM arrives: whatever z3 then answers `unknown` was interrupted.
+interrupt_requested = threading.Event()
 
 
 def raise_if_interrupted(reason: str) -> None:
-    """KeyboardInterrupt if z3's `reason` for `unknown` says the call was interrupted rather than decided."""
-    if reason in INTERRUPTED_REASONS:
+    """KeyboardInterrupt if z3's `reason` for `unknown`, or a signal, says the call was interrupted rather than
+    decided."""
+    if reason in INTERRUPTED_REASONS or interrupt_requested.is_set():
         raise KeyboardInterrupt
 
 
