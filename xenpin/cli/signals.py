@@ -4,9 +4,9 @@ While a command runs (`handled()`), both signals raise KeyboardInterrupt in the 
 turns that into one line on stderr and exit 128 + the signal's number (130, 143). Python runs a signal handler
 only between bytecodes, so a long z3 call (C code) would delay it until the call ends; and z3's own Ctrl-C
 handling would turn the signal into an `unknown` answer. So z3's is off while our handler is in place
-(`xenpin.symbolic.solver.configure`), and the C-level handler's
-wakeup byte (`signal.set_wakeup_fd`) wakes a watcher thread that interrupts the running z3 call, after which
-the pending handler raises. Worker processes are killed by `xenpin.symbolic.batch` as the KeyboardInterrupt
+(`xenpin.symbolic.solver.configure`), and the byte Python's C-level handler writes to the wakeup fd
+(`signal.set_wakeup_fd`) wakes a watcher thread that interrupts the running z3 call (`Context.interrupt`, made
+for another thread); the pending handler then raises as soon as the call returns. Worker processes are killed by `xenpin.symbolic.batch` as the KeyboardInterrupt
 unwinds. Should something still not give way (a cvc5 call cannot be interrupted), the watcher ends the process
 itself after `BACKSTOP_S`.
 """
