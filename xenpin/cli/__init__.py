@@ -1,21 +1,28 @@
 """`xenpin …` command line: thin argparse front end over the model, rendering in `xenpin.report`.
 
 Exit codes (every command): 0 = everything as expected, 1 = an outcome differs from its expectation,
-2 = bad input or usage (one line on stderr naming file/line/field, nothing on stdout), 3 = unknown.
+2 = bad input or usage (one line on stderr naming file/line/field, nothing on stdout), 3 = unknown;
+130 = stopped by SIGINT (Ctrl-C), 143 = stopped by SIGTERM (one line on stderr, workers killed, no partial
+files); 141 = stdout was closed early (`xenpin … | head -1`), quietly, as a command killed by SIGPIPE.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
 from xenpin import __version__
-from xenpin.cli import boot, equiv, explore, list_cmd, logs, prove, replay
+from xenpin.cli import boot, equiv, explore, list_cmd, logs, prove, replay, signals
 from xenpin.cli.common import EXIT_BAD_INPUT, InputError, Parser
 
 # Each module's `register` adds one subcommand and sets `handler`; add new commands here.
 SUBCOMMANDS = [replay, boot, logs, prove, explore, equiv, list_cmd]
+
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # 141, what the shell reports for a command killed by SIGPIPE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +37,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    with signals.handled():
+        try:
+            code = _run(argv)
+            sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
+            return code
+        except KeyboardInterrupt:
+            signum = signals.received() or signal.SIGINT
+            print(signals.message(signum), file=sys.stderr)
+            return signals.exit_code(signum)
+        except BrokenPipeError:
+            _drop_stdout()
+            return EXIT_BROKEN_PIPE
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -40,6 +62,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"xenpin: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's flush at exit finds nowhere to fail (Python's own
+    advice for SIGPIPE: https://docs.python.org/3/library/signal.html#note-on-sigpipe)."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 if __name__ == "__main__":

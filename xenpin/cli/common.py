@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import stat
 import tempfile
 from typing import NoReturn
 
@@ -41,17 +43,66 @@ def size_arg(name: str, text: str | None, zero: bool = False) -> int | None:
     return value
 
 
+def check_target(target: str, option: str = "") -> None:
+    """Refuse, before any work, an output file `write_whole` would refuse: an empty name, a name that exists and
+    is not a regular file (a device such as /dev/null, a FIFO, a directory, a symlink, even to a regular file:
+    renaming over it would replace the link, writing through it would write elsewhere), or a file whose folder
+    does not exist. `option` (`--svg`) prefixes the message of an empty name."""
+    if not target:
+        raise InputError(f"{option or 'output file'}: empty file name")
+    try:
+        mode = os.lstat(target).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise InputError(f"{target}: cannot write: {exc.strerror}") from None
+    if mode is not None and not stat.S_ISREG(mode):
+        raise InputError(f"{target}: not a file but {_kind(mode)}: only regular files are written")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(target))):
+        raise InputError(f"{target}: not a file in an existing directory")
+
+
+def _kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISLNK, "a symlink"), (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):  # fmt: skip
+        if test(mode):
+            return kind
+    return "something else"
+
+
+def _umask() -> int:
+    with contextlib.suppress(OSError, ValueError, StopIteration), open("/proc/self/status") as status:
+        return int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
+    mask = os.umask(0o022)  # elsewhere the only way to read it is to set it (not thread-safe)
+    os.umask(mask)
+    return mask
+
+
 def write_whole(target: str, text: str) -> None:
-    """Write `target` all at once (a temporary file renamed over it), or raise InputError leaving nothing."""
+    """Write `target` all at once (a temporary file in its folder renamed over it), or raise InputError leaving
+    nothing. Only regular files: see `check_target`. A new file gets 0o666 & ~umask, a replaced one keeps its
+    mode. An interrupt (KeyboardInterrupt) while writing leaves no temporary file either."""
+    check_target(target)
     directory = os.path.dirname(os.path.abspath(target))
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    except OSError as exc:
+        raise InputError(f"{target}: cannot write: {exc.strerror}") from None
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".xenpin-")
     except OSError as exc:
         raise InputError(f"{target}: cannot write: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "w") as out:
+            os.fchmod(out.fileno(), mode)  # mkstemp makes 0600
             out.write(text)
         os.replace(tmp, target)
-    except OSError as exc:
-        os.unlink(tmp)
-        raise InputError(f"{target}: cannot write: {exc.strerror}") from None
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise InputError(f"{target}: cannot write: {exc.strerror}") from None
+        raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from xenpin.cli.common import InputError, write_whole
+from xenpin.cli.common import InputError, check_target, write_whole
 from xenpin.cli.prove import verdicts_exit
 
 
@@ -28,8 +28,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from xenpin.linux.variant import PROPERTIES, VariantError, load_variant
     from xenpin.report import explore as pictures
     from xenpin.report.prove import explore_json
@@ -44,10 +42,10 @@ def run(args: argparse.Namespace) -> int:
         variant = load_variant(args.model)
     except VariantError as exc:
         raise InputError(str(exc)) from None
-    targets = {t: None for t in (args.svg, args.dot) if t}
-    for target in targets:
-        if Path(target).is_dir() or not Path(target).resolve().parent.is_dir():
-            raise InputError(f"{target}: not a file in an existing directory")
+    targets = {t: None for t in (args.svg, args.dot) if t is not None}
+    for option, target in (("--svg", args.svg), ("--dot", args.dot)):
+        if target is not None:
+            check_target(target, option)  # regular files only, before any solver work
     found = counterexamples(variant, args.property, args.all)
     first = found[0]
     if first.replay is not None and first.witness is not None:

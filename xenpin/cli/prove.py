@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import math
+import os
+import re
+import sys
+from collections import Counter
 from pathlib import Path
 
 from xenpin import shipped
@@ -82,48 +88,122 @@ def whole_number(name: str, text: str, most: int) -> int:
     return int(value)
 
 
-def _write_smt2(directory: str, jobs: list) -> None:
-    """Every obligation of `jobs`, and every lemma they rest on, as an SMT-LIB 2 file (`unsat` = holds)."""
-    from pathlib import Path
+def check_smt2_dir(directory: str) -> None:
+    """`--smt2 DIR` before any work: a directory, or a name one can be created under; not empty, not a file."""
+    if not directory:
+        raise InputError("--smt2: empty directory name")
+    path = Path(directory)
+    if path.exists() or path.is_symlink():
+        if not path.is_dir():
+            raise InputError(f"--smt2: {directory}: not a directory")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise InputError(f"--smt2: {directory}: cannot write: permission denied")
+        return
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"--smt2: cannot create {directory} under {parent}")
 
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _safe(text: str) -> str:
+    """A file-name part of `text`: only [A-Za-z0-9._-], no leading dot (no `..`, no hidden file)."""
+    return _UNSAFE.sub("_", text).lstrip(".") or "_"
+
+
+def smt2_stems(variants: list) -> dict[Path, str]:
+    """Each variant file's part of its SMT-LIB file names: the file's stem (never the variant's `name`, which
+    may hold `/` or `..`), made safe; stems that would coincide (the same stem in two folders, or two stems
+    that are the same once made safe) each get `-` and 8 hex digits of the hash of their resolved path."""
+    paths = sorted({_variant_path(v) for v in variants})
+    stems = {p: _safe(p.stem) for p in paths}
+    for p, stem in stems.items():
+        if stem == "lemma" or stem.startswith("lemma."):  # the lemmas' own files
+            stems[p] = "variant-" + stem
+    counts = Counter(stems.values())
+    return {
+        p: stem if counts[stem] == 1 else f"{stem}-{hashlib.sha256(str(p).encode()).hexdigest()[:8]}"
+        for p, stem in stems.items()
+    }
+
+
+def _variant_path(variant) -> Path:
+    return Path(variant.path).resolve() if variant.path is not None else Path(_safe(variant.name)).absolute()
+
+
+def _write_smt2(directory: str, jobs: list) -> dict[tuple[Path, str, int], Path]:
+    """Every obligation of `jobs`, and every lemma they rest on, as an SMT-LIB 2 file in `directory`
+    (`unsat` = holds), written as `write_whole` writes (regular files only, the umask, all at once). An
+    obligation's file is `<stem>.<property>.call<N>.smt2` (`smt2_stems`); a lemma's `lemma.<name>[.<shape>.call<N>].smt2`.
+    Returns the file of each (resolved variant path, property, call)."""
+    from xenpin.cli.common import check_target, write_whole
     from xenpin.symbolic import lemmas
     from xenpin.symbolic.obligations import build
     from xenpin.symbolic.solver import smt2
 
+    check_smt2_dir(directory)
     out = Path(directory)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"--smt2: cannot create {directory}: {exc.strerror}") from None
+    stems = smt2_stems([variant for variant, _ in jobs])
+    texts: dict[str, str] = {}
+    files: dict[tuple[Path, str, int], Path] = {}
     refs = set()
     todo = [(variant, prop, call) for variant, prop in jobs for call in (0, 1)]
-    written = set()
     while todo:
         variant, prop, call = todo.pop(0)
-        name = f"{variant.name}.{prop}.call{call}.smt2"
-        if name in written:
+        key = (_variant_path(variant), prop, call)
+        if key in files:
             continue
-        written.add(name)
+        stem = stems[key[0]]
+        name = f"{stem}.{_safe(prop)}.call{call}.smt2"
+        files[key] = out / name
         ob = build(variant, prop, call)
         refs.update(ob.lemmas)
         rests = "".join(
-            f"; its closed form rests on {variant.name}.{p}.call{c}.smt2 being unsat too\n"
+            f"; its closed form rests on {stem}.{_safe(p)}.call{c}.smt2 being unsat too\n"
             for p, c in ob.rests_on
         )
         todo.extend((variant, p, c) for p, c in ob.rests_on)
-        (out / name).write_text(
-            f"; xenpin: {variant.name} {prop}, init_memory_mapping call {call}\n"
+        where = f" ({variant.path})" if variant.path is not None else ""
+        texts[name] = (
+            f"; xenpin: {variant.name}{where} {prop}, init_memory_mapping call {call}\n"
             f"; assumes the lemmas {', '.join(map(str, ob.lemmas))} (lemma.*.smt2)\n"
             f"{rests}; sat = counterexample\n" + smt2(ob.formula())
         )
     for ref in lemmas.closure(sorted(refs)):
         formula, uses = lemmas.proof(ref)
-        where = "" if ref.shape is None else f".{ref.shape.replace('/', '-')}.call{ref.call}"
-        (out / f"lemma.{ref.name}{where}.smt2").write_text(
+        where = "" if ref.shape is None else f".{_safe(ref.shape.replace('/', '-'))}.call{ref.call}"
+        texts[f"lemma.{_safe(ref.name)}{where}.smt2"] = (
             f"; xenpin lemma {ref}: {lemmas.LEMMAS[ref.name].text}\n"
             f"; assumes {', '.join(map(str, uses)) or 'nothing'}\n"
             f"; unsat = the lemma holds\n" + smt2(formula)
         )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--smt2: cannot create {directory}: {exc.strerror}") from None
+    root = out.resolve()
+    for name in texts:
+        check_target(str(out / name))  # every file before the first is written (no symlinks, so no way out)
+        if Path(os.path.normpath(root / name)).parent != root:  # a name is one safe part: this cannot happen
+            raise AssertionError(f"--smt2: {name} would leave {directory}")
+    created = []
+    try:
+        for name, text in texts.items():
+            target = out / name
+            existed = os.path.lexists(target)
+            write_whole(str(target), text)
+            if not existed:
+                created.append(target)
+    except BaseException:  # an unwritable file or an interrupt: no half-written set from this run
+        for target in created:
+            with contextlib.suppress(OSError):
+                target.unlink()
+        raise
+    print(f"wrote {len(texts)} SMT-LIB files to {directory}", file=sys.stderr)
+    return files
 
 
 def _proof_scripts(path: str) -> list[Path]:
@@ -152,6 +232,8 @@ def run(args: argparse.Namespace) -> int:
     rlimit = None if args.rlimit is None else whole_number("--rlimit", args.rlimit, MAX_RLIMIT)
     if args.jobs is not None and args.jobs <= 0:
         raise InputError("--jobs: must be a positive integer")
+    if args.smt2 is not None:
+        check_smt2_dir(args.smt2)  # before loading anything, let alone proving
     paths = args.paths or [str(shipped.KERNELS)]
     jobs: list[tuple[KernelVariant, str]] = []
     try:
@@ -177,7 +259,7 @@ def run(args: argparse.Namespace) -> int:
         "timeout_s": args.timeout or DEFAULT_TIMEOUT_S,
     }
     t = time.perf_counter()
-    if args.smt2:
+    if args.smt2 is not None:
         _write_smt2(args.smt2, jobs)
     workers = min(args.jobs or default_workers(), default_workers(), len(jobs))
     with Bars(wanted(args), counts=True) as bars:

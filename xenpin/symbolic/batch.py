@@ -6,14 +6,20 @@ not depend on the verdicts of the lemmas it uses (`unproved_lemmas` judges the c
 one task per (variant, property), handing each worker the phase-1 verdicts so that none proves a lemma again.
 Results come back in the order of the jobs, so the output does not depend on the number of workers.
 
-Workers are spawned, not forked: z3's context in the parent is not fork-safe once it has been used.
+Workers are spawned, not forked: z3's context in the parent is not fork-safe once it has been used. They
+ignore SIGINT (a terminal's Ctrl-C reaches the whole process group; the parent decides) and die with the parent:
+any exception in the parent, KeyboardInterrupt included, kills them at once rather than waiting for their
+solver calls, and on Linux the kernel kills them if the parent dies without cleaning up (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
-from collections.abc import Callable
+import signal
+import sys
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
@@ -39,6 +45,49 @@ def default_workers() -> int:
     if hasattr(os, "process_cpu_count"):
         return os.process_cpu_count() or 1
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _worker_init(parent: int) -> None:
+    """In each worker: leave interrupts to the parent, and die with it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # and so z3 does not catch it either (`solver.configure`)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+
+
+@contextlib.contextmanager
+def worker_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    """A pool of `workers` spawned processes; leaving the block by an exception kills them at once."""
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_worker_init,
+        initargs=(os.getpid(),),
+    )
+    try:
+        yield pool
+    except BaseException:
+        kill_workers(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def kill_workers(pool: ProcessPoolExecutor) -> None:
+    """Kill the pool's processes (their solver calls with them) and reap them; pending tasks are dropped."""
+    # ProcessPoolExecutor has no public way to kill its workers before Python 3.14 (`kill_workers`)
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        with contextlib.suppress(OSError, ValueError):
+            process.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        with contextlib.suppress(OSError, ValueError, AssertionError):
+            process.join(timeout=1.0)
 
 
 def _lemma_task(ref: LemmaRef, solver: str, limits: dict[str, Any]) -> LemmaVerdict:
@@ -86,8 +135,7 @@ def prove_many(
         return out
     if refs is None:
         refs = lemma_refs(jobs)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with worker_pool(workers) as pool:
         known = list(pool.map(_lemma_task, refs, [solver] * len(refs), [limits] * len(refs)))
         remember_lemmas(known, solver, limits)
         futures = [pool.submit(_verdict_task, job, solver, limits, known) for job in jobs]

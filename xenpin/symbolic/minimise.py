@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import z3
 
-from xenpin.symbolic.solver import configure
+from xenpin.symbolic.solver import configure, raise_if_interrupted
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ def lexicographic_min(
                     model = solver.model()
                     value = model.eval(term, model_completion=True).as_long()
                 elif answer == z3.unknown:
+                    raise_if_interrupted(solver.reason_unknown())  # Ctrl-C: no result, not a lesser one
                     minimal = False
             solver.add(bit == (value >> i) & 1)
     values = tuple(model.eval(t, model_completion=True).as_long() for t in terms)

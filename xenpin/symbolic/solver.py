@@ -4,10 +4,13 @@
 is `unknown` with Z3's reason. The resource limit (`rlimit`) makes runs repeatable across machines; the timeout
 only guards against a limit set too high. cvc5 (`--solver cvc5|both`) reads the SMT-LIB 2 text of the same
 formula and is bounded by the timeout alone; its model of a `sat` answer is handed back for the witness.
+A call cut short by an interrupt (Ctrl-C, SIGTERM) is no verdict at all: it raises KeyboardInterrupt.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from dataclasses import dataclass
 
@@ -15,6 +18,20 @@ import z3
 
 DEFAULT_RLIMIT = 400_000_000
 DEFAULT_TIMEOUT_S = 60.0
+
+# z3's reasons for a call stopped from outside (its own Ctrl-C handler, `Context.interrupt()`). Not "canceled":
+# z3 gives that one for an exhausted rlimit too.
+INTERRUPTED_REASONS = ("interrupted from keyboard", "interrupted")
+
+# Set by `xenpin.cli.signals` when SIGINT/SIGTERM arrives: whatever z3 then answers `unknown` was interrupted.
+interrupt_requested = threading.Event()
+
+
+def raise_if_interrupted(reason: str) -> None:
+    """KeyboardInterrupt if z3's `reason` for `unknown`, or a signal, says the call was interrupted rather than
+    decided."""
+    if reason in INTERRUPTED_REASONS or interrupt_requested.is_set():
+        raise KeyboardInterrupt
 
 
 @dataclass(frozen=True)
@@ -31,7 +48,15 @@ def configure(solver: z3.Solver, *, rlimit: int, timeout_s: float) -> z3.Solver:
     """The limits of every solver call: `rlimit` (deterministic, per call) and the wall-clock backstop."""
     solver.set("rlimit", rlimit)
     solver.set("timeout", max(1, int(timeout_s * 1000)))
+    solver.set("ctrl_c", _z3_catches_ctrl_c())
     return solver
+
+
+def _z3_catches_ctrl_c() -> bool:
+    """Whether z3 should catch SIGINT during a call (turning it into `unknown`, which `check` then raises as
+    KeyboardInterrupt): only where Python's default handler is in place. `xenpin.cli.signals` handles SIGINT
+    itself and interrupts the call; worker processes ignore SIGINT and are stopped by their parent."""
+    return signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def check(
@@ -47,7 +72,9 @@ def check(
         return SolverAnswer("unsat", None, elapsed)
     if result == z3.sat:
         return SolverAnswer("sat", solver.model(), elapsed)
-    return SolverAnswer("unknown", None, elapsed, solver.reason_unknown())
+    reason = solver.reason_unknown()
+    raise_if_interrupted(reason)
+    return SolverAnswer("unknown", None, elapsed, reason)
 
 
 def smt2(formula: z3.BoolRef) -> str:
