@@ -92,7 +92,7 @@ def test_the_pool_gets_the_capped_count(two_cores: None, monkeypatch: pytest.Mon
     made: list[int] = []
 
     class Pool:
-        def __init__(self, max_workers: int, mp_context: object) -> None:
+        def __init__(self, max_workers: int, **kwargs: object) -> None:
             made.append(max_workers)
             raise RuntimeError("no pool in this test")
 
