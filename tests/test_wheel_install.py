@@ -109,9 +109,15 @@ def test_the_installed_wheel_works_from_anywhere(installed: dict) -> None:
     # the slowest one (the shipped boot logs) beside the rest
     logs = _start(installed, python, "-m", "xenpin", "logs")
 
-    rc, out, err = _finish(_start(installed, python, "-c", "import xenpin, z3; print(xenpin.__file__)"))
+    probe = (
+        "import sys, xenpin, z3; print(xenpin.__file__);"
+        " print([type(f).__name__ for f in sys.meta_path if 'ditable' in type(f).__name__ + str(f)])"
+    )
+    rc, out, err = _finish(_start(installed, python, "-c", probe))
     assert rc == 0, err
-    assert Path(out.strip()).resolve() == (package / "__init__.py").resolve()  # not the checkout's
+    where, editable_finders = out.splitlines()
+    assert Path(where).resolve() == (package / "__init__.py").resolve()  # not the checkout's
+    assert editable_finders == "[]"  # the deps folder's .pth files (the editable install) did not run
 
     rc, out, err = _finish(_start(installed, xenpin_bin, "--version"))
     assert rc == 0 and out.strip() == f"xenpin {xenpin.__version__}", (out, err)
