@@ -60,6 +60,7 @@ __all__ = [
     "boot_configs",
     "disjoint_e820_maps",
     "domain_sizes",
+    "domu_config",
     "domu_configs",
     "e820_maps",
     "e820_spans",
