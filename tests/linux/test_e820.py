@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
 from xenpin.linux.e820 import (
     E820,
@@ -19,6 +18,7 @@ from xenpin.linux.e820 import (
     parse_e820_lines,
     strip_timestamp,
 )
+from xenpin.strategies import disjoint_e820_maps, e820_spans
 
 E820_ACPI = 3
 E820_RESERVED_KERN = 128
@@ -55,11 +55,7 @@ def test_sanitize_xen_isa_hole_over_a_domu_ram_entry() -> None:
     ]
 
 
-_entries = st.lists(
-    st.tuples(st.integers(0, 40), st.integers(0, 12), st.sampled_from([1, 2, 3, 4, 5])),
-    min_size=0,
-    max_size=8,
-)
+_entries = e820_spans(max_page=40, max_pages=12, max_size=8)
 
 
 @given(_entries)
@@ -127,15 +123,9 @@ def test_lines_in_both_formats() -> None:
     ]
 
 
-@given(
-    st.lists(st.tuples(st.integers(1, 1 << 20), st.sampled_from([1, 2, 3, 4, 5, 12])), min_size=1, max_size=6)
-)
-def test_printed_lines_read_back(spans: list[tuple[int, int]]) -> None:
-    addr, entries = 0, []
-    for pages, t in spans:
-        entries.append(E820Entry(addr, pages << 12, t))
-        addr += (pages + 1) << 12
-    e = E820(entries)
+@given(disjoint_e820_maps(max_pages=1 << 20, max_size=6))
+def test_printed_lines_read_back(e: E820) -> None:
+    entries = list(e.map)
     for fmt in ("2.6", "3.9"):
         lines = e.lines("BIOS-e820", fmt)
         assert [match_e820_line(line) for line in lines] == [("BIOS-e820", x) for x in entries]

@@ -15,7 +15,6 @@ from xenpin.linux.policy import (
     And,
     BinOp,
     Bool,
-    Call,
     Compare,
     Expr,
     Not,
@@ -31,6 +30,7 @@ from xenpin.linux.policy import (
     to_z3,
     unparse,
 )
+from xenpin.strategies import policy_envs, policy_exprs
 
 INT_VARS = ("pfn", "pgt_buf_start", "pgt_buf_end", "pgt_buf_top")
 BOOL_VARS = ("ioremap",)
@@ -230,40 +230,8 @@ def test_to_function_and_z3_examples() -> None:
 
 # --------------------------------------------------------------------------- property tests
 
-_u64 = st.one_of(
-    st.integers(0, 70),
-    st.sampled_from([0xFFF, 0x1000, 0x1001, 2**32 - 1, 2**63 - 1, 2**63, MASK - 4095, MASK - 1, MASK]),
-    st.integers(0, MASK),
-)
-
-_int_leaf = st.one_of(st.builds(Num, _u64), st.sampled_from([Var(n) for n in INT_VARS]))
-int_exprs = st.recursive(
-    _int_leaf,
-    lambda sub: st.one_of(
-        st.builds(BinOp, st.sampled_from(["+", "-", "*", "<<", ">>"]), sub, sub),
-        st.builds(Call, st.sampled_from(["PFN_PHYS", "PFN_DOWN", "PFN_UP"]), sub),
-    ),
-    max_leaves=8,
-)
-
-
-@st.composite
-def _compares(draw: st.DrawFn) -> Compare:
-    n = draw(st.integers(1, 3))
-    ops = tuple(draw(st.sampled_from(["<", "<=", ">", ">=", "==", "!="])) for _ in range(n))
-    operands = tuple(draw(int_exprs) for _ in range(n + 1))
-    return Compare(ops, operands)
-
-
-_bool_leaf = st.one_of(st.builds(Bool, st.booleans()), st.just(Var("ioremap")), _compares())
-bool_exprs = st.recursive(
-    _bool_leaf,
-    lambda sub: st.one_of(st.builds(And, sub, sub), st.builds(Or, sub, sub), st.builds(Not, sub)),
-    max_leaves=6,
-)
-any_exprs = st.one_of(int_exprs, bool_exprs)
-
-envs = st.fixed_dictionaries({**{n: _u64 for n in INT_VARS}, "ioremap": st.booleans()})
+any_exprs = policy_exprs()
+envs = policy_envs()
 
 _settings = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -6,18 +6,15 @@ Everything is derived from `models/kernels/*.toml`, so a variant added there is 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import pytest
 from bootcache import NAMES, cached_boot, variant
-from hypothesis import strategies as st
 
 from xenpin.linux.boot import BootResult
 from xenpin.linux.layout import DEFAULT_KERNEL_BYTES, DEFAULT_RAMDISK_BYTES, XEN_SLACK_BYTES, BootConfig
-from xenpin.linux.policy import parse_policy
-from xenpin.linux.variant import BUFFER_VARS, READONLY_VARS, KernelVariant
-from xenpin.symbolic import form
+from xenpin.linux.variant import KernelVariant
+from xenpin.strategies import mutate
 from xenpin.symbolic.form import Shape, shape_of
 from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S
 
@@ -53,23 +50,6 @@ def domu(nr: int, kernel: int = KERNEL, ramdisk: int = RAMDISK, slack: int = SLA
 def boot_of(v: KernelVariant | str, config: BootConfig) -> BootResult:
     """A boot shared by every test that asks for the same (variant, machine)."""
     return cached_boot(VARIANTS[v] if isinstance(v, str) else v, config)
-
-
-@st.composite
-def xen_machines(draw, max_nr: int = (2 * GIB) >> 12, shape: Shape | None = None):
-    """(nr, kernel, ramdisk, slack) in pages, spread over the domain's boxes, with the defaults often; the
-    caller filters to its variant's domain (`closed_form.in_domain`)."""
-    nr = draw(
-        st.one_of(
-            st.integers(form.DOMAIN_MIN_PFN, max_nr),
-            st.integers(form.DOMAIN_MIN_PFN >> 9, max_nr >> 9).map(lambda c: c << 9),  # 2 MiB multiples
-            st.integers(1, max_nr >> 18).map(lambda g: (g << 18) + 513),  # just past a GiB and a chunk
-        )
-    )
-    kernel = draw(st.one_of(st.just(KERNEL), st.integers(*form.KERNEL_PAGES)))
-    ramdisk = draw(st.one_of(st.just(RAMDISK), st.just(0), st.integers(*form.RAMDISK_PAGES)))
-    slack = draw(st.one_of(st.just(SLACK), st.just(0), st.integers(*form.SLACK_PAGES)))
-    return nr, kernel, ramdisk, slack
 
 
 # --- the boot walk, read per init_memory_mapping call ------------------------------------------------------
@@ -118,67 +98,4 @@ def boot_violates(r: BootResult, prop: str, call: int) -> bool | None:
 
 def mutant(base: str, readonly: str | None = None, reserve: str | None = None, writable: str | None = None):
     """`base` with some of its policies replaced (named after what changed)."""
-    v = VARIANTS[base]
-    changes: dict[str, object] = {}
-    for key, text, variables in (("readonly", readonly, READONLY_VARS), ("reserve", reserve, BUFFER_VARS),
-                                 ("writable", writable, BUFFER_VARS)):  # fmt: skip
-        if text is not None:
-            changes[key] = parse_policy(text, variables)
-    sources = {**v.sources, **{k: t for k, t in (("readonly", readonly), ("reserve", reserve),
-                                                  ("writable", writable)) if t is not None}}  # fmt: skip
-    return dataclasses.replace(v, name=f"{base}*", sources=sources, **changes)
-
-
-BOUND_LO = ["pgt_buf_start", "pgt_buf_start + 1", "pgt_buf_start - 1", "PFN_PHYS(pgt_buf_start)"]
-BOUND_HI = ["pgt_buf_end", "pgt_buf_top", "pgt_buf_end + 1", "pgt_buf_end - 1", "pgt_buf_top - 1",
-            "pgt_buf_top + 1", "PFN_PHYS(pgt_buf_top)"]  # fmt: skip
-IOREMAP = [
-    None,
-    "pfn != pgt_buf_end - 1",
-    "pfn != pgt_buf_end",
-    "pfn != pgt_buf_end - 2",
-    "pfn < pgt_buf_end - 1",
-]
-
-
-@st.composite
-def readonly_rules(draw) -> str:
-    """`mask_rw_pte` rules: the shipped shapes, with off-by-ones, `< end` or `< top`, PFN_PHYS units in one
-    bound, and the ioremap clause present, off by one, or missing."""
-    lo, hi = draw(st.sampled_from(BOUND_LO)), draw(st.sampled_from(BOUND_HI))
-    op = draw(st.sampled_from(["<", "<="]))
-    direct = f"not ioremap and {lo} <= pfn {op} {hi}"
-    clause = draw(st.sampled_from(IOREMAP))
-    return direct if clause is None else f"({direct}) or (ioremap and {clause})"
-
-
-@st.composite
-def interval_rules(draw, lo: list[str], hi: list[str]) -> str:
-    a, b = draw(st.sampled_from(lo)), draw(st.sampled_from(hi))
-    op = draw(st.sampled_from(["<", "<="]))
-    phys = draw(st.booleans())
-    if phys:  # the seed's form: both sides in bytes
-        return f"PFN_PHYS({a}) <= PFN_PHYS(pfn) {op} PFN_PHYS({b})"
-    return f"{a} <= pfn {op} {b}"
-
-
-def reserve_rules():
-    return st.one_of(
-        st.just("pgt_buf_start <= pfn < pgt_buf_end"),
-        st.just("false"),
-        interval_rules(
-            ["pgt_buf_start", "pgt_buf_start + 1"], ["pgt_buf_end", "pgt_buf_end - 1", "pgt_buf_top"]
-        ),
-    )
-
-
-def writable_rules():
-    return st.one_of(
-        st.just("false"),
-        st.just("pgt_buf_end <= pfn < pgt_buf_top"),
-        st.just("PFN_PHYS(pgt_buf_end) <= pfn < PFN_PHYS(pgt_buf_top)"),  # units mixed: bytes against a pfn
-        interval_rules(
-            ["pgt_buf_end", "pgt_buf_end + 1", "pgt_buf_end - 1", "pgt_buf_start"],
-            ["pgt_buf_top", "pgt_buf_top - 1"],
-        ),
-    )
+    return mutate(VARIANTS[base], readonly, reserve, writable)

@@ -35,13 +35,13 @@ from symbolic_cases import (
     domu,
     skip_unless_slow,
     slow,
-    xen_machines,
 )
 
 from xenpin.linux.boot import BootResult, boot
-from xenpin.linux.e820 import E820, E820_RAM, E820_RESERVED, E820Entry
+from xenpin.linux.e820 import E820, E820_RAM, E820Entry
 from xenpin.linux.layout import BootConfig, find_early_table_space_pages
 from xenpin.linux.variant import KernelVariant
+from xenpin.strategies import native_machines, xen_machines
 from xenpin.symbolic import closed_form as cf
 from xenpin.symbolic import form
 from xenpin.symbolic.form import INT, Params
@@ -311,32 +311,6 @@ def test_layout_formula_equals_the_domain_builders_loop(nr: int, kernel: int, ra
 
 
 # --- bare metal -----------------------------------------------------------------------------------------------
-
-
-@st.composite
-def native_machines(draw):
-    """A PC map of the shape form.py describes: the 640 KiB .. 1 MiB hole, RAM to `low_end` (any page, maybe with
-    reserved ranges inside it that leave no GiB without an entry), maybe RAM from 4 GiB, maybe 1 GiB pages."""
-    low_end = draw(st.integers(form.DOMAIN_MIN_PFN, form.NATIVE_LOW_MAX)) << 12
-    entries = [E820Entry(0, 0x9F000, E820_RAM), E820Entry(0x9F000, 0x1000, E820_RESERVED)]
-    cut = draw(st.integers(0x4000, low_end >> 12).map(lambda p: p << 12))  # a reserved range inside low RAM
-    hole = draw(st.integers(0, 0x1000)) << 12
-    if hole and cut >= 0x3000000 and cut + hole < low_end:  # above the kernel image at 16 MiB
-        entries += [E820Entry(0x100000, cut - 0x100000, E820_RAM), E820Entry(cut, hole, E820_RESERVED),
-                    E820Entry(cut + hole, low_end - cut - hole, E820_RAM)]  # fmt: skip
-    else:
-        entries.append(E820Entry(0x100000, low_end - 0x100000, E820_RAM))
-    high = draw(
-        st.one_of(
-            st.just(0),
-            st.integers((4 * GIB >> 12) + 1, (64 * GIB) >> 12),
-            st.integers(5, 64).map(lambda g: g << 18),
-        )
-    )
-    if high:
-        entries.append(E820Entry(4 * GIB, (high << 12) - 4 * GIB, E820_RAM))
-    mem = low_end + max(0, (high << 12) - 4 * GIB)
-    return BootConfig(role="native", mem_bytes=mem, e820=E820(entries), gbpages=draw(st.booleans()))
 
 
 def _native_mismatches(v: KernelVariant, config: BootConfig) -> list[str]:

@@ -23,15 +23,13 @@ from symbolic_cases import (
     boot_violates,
     domu,
     mutant,
-    readonly_rules,
-    reserve_rules,
     skip_unless_slow,
     slow,
-    writable_rules,
 )
 
 from xenpin.linux.layout import BootConfig
 from xenpin.linux.variant import PROPERTIES, KernelVariant
+from xenpin.strategies import readonly_rules, reserve_rules, writable_rules
 from xenpin.symbolic import closed_form as cf
 from xenpin.symbolic.obligations import build
 from xenpin.symbolic.prove import CALLS

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
+from xenpin.strategies import domain_sizes
 from xenpin.xen.domain_builder import (
     KERNEL_START_PFN,
     P2M,
@@ -103,11 +103,7 @@ def _construct_dom0(nr_pages: int, kernel_bytes: int, initrd_len: int) -> dict[s
     }
 
 
-_sizes = st.tuples(
-    st.integers(0x4000, 0x1000000),  # nr_pages: 64 MiB .. 64 GiB
-    st.integers(0x200000, 0x3000000),  # the kernel image
-    st.integers(0, 0x4000000),  # the ramdisk
-)
+_sizes = domain_sizes()  # nr_pages 64 MiB .. 64 GiB, the kernel image, the ramdisk (bytes)
 
 
 def _fields(sod, names) -> dict[str, int]:

@@ -25,7 +25,8 @@ from hypothesis.stateful import (
 )
 from xtrees import va_of
 
-from xenpin.xen.flags import NX, PSE, RW, US, A, D, Entry, G, P
+from xenpin.strategies import ENTRY_FLAGS, page_table_entries
+from xenpin.xen.flags import RW, Entry, P
 from xenpin.xen.hypervisor import Hypervisor
 from xenpin.xen.invariants import check_invariants
 from xenpin.xen.rules import MODERN, XEN_41, RuleSet
@@ -33,7 +34,7 @@ from xenpin.xen.rules import MODERN, XEN_41, RuleSet
 FOREIGN = 100
 NO_PAGE = 200  # an mfn the model has no frame for (`!mfn_valid` in Xen)
 # Flags of present entries; a not-present entry is None.
-FLAGS = (P, P | RW, P | A | D, P | RW | A | D | NX, P | RW | US, P | NX, P | PSE, P | RW | PSE, P | G)
+FLAGS = ENTRY_FLAGS
 
 # (description, call) of API misuse: each must raise ValueError and change nothing.
 BAD_CALLS = (
@@ -75,7 +76,7 @@ def make_machine(
     entry_targets = st.one_of(mfns, st.sampled_from([FOREIGN, NO_PAGE]))
     slot_st = st.sampled_from(slots)
     flags_st = st.sampled_from(FLAGS)
-    entries = st.one_of(st.none(), st.builds(Entry, entry_targets, flags_st))
+    entries = page_table_entries(entry_targets, FLAGS)
 
     class Machine(RuleBasedStateMachine):
         def __init__(self) -> None:
