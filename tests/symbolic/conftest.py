@@ -1,26 +1,27 @@
 """The verdicts of every shipped (variant, property), proved once per session, beside the other tests.
 
 `xenpin prove --jobs 2` is most of the symbolic tests' time, and its two worker processes leave this one idle:
-so once collection is done (and the lemma list made, here: z3 is not thread-safe) a thread starts the batch,
-and the tests that read its verdicts run after the others. A test that changes the prover's module state that
+so once collection is done a separate process starts the batch, and the tests that read its verdicts run after
+the others. A process, not a thread: z3's context is not thread-safe, and a thread of this process that
+garbage-collects z3 objects (a pool's result thread does) while a test runs a solver call aborts the run. A test that changes the prover's module state that
 the batch writes back (`prove._LEMMA_VERDICTS`) asks for `verdicts` too, so that it runs after the batch.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
+import multiprocessing
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import pytest
-from symbolic_cases import LIMITS, NAMES, VARIANTS
+from symbolic_cases import JOBS, LIMITS, run_batch
 
-from xenpin.linux.variant import PROPERTIES
-from xenpin.symbolic.batch import lemma_refs, prove_many
+from xenpin.symbolic.batch import prove_many
 from xenpin.symbolic.prove import Verdict
 
-JOBS = [(VARIANTS[name], prop) for name in NAMES for prop in PROPERTIES]
 HERE = Path(__file__).resolve().parent
-_BATCH: dict[str, Future] = {}
+_BATCH: dict[str, tuple[BaseProcess, Connection]] = {}
 
 
 def _here(item: pytest.Item) -> bool:
@@ -42,15 +43,29 @@ def item_fixtures(item: pytest.Item) -> tuple[str, ...]:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     if any(_here(item) and "verdicts" in item_fixtures(item) for item in session.items):
-        refs = lemma_refs(JOBS)  # the z3 part, in this thread
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xenpin-prove")
-        _BATCH["future"] = pool.submit(prove_many, JOBS, workers=2, refs=refs, **LIMITS)
-        pool.shutdown(wait=False)
+        receive, send = multiprocessing.get_context("spawn").Pipe(duplex=False)
+        batch = multiprocessing.get_context("spawn").Process(target=run_batch, args=(send,), daemon=False)
+        batch.start()
+        send.close()
+        _BATCH["batch"] = (batch, receive)
 
 
 @pytest.fixture(scope="session")
 def verdicts() -> dict[tuple[str, str], Verdict]:
     """`xenpin prove --jobs 2` over models/kernels: {(variant, property): verdict}."""
-    future = _BATCH.get("future")
-    found = future.result() if future is not None else prove_many(JOBS, workers=2, **LIMITS)
+    if "batch" in _BATCH:
+        batch, receive = _BATCH.pop("batch")
+        found = receive.recv()
+        batch.join()
+    else:
+        found = prove_many(JOBS, workers=2, **LIMITS)
     return {(v.variant.name, v.prop): v for v in found}
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A batch nobody read (its tests deselected or failed early) is stopped, not waited for."""
+    if "batch" in _BATCH:
+        batch, receive = _BATCH.pop("batch")
+        batch.kill()
+        batch.join()
+        receive.close()

@@ -7,13 +7,14 @@ Everything is derived from `models/kernels/*.toml`, so a variant added there is 
 from __future__ import annotations
 
 import os
+from multiprocessing.connection import Connection
 
 import pytest
 from bootcache import NAMES, cached_boot, variant
 
 from xenpin.linux.boot import BootResult
 from xenpin.linux.layout import DEFAULT_KERNEL_BYTES, DEFAULT_RAMDISK_BYTES, XEN_SLACK_BYTES, BootConfig
-from xenpin.linux.variant import KernelVariant
+from xenpin.linux.variant import PROPERTIES, KernelVariant
 from xenpin.strategies import mutate
 from xenpin.symbolic.form import Shape, shape_of
 from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S
@@ -21,6 +22,17 @@ from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S
 MIB, GIB = 1 << 20, 1 << 30
 LIMITS = {"rlimit": DEFAULT_RLIMIT, "timeout_s": DEFAULT_TIMEOUT_S}
 VARIANTS: dict[str, KernelVariant] = {name: variant(name) for name in NAMES}
+JOBS = [(VARIANTS[name], prop) for name in NAMES for prop in PROPERTIES]
+
+
+def run_batch(send: Connection) -> None:
+    """In a process of its own (conftest.py): the verdicts of JOBS, `xenpin prove --jobs 2`, sent back."""
+    from xenpin.symbolic.batch import prove_many
+
+    send.send(prove_many(JOBS, workers=2, **LIMITS))
+    send.close()
+
+
 XEN = tuple(n for n in NAMES if VARIANTS[n].xen)
 NATIVE = tuple(n for n in NAMES if not VARIANTS[n].xen)
 BUFFERED_XEN = tuple(n for n in XEN if VARIANTS[n].placement != "mapped")  # 3.9 has no pgt_buf buffer
