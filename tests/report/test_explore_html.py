@@ -112,3 +112,9 @@ def test_html_without_a_counterexample_is_not_written(tmp_path: Path, capsys) ->
     page = tmp_path / "p.html"
     assert main(["explore", str(KERNELS / "3.0.toml"), "spare_writable", "--html", str(page)]) == 0
     assert f"no counterexample: {page} not written" in capsys.readouterr().out and not page.exists()
+
+
+def test_html_to_a_directory_is_exit_2_with_no_output(tmp_path: Path, capsys) -> None:
+    assert main(["explore", str(KERNELS / "2.6.39-rc1.toml"), "no_rw_alias", "--html", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"xenpin: {tmp_path}:") and list(tmp_path.iterdir()) == []

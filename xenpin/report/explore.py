@@ -25,7 +25,12 @@ from xenpin.linux.layout import pfn_phys
 
 PTE_COLOURS = {"RO": "#0072B2", "RW": "#D55E00", "unmapped": "#DDDDDD"}  # Okabe-Ito blue, vermillion; grey
 FAILING_COLOUR = "#CC79A7"  # Okabe-Ito reddish purple: the failing page's outline and marker
-ROLE_NAMES = {"live": "live table", "spare": "spare", "table": "page table", "data": "data page"}
+ROLE_NAMES = {
+    "live": "live table",
+    "spare": "spare",
+    "table": "page table outside the buffer",
+    "data": "data page outside the buffer",
+}
 ROLE_PATTERNS = {"live": "stripes", "spare": "plain", "table": "cross-hatch", "data": "dots"}
 JUDGED_AT_RESERVE = ("spare_writable", "spare_freed", "live_reserved")
 
@@ -332,7 +337,7 @@ def render_svg(result: BootResult, call: int, mark: int | None = None, prop: str
                 f' stroke="{FAILING_COLOUR}" stroke-width="5" class="failing-outline"/>'
             )
             mid = x + w / 2
-            tx, anchor = (mid + 10, "end") if mid > width / 2 else (max(mid - 10, 10.0), "start")
+            tx, anchor = (x + w + 4, "end") if mid > width / 2 else (max(x - 4, 10.0), "start")
             marker = (
                 f'<path d="M{x + w / 2 - 8:.1f},{bar_y - 18} L{x + w / 2 + 8:.1f},{bar_y - 18} L{x + w / 2:.1f},'
                 f'{bar_y - 6} Z" fill="{FAILING_COLOUR}" stroke="#000000"/>'

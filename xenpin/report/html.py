@@ -27,7 +27,7 @@ PARAM_NAMES = {
     "nr": "memory (nr_pages)",
     "kernel": "kernel image",
     "ramdisk": "ramdisk",
-    "slack": "slack (xen_start_info slack)",
+    "slack": "slack",
     "low_end": "end of low RAM",
     "high_end": "end of high RAM",
     "gbpages": "1 GiB pages",
@@ -72,11 +72,12 @@ def render_html(v: Verdict) -> str:
             f"<td>{escape(t.text)}{lines}</td></tr>"
         )
     svg = pictures.render_svg(r, w.call, w.pfn, v.prop)
+    release = f" (release {escape(str(v.variant.release))})" if v.variant.release else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title><style>{STYLE}</style></head>
 <body>
 <h1>{escape(title)}</h1>
-<p class="verdict">{escape(v.variant.name)} (release {escape(v.variant.release)}): {escape(v.prop)} is a
+<p class="verdict">{escape(v.variant.name)}{release}: {escape(v.prop)} is a
 {escape(v.verdict)} (expected: {escape(v.expected)}).</p>
 <p>Replay: {escape(outcome)}.</p>
 <h2>Minimal configuration</h2>
