@@ -79,7 +79,8 @@ def test_buffer_pictures_show_roles_rw_and_reservations() -> None:
     dot = pictures.render_dot(r, w.call, w.pfn)
     assert dot.startswith("digraph buffer {") and dot.count(" -> ") == len(segs) - 1 and "penwidth=4" in dot
     svg = pictures.render_svg(r, w.call, w.pfn)
-    assert svg.startswith("<svg ") and svg.count("<rect ") == 2 * len(segs) and 'stroke-width="3"' in svg
+    assert svg.startswith("<svg ") and svg.count('class="page ') == 2 * len(segs) + 9  # bar, rows, legend
+    assert svg.count('class="failing-outline"') == 1
 
 
 # --- the command lines ----------------------------------------------------------------------------------------

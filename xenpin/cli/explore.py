@@ -20,6 +20,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--svg", metavar="FILE", help="write the first counterexample's buffer picture as SVG")
     p.add_argument("--dot", metavar="FILE", help="write it as Graphviz DOT")
+    p.add_argument(
+        "--html",
+        metavar="FILE",
+        help="write one self-contained HTML page: the configuration, the picture, the failing page's timeline",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     p.add_argument(
         "--quiet", action="store_true", help="accepted by every command (this one shows no progress)"
@@ -42,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
         variant = load_variant(args.model)
     except VariantError as exc:
         raise InputError(str(exc)) from None
-    targets = {t: None for t in (args.svg, args.dot) if t is not None}
-    for option, target in (("--svg", args.svg), ("--dot", args.dot)):
+    targets = {t: None for t in (args.svg, args.dot, args.html) if t is not None}
+    for option, target in (("--svg", args.svg), ("--dot", args.dot), ("--html", args.html)):
         if target is not None:
             check_target(target, option)  # regular files only, before any solver work
     found = counterexamples(variant, args.property, args.all)
@@ -51,19 +56,32 @@ def run(args: argparse.Namespace) -> int:
     if first.replay is not None and first.witness is not None:
         w = first.witness
         if args.svg:
-            targets[args.svg] = pictures.render_svg(first.replay, w.call, w.pfn)
+            targets[args.svg] = pictures.render_svg(first.replay, w.call, w.pfn, args.property)
         if args.dot:
-            targets[args.dot] = pictures.render_dot(first.replay, w.call, w.pfn)
+            targets[args.dot] = pictures.render_dot(first.replay, w.call, w.pfn, args.property)
+        if args.html:
+            from xenpin.report.html import render_html
+
+            targets[args.html] = render_html(first)
         for target, text in targets.items():
             write_whole(target, text)  # before anything is printed: a write error leaves no output at all
     if args.json:
-        doc = explore_json(found, sum(v.seconds for v in found))
+        shown = [
+            pictures.picture_json(v.replay, v.witness.call, v.witness.pfn, v.prop)
+            if v.replay is not None and v.witness is not None
+            else None
+            for v in found
+        ]
+        # the first counterexample's picture is the one --svg/--dot/--html draw
+        doc = explore_json(found, sum(v.seconds for v in found), picture=shown[0])
+        for obligation, picture in zip(doc["obligations"], shown, strict=True):
+            obligation["picture"] = picture
         print(json.dumps(doc, indent=2))
     else:
         print(verdict_text(found, sum(v.seconds for v in found)))
         for v in found:
             if v.replay is not None and v.witness is not None:
-                print(pictures.render_text(v.replay, v.witness.call, v.witness.pfn))
+                print(pictures.render_text(v.replay, v.witness.call, v.witness.pfn, v.prop))
         if targets and first.witness is None:
             print(f"no counterexample: {' and '.join(targets)} not written")
     return verdicts_exit([first])  # the same rule as prove's

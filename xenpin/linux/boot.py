@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from xenpin.linux.console import Line
 from xenpin.linux.e820 import E820
-from xenpin.linux.guest import BootStop, BufferState, Failure, Guest, Step, direct_va
+from xenpin.linux.guest import BootStop, BufferState, Failure, Guest, PageState, Step, direct_va
 from xenpin.linux.init_memory_mapping import ProgressCallback
 from xenpin.linux.layout import BootConfig, pfn_phys
 from xenpin.linux.setup_arch import setup_arch
@@ -53,6 +53,9 @@ class BootResult:
     # Every buffer page as its call's reserve step left it (a buffer the boot never finished: as the boot
     # stopped): (RW bit of its direct-map PTE, or None if unmapped; reserved)
     final_pages: dict[int, tuple[bool | None, bool]] = field(default_factory=dict)
+    # For pictures: the pages of every buffer the boot did not finish, and the failing page, as the boot ended
+    # (a rejected operation is rolled back: the state just before the failing step)
+    end_states: dict[int, PageState] = field(default_factory=dict)
 
     @property
     def mem_bytes(self) -> int:
@@ -110,7 +113,17 @@ def boot(
         max_pfn=g.max_pfn,
         max_low_pfn=g.max_low_pfn,
         final_pages=_final_pages(g),
+        end_states=_end_states(g, failure),
     )
+
+
+def _end_states(g: Guest, failure: Failure | None) -> dict[int, PageState]:
+    if g.hv is None:
+        return {}
+    pfns = [p for b in g.buffers if not b.judged for p in range(b.pgt_buf_start, b.pgt_buf_top)]
+    if failure is not None:
+        pfns.append(failure.pfn)
+    return {p: g.page_state(p) for p in pfns}
 
 
 def _final_pages(g: Guest) -> dict[int, tuple[bool | None, bool]]:

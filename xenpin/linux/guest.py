@@ -74,6 +74,26 @@ class Step:
     pfn: int
     detail: str
     pgt_buf_end: int
+    table: int | None = None  # the table whose entry the step writes (an L1 for set_pte), when it names one
+    slot: int | None = None
+
+
+@dataclass(frozen=True)
+class PageState:
+    """One page as the kernel's tables and Xen see it at one moment (for pictures; not used by the checks).
+
+    `pte` is the RW bit of its direct-map PTE (None: none), found through CR3 or, where CR3 does not reach it
+    yet, in the L1 the walk wrote it into (`linked` False: that L1 is not yet linked into the live tree).
+    """
+
+    pte: bool | None
+    l1: int | None
+    slot: int | None
+    linked: bool
+    reserved: bool
+    xen_type: str  # Xen's type of the frame: writable, l1 .. l4, none
+    type_count: int
+    pinned: bool
 
 
 @dataclass
@@ -95,6 +115,8 @@ class BufferState:
     pages: dict[int, tuple[bool | None, bool]] = field(
         default_factory=dict
     )  # pfn -> (RW bit or None, reserved)
+    states: dict[int, PageState] = field(default_factory=dict)  # the same moment, for pictures
+    judged_at: int = -1  # the step index of that moment
 
     @property
     def used(self) -> range:
@@ -157,6 +179,7 @@ class Guest:
         self.kernel_end = 0
         self.ramdisk: tuple[int, int] | None = None  # bytes
         self.ro_pfns: set[int] = set()  # pfns whose direct-map PTE was written RO at some point
+        self.pte_home: dict[int, tuple[int, int]] = {}  # buffer pfn -> (L1, slot) its direct-map PTE went to
 
     # ----------------------------------------------------------------------------------- p2m and reads
 
@@ -222,7 +245,36 @@ class Guest:
         buf.ro_after_reserve = tuple(p for p in buf.spare if buf.pages[p][0] is False)
         buf.spare_reserved = tuple(p for p in buf.spare if buf.pages[p][1])
         buf.used_unreserved = tuple(p for p in buf.used if not buf.pages[p][1])
+        buf.states = {p: self.page_state(p) for p in buf.pages}
+        buf.judged_at = len(self.steps) - 1
         buf.judged = True
+
+    def page_state(self, pfn: int) -> PageState:
+        """`pfn` as the tables and Xen see it now (see `PageState`)."""
+        leaf = self.lookup(direct_va(pfn))
+        l1 = slot = None
+        linked = leaf is not None
+        if leaf is not None:
+            rw: bool | None = bool(leaf[3] & RW)
+            l1, slot = leaf[0], leaf[1]
+        else:
+            rw = None
+            home = self.pte_home.get(pfn)
+            e = self.entry(*home) if home is not None and self.mfn(home[0]) is not None else None
+            if e is not None and e[0] == pfn:
+                rw, (l1, slot) = bool(e[1] & RW), home
+        mfn = self.mfn(pfn)
+        frame = self.hv.frame(mfn) if mfn is not None and self.hv.has_frame(mfn) else None
+        return PageState(
+            pte=rw,
+            l1=l1,
+            slot=slot,
+            linked=linked,
+            reserved=self.memblock.is_reserved(pfn_phys(pfn)),
+            xen_type=frame.type_name if frame is not None else "none",
+            type_count=frame.type_count if frame is not None else 0,
+            pinned=frame.pinned if frame is not None else False,
+        )
 
     def live_level(self, pfn: int) -> int:
         mfn = self.mfn(pfn)
@@ -230,11 +282,15 @@ class Guest:
 
     # ----------------------------------------------------------------------------------- records
 
-    def step(self, action: str, pfn: int, detail: str = "") -> None:
+    def step(
+        self, action: str, pfn: int, detail: str = "", table: int | None = None, slot: int | None = None
+    ) -> None:
         buf = self.buf
         self.steps.append(
-            Step(len(self.steps), self.call, action, pfn, detail, buf.pgt_buf_end if buf else 0)
+            Step(len(self.steps), self.call, action, pfn, detail, buf.pgt_buf_end if buf else 0, table, slot)
         )
+        if action == "set_pte" and table is not None and slot is not None:
+            self.pte_home[pfn] = (table, slot)
 
     def in_buffer(self, pfn: int) -> bool:
         buf = self.buf
@@ -264,4 +320,4 @@ class Guest:
             self.on_step(self)
 
 
-__all__ = ["BootStop", "BufferState", "Failure", "Guest", "KernelTables", "Step", "direct_va"]
+__all__ = ["BootStop", "BufferState", "Failure", "Guest", "KernelTables", "PageState", "Step", "direct_va"]

@@ -380,7 +380,9 @@ class DirectMapping:
             flags = PAGE_KERNEL & ~RW if mask_rw(pfn, False) else PAGE_KERNEL
             ptes.append((pfn % PTRS_PER_TABLE, pfn, flags))
             if g.in_buffer(pfn):
-                g.step("set_pte", pfn, f"direct-map PTE {format_flags(flags)}")
+                slot = pfn % PTRS_PER_TABLE
+                g.step("set_pte", pfn, f"direct-map PTE {format_flags(flags)}",
+                       pte_page, slot)  # fmt: skip
         g.pte_writes += len(ptes)
         pv.fill_ptes(pte_page, ptes)
 
@@ -398,7 +400,8 @@ class DirectMapping:
                 continue
             flags = pv.pte_flags(pfn, ioremap=False)
             if g.in_buffer(pfn):
-                g.step("set_pte", pfn, f"direct-map PTE {format_flags(flags)} (existing L1 {l1:#x})")
+                g.step("set_pte", pfn, f"direct-map PTE {format_flags(flags)} (existing L1 {l1:#x})",
+                       l1, slot)  # fmt: skip
             g.pte_writes += 1
             pv.set_pte(l1, slot, pfn, flags, via + slot * 8, "phys_pte_init")
         for pfn in range(hi, chunk_end):  # `if (addr >= end) set_pte(pte, __pte(0))` (3.9: not over RAM)

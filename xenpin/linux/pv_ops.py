@@ -157,7 +157,13 @@ class PvOps:
         if not self.xen:
             g.hv.write(g.mfn(table), slot, entry)
             return
-        g.step(site, pfn or 0, f"mmu_update {table:#x}[{slot}] -> {pfn if pfn is None else hex(pfn)}")
+        g.step(
+            site,
+            pfn or 0,
+            f"mmu_update {table:#x}[{slot}] -> {pfn if pfn is None else hex(pfn)}",
+            table,
+            slot,
+        )
         result = g.hv.mmu_update(g.mfn(table), slot, entry)
         g.notify()
         if not result.ok:
@@ -208,7 +214,8 @@ class PvOps:
         if not rw:
             g.ro_pfns.add(pfn)
         if g.in_buffer(pfn):
-            g.step(f"make_lowmem_page_{what}", pfn, f"update_va_mapping {va:#x} -> {format_flags(new.flags)}")
+            g.step(f"make_lowmem_page_{what}", pfn, f"update_va_mapping {va:#x} -> {format_flags(new.flags)}",
+                   l1, slot)  # fmt: skip
         self._hypercall(g.hv.update_va_mapping(va, new), pfn, f"make_lowmem_page_{what} (update_va_mapping)")
 
     def make_lowmem_page_readonly(self, pfn: int) -> None:
