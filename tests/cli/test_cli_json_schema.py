@@ -141,9 +141,14 @@ def test_explore_and_its_optional_picture(capsys: pytest.CaptureFixture[str]) ->
     w = doc["obligations"][0]["witness"]
     assert (w["mem_bytes"], w["machine"]["nr"]) == ("0x4000000", "0x4000000") and w["pfn"].startswith("0x")
     assert doc["summary"]["counterexample"] == 1
-    for picture in ({"segments": []}, None):
-        _valid({**doc, "picture": picture})
-    assert _invalid({**doc, "picture": "a picture"})
+    picture = doc["picture"]
+    assert picture["pages"] and any(page["failing"] for page in picture["pages"])
+    _valid({**doc, "picture": None})
+    for wrong in ("a picture", {"segments": []}):
+        assert _invalid({**doc, "picture": wrong})
+    bad = copy.deepcopy(doc)
+    bad["picture"]["pages"][0]["pfn"] = 0x3FDE  # a pfn is a hex string
+    assert _invalid(bad)
     bad = copy.deepcopy(doc)
     bad["obligations"][0]["witness"]["mem_bytes"] = 1 << 26
     assert _invalid(bad)

@@ -10,6 +10,7 @@ the batch writes back (`prove._LEMMA_VERDICTS`) asks for `verdicts` too, so that
 from __future__ import annotations
 
 import multiprocessing
+import os
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -29,12 +30,15 @@ def _here(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """This directory's tests that read the verdicts go after its others (the batch runs meanwhile)."""
+    """This directory's tests that read the verdicts go after its others (the batch runs meanwhile); under
+    pytest-xdist (`-n 2 --dist loadgroup`) they all go to one worker, so that one batch serves them."""
     mine = [i for i, item in enumerate(items) if _here(item)]
     late = [items[i] for i in mine if "verdicts" in item_fixtures(items[i])]
     early = [items[i] for i in mine if "verdicts" not in item_fixtures(items[i])]
     for i, item in zip(mine, early + late, strict=True):
         items[i] = item
+    for item in late:
+        item.add_marker(pytest.mark.xdist_group("verdicts"))
 
 
 def item_fixtures(item: pytest.Item) -> tuple[str, ...]:
@@ -42,6 +46,10 @@ def item_fixtures(item: pytest.Item) -> tuple[str, ...]:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
+    if os.environ.get(
+        "PYTEST_XDIST_WORKER"
+    ):  # every worker collects everything: the one that needs it proves
+        return
     if any(_here(item) and "verdicts" in item_fixtures(item) for item in session.items):
         receive, send = multiprocessing.get_context("spawn").Pipe(duplex=False)
         batch = multiprocessing.get_context("spawn").Process(target=run_batch, args=(send,), daemon=False)
