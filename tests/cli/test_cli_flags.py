@@ -109,12 +109,12 @@ def test_help_says_jobs_is_capped_and_rlimit_takes_4e8(capsys: pytest.CaptureFix
     assert "4e8" in text
 
 
-@pytest.mark.parametrize("command", ["boot", "prove", "logs", "replay", "explore", "equiv"])
+@pytest.mark.parametrize("command", ["boot", "prove", "logs", "replay", "explore", "equiv", "list"])
 def test_every_command_takes_quiet(command: str) -> None:
     from xenpin.cli import build_parser
 
     positional = {"boot": ["m.toml"], "prove": [], "logs": [], "replay": ["s.toml"],
-                  "explore": ["m.toml", "spare_freed"], "equiv": ["a.toml", "b.toml"]}[command]  # fmt: skip
+                  "explore": ["m.toml", "spare_freed"], "equiv": ["a.toml", "b.toml"], "list": []}[command]  # fmt: skip
     args = build_parser().parse_args([command, *positional, "--quiet"])
     assert args.quiet is True
 

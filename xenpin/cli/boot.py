@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from xenpin.cli.common import EXIT_MISMATCH, EXIT_OK, InputError, size_arg
+from xenpin.cli.common import EXIT_MISMATCH, EXIT_OK, InputError, add_output_flags, size_arg
 
 DEFAULT_MEM = "6G"  # above 4 GiB, so setup_arch makes its second init_memory_mapping call
 MAX_BOOT_BYTES = 64 << 30  # a 64 GiB Xen boot needs about 15 GiB of RAM (16 GiB: 3.6 GiB)
@@ -40,12 +40,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--rules", default="xen-4.1", choices=("xen-4.1", "modern"), help="Xen rule set (default xen-4.1)"
     )
     p.add_argument("--trace", action="store_true", help="print every step that touched the buffers")
-    p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
-    p.add_argument(
-        "--quiet",
-        action="store_true",
-        help="no progress bars on stderr (shown only on a terminal, never with --json)",
-    )
+    add_output_flags(p)
     p.set_defaults(handler=run)
 
 

@@ -106,3 +106,14 @@ def write_whole(target: str, text: str) -> None:
         if isinstance(exc, OSError):
             raise InputError(f"{target}: cannot write: {exc.strerror}") from None
         raise
+
+
+def add_output_flags(p: argparse.ArgumentParser, progress: bool = True) -> None:
+    """`--json` and `--quiet`, which every command takes (`progress`: the command shows progress bars)."""
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    quiet = (
+        "no progress bars on stderr (shown only on a terminal, never with --json)"
+        if progress
+        else "accepted by every command (this one shows no progress)"
+    )
+    p.add_argument("--quiet", action="store_true", help=quiet)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from xenpin.cli.common import EXIT_MISMATCH, EXIT_OK, EXIT_UNKNOWN, InputError
+from xenpin.cli.common import EXIT_MISMATCH, EXIT_OK, EXIT_UNKNOWN, InputError, add_output_flags
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -15,10 +15,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("model_a", metavar="MODEL_A")
     p.add_argument("model_b", metavar="MODEL_B")
-    p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
-    p.add_argument(
-        "--quiet", action="store_true", help="accepted by every command (this one shows no progress)"
-    )
+    add_output_flags(p, progress=False)
     p.set_defaults(handler=run)
 
 

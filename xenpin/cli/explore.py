@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from xenpin.cli.common import InputError, check_target, write_whole
+from xenpin.cli.common import InputError, add_output_flags, check_target, write_whole
 from xenpin.cli.prove import verdicts_exit
 
 
@@ -25,10 +25,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="FILE",
         help="write one self-contained HTML page: the configuration, the picture, the failing page's timeline",
     )
-    p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
-    p.add_argument(
-        "--quiet", action="store_true", help="accepted by every command (this one shows no progress)"
-    )
+    add_output_flags(p, progress=False)
     p.set_defaults(handler=run)
 
 

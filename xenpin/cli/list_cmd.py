@@ -7,7 +7,7 @@ import argparse
 import json
 
 from xenpin import shipped
-from xenpin.cli.common import EXIT_OK, InputError
+from xenpin.cli.common import EXIT_OK, InputError, add_output_flags
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="PATH",
         help="variant files or directories of *.toml (default: the shipped variants)",
     )
-    p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    add_output_flags(p, progress=False)
     p.set_defaults(handler=run)
 
 

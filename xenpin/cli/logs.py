@@ -8,7 +8,7 @@ import json
 
 from xenpin import shipped
 from xenpin.cli.boot import check_machine
-from xenpin.cli.common import EXIT_MISMATCH, EXIT_OK, InputError
+from xenpin.cli.common import EXIT_MISMATCH, EXIT_OK, InputError, add_output_flags
 from xenpin.report.logs import LogRow
 
 DEFAULT_MANIFEST = str(shipped.MANIFEST)
@@ -28,12 +28,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="MANIFEST",
         help="a manifest TOML (default: the shipped logs)",
     )
-    p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
-    p.add_argument(
-        "--quiet",
-        action="store_true",
-        help="no progress bars on stderr (shown only on a terminal, never with --json)",
-    )
+    add_output_flags(p)
     p.set_defaults(handler=run)
 
 

@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 from xenpin import shipped
-from xenpin.cli.common import EXIT_MISMATCH, EXIT_OK, EXIT_UNKNOWN, InputError
+from xenpin.cli.common import EXIT_MISMATCH, EXIT_OK, EXIT_UNKNOWN, InputError, add_output_flags
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -57,12 +57,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="worker processes for the solver calls (default and at most: the cores this process may use,"
         " and no more than the obligations; 1 runs in-process)",
     )
-    p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
-    p.add_argument(
-        "--quiet",
-        action="store_true",
-        help="no progress bars on stderr (shown only on a terminal, never with --json)",
-    )
+    add_output_flags(p)
     p.set_defaults(handler=run)
 
 
