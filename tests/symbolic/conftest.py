@@ -29,6 +29,7 @@ def _here(item: pytest.Item) -> bool:
     return HERE in Path(str(item.path)).resolve().parents
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """This directory's tests that read the verdicts go after its others (the batch runs meanwhile); under
     pytest-xdist (`-n 2 --dist loadgroup`) they all go to one worker, so that one batch serves them."""

@@ -88,6 +88,11 @@ def kill_workers(pool: ProcessPoolExecutor) -> None:
     for process in processes:
         with contextlib.suppress(OSError, ValueError, AssertionError):
             process.join(timeout=1.0)
+    # and the pool's manager thread: left running, it races the interpreter's exit hook for the pool's wakeup
+    # pipe ("Exception ignored ... Bad file descriptor" after the one line an interrupt prints)
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if manager is not None:
+        manager.join(timeout=1.0)
 
 
 def _lemma_task(ref: LemmaRef, solver: str, limits: dict[str, Any]) -> LemmaVerdict:
