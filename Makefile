@@ -25,7 +25,7 @@ prove: $(STAMP)
 test: $(STAMP)
 	$(VENV_PY) -m ruff check xenpin tests
 	$(VENV_PY) -m ruff format --check xenpin tests
-	HYPOTHESIS_PROFILE=ci $(VENV_PY) -m pytest
+	HYPOTHESIS_PROFILE=ci $(VENV_PY) -m pytest -n auto
 
 bench: $(STAMP)
 	$(VENV_PY) tests/benchmarks/bench_validator.py

@@ -9,8 +9,10 @@ the batch writes back (`prove._LEMMA_VERDICTS`) asks for `verdicts` too, so that
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
 import os
+import pickle
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -29,17 +31,13 @@ def _here(item: pytest.Item) -> bool:
     return HERE in Path(str(item.path)).resolve().parents
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """This directory's tests that read the verdicts go after its others (the batch runs meanwhile); under
-    pytest-xdist (`-n 2 --dist loadgroup`) they all go to one worker, so that one batch serves them."""
+    """This directory's tests that read the verdicts go after its others (the batch runs meanwhile)."""
     mine = [i for i, item in enumerate(items) if _here(item)]
     late = [items[i] for i in mine if "verdicts" in item_fixtures(items[i])]
     early = [items[i] for i in mine if "verdicts" not in item_fixtures(items[i])]
     for i, item in zip(mine, early + late, strict=True):
         items[i] = item
-    for item in late:
-        item.add_marker(pytest.mark.xdist_group("verdicts"))
 
 
 def item_fixtures(item: pytest.Item) -> tuple[str, ...]:
@@ -47,9 +45,7 @@ def item_fixtures(item: pytest.Item) -> tuple[str, ...]:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    if os.environ.get(
-        "PYTEST_XDIST_WORKER"
-    ):  # every worker collects everything: the one that needs it proves
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # every worker collects everything: see `_shared_batch`
         return
     if any(_here(item) and "verdicts" in item_fixtures(item) for item in session.items):
         receive, send = multiprocessing.get_context("spawn").Pipe(duplex=False)
@@ -60,15 +56,32 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 @pytest.fixture(scope="session")
-def verdicts() -> dict[tuple[str, str], Verdict]:
+def verdicts(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Verdict]:
     """`xenpin prove --jobs 2` over models/kernels: {(variant, property): verdict}."""
     if "batch" in _BATCH:
         batch, receive = _BATCH.pop("batch")
         found = receive.recv()
         batch.join()
+    elif os.environ.get("PYTEST_XDIST_WORKER"):
+        found = _shared_batch(tmp_path_factory.getbasetemp().parent)  # the run's folder, beside popen-gwN
     else:
         found = prove_many(JOBS, workers=2, **LIMITS)
     return {(v.variant.name, v.prop): v for v in found}
+
+
+def _shared_batch(folder: Path) -> list[Verdict]:
+    """Under pytest-xdist: the first worker that needs the verdicts proves them, the others wait and read its
+    result, so that the batch runs once per test run and not once per worker."""
+    path = folder / "xenpin-verdicts.pickle"
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            return pickle.loads(path.read_bytes())
+        found = prove_many(JOBS, workers=2, **LIMITS)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(pickle.dumps(found))
+        tmp.replace(path)
+        return found
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
