@@ -3,8 +3,10 @@
 `xenpin prove --jobs 2` is most of the symbolic tests' time, and its two worker processes leave this one idle:
 so once collection is done a separate process starts the batch, and the tests that read its verdicts run after
 the others. A process, not a thread: z3's context is not thread-safe, and a thread of this process that
-garbage-collects z3 objects (a pool's result thread does) while a test runs a solver call aborts the run. A test that changes the prover's module state that
-the batch writes back (`prove._LEMMA_VERDICTS`) asks for `verdicts` too, so that it runs after the batch.
+garbage-collects z3 objects (a pool's result thread does) while a test runs a solver call aborts the run.
+Under pytest-xdist the first worker that needs the verdicts proves them and the others read its result. A
+test that changes the prover's module state that the batch writes back (`prove._LEMMA_VERDICTS`) asks for
+`verdicts` too, so that it runs after the batch.
 """
 
 from __future__ import annotations
