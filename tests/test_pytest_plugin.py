@@ -195,3 +195,43 @@ def test_items_distribute_over_xdist_workers(
     )  # fmt: skip
     result.assert_outcomes(passed=1, failed=1)
     assert "got ok, expected EINVAL" in result.stdout.str()
+
+
+def test_other_toml_and_python_files_are_left_alone(pytester: pytest.Pytester) -> None:
+    """A linter's `[[rules]]`, a release.toml and a module that only mentions THEOREMS are not xenpin's."""
+    shutil.copy(shipped.KERNELS / "2.6.37.toml", pytester.path / "v.toml")
+    (pytester.path / "gitleaks.toml").write_text('[[rules]]\nid = "aws"\nregex = "AKIA"\n')
+    (pytester.path / "release.toml").write_text('release = "1.2"\ncommit = "abc"\n[expect]\nx = 1\n')
+    (pytester.path / "notes.py").write_text(
+        '"""How to write proofs:\nTHEOREMS = [...]\n"""\nraise SystemExit(1)\n'
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--xenpin", "--collect-only", "-q", ".")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    ids = _ids(result)
+    assert len(ids) == 6 and all(i.startswith("v.toml::2.6.37::") for i in ids), ids
+
+
+def test_rlimit_takes_the_clis_notation_and_the_report_repeats_it(pytester: pytest.Pytester) -> None:
+    shutil.copy(shipped.KERNELS / "2.6.37.toml", pytester.path / "v.toml")
+    base = ("-p", "no:cacheprovider", "--xenpin", "v.toml", "-k", "buffer_fits")
+    pytester.runpytest(*base, "--xenpin-rlimit", "4e8").assert_outcomes(passed=1)
+    bad = pytester.runpytest(*base, "--xenpin-rlimit", "0")
+    assert (
+        bad.ret == pytest.ExitCode.USAGE_ERROR and "--xenpin-rlimit: 0 is not between 1" in bad.stderr.str()
+    )
+    failed = pytester.runpytest(*base, "--xenpin-rlimit", "1")
+    failed.assert_outcomes(failed=1)
+    assert "--property buffer_fits --rlimit 1" in failed.stdout.str()
+
+
+def test_a_proof_script_imports_its_sibling_helper(pytester: pytest.Pytester) -> None:
+    """As under `python script.py`, a script's folder is importable while it loads (`from _common import K`)."""
+    proofs = pytester.path / "proofs"
+    proofs.mkdir()
+    (proofs / "_common.py").write_text(f"K = {str(shipped.KERNELS / '2.6.37.toml')!r}\n")
+    (proofs / "uses_helper.py").write_text(
+        "from _common import K\nfrom xenpin.symbolic.theorems import Theorem\n"
+        "THEOREMS = [Theorem(K, 'buffer_fits')]\n"
+    )
+    pytester.runpytest("-p", "no:cacheprovider", "--xenpin", "proofs").assert_outcomes(passed=1)
+    assert [th.prop for th in load_script(proofs / "uses_helper.py")] == ["buffer_fits"]

@@ -19,6 +19,7 @@ load is a collection error whose text is the loader's one line.
 
 from __future__ import annotations
 
+import ast
 import re
 import tomllib
 from collections.abc import Iterator
@@ -29,11 +30,8 @@ import pytest
 
 from xenpin import shipped
 
-_SCENARIO_KEYS = {"rules", "frames", "step", "foreign"}
-_VARIANT_KEYS = {"platform", "code", "expect", "readonly", "reserve", "writable", "release", "commit"}
-_SCENARIO_LINE = re.compile(r"^\s*(rules|frames)\s*=|^\s*\[\[\s*step\s*\]\]", re.M)
-_VARIANT_LINE = re.compile(r"^\s*(platform|readonly|writable)\s*=|^\s*\[\s*(expect|code)\s*\]", re.M)
-_THEOREMS_LINE = re.compile(r"^THEOREMS\s*[:=]", re.M)
+_SCENARIO_LINES = (re.compile(r"^\s*rules\s*=\s*\"", re.M), re.compile(r"^\s*\[\[\s*step\s*\]\]", re.M))
+_VARIANT_LINES = (re.compile(r"^\s*platform\s*=", re.M), re.compile(r"^\s*\[\s*(expect|code)\s*\]", re.M))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -45,11 +43,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         " paths (none given: the shipped models and proofs) as test items",
     )
     group.addoption(
-        "--xenpin-rlimit", type=int, default=None, metavar="N", help="Z3 resource limit per solver call"
+        "--xenpin-rlimit",
+        type=_rlimit,
+        default=None,
+        metavar="N",
+        help="Z3 resource limit per solver call (400000000 or 4e8; default as xenpin prove)",
     )
     group.addoption(
         "--xenpin-timeout", type=float, default=None, metavar="S", help="wall-clock backstop per solver call"
     )
+
+
+def _rlimit(text: str) -> int:
+    """`--xenpin-rlimit`: the notation `xenpin prove --rlimit` takes."""
+    import argparse
+
+    from xenpin.cli.common import InputError
+    from xenpin.cli.prove import MAX_RLIMIT, whole_number
+
+    try:
+        return whole_number("--xenpin-rlimit", text, MAX_RLIMIT)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _enabled(config: pytest.Config) -> bool:
@@ -77,18 +92,22 @@ def toml_kind(path: Path) -> str | None:
         text = None
     if text is not None:
         try:
-            keys = set(tomllib.loads(text))
+            doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError:
             pass
         else:
-            if keys & _SCENARIO_KEYS:
+            # a scenario names its rule set and has steps; a variant names its platform, or has both [code] and
+            # [expect]: other TOML files (a linter's [[rules]], a release.toml) are left alone
+            if isinstance(doc.get("rules"), str) and ("step" in doc or "frames" in doc):
                 return "scenario"
-            if keys & _VARIANT_KEYS:
+            if "platform" in doc or (
+                isinstance(doc.get("code"), dict) and isinstance(doc.get("expect"), dict)
+            ):
                 return "variant"
             return None
-        if _SCENARIO_LINE.search(text):
+        if all(line.search(text) for line in _SCENARIO_LINES):
             return "scenario"
-        if _VARIANT_LINE.search(text):
+        if all(line.search(text) for line in _VARIANT_LINES):
             return "variant"
     return {"scenarios": "scenario", "kernels": "variant"}.get(path.parent.name)
 
@@ -98,9 +117,22 @@ def is_proof_script(path: Path) -> bool:
     if path.suffix != ".py" or path.name.startswith("_") or path.name == "conftest.py":
         return False
     try:
-        return bool(_THEOREMS_LINE.search(path.read_text(encoding="utf-8")))
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     except (OSError, UnicodeDecodeError):
         return False
+    except SyntaxError:  # a script that does not parse is reported if it names THEOREMS at all
+        return "THEOREMS" in path.read_text(encoding="utf-8")
+    for node in tree.body:  # an assignment to THEOREMS at the top level, not a docstring that mentions it
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else [node.target]
+            if isinstance(node, ast.AnnAssign)
+            else []
+        )
+        if any(isinstance(t, ast.Name) and t.id == "THEOREMS" for t in targets):
+            return True
+    return False
 
 
 def _python_test_file(path: Path, parent: pytest.Collector) -> bool:
@@ -266,13 +298,18 @@ class PropertyItem(_XenpinItem):
 
         verdict = prove_many([(self.variant, self.prop)], workers=1, **_limits(self.config))[0]
         if not verdict.as_expected:
-            raise XenpinFailure(proof_report(verdict))
+            given = [
+                f" --{name} {value}"
+                for name, option in (("rlimit", "xenpin_rlimit"), ("timeout", "xenpin_timeout"))
+                if (value := self.config.getoption(option, default=None)) is not None
+            ]
+            raise XenpinFailure(proof_report(verdict, "".join(given)))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"xenpin {self.label}"
 
 
-def proof_report(verdict: Any) -> str:
+def proof_report(verdict: Any, limits: str = "") -> str:
     """One verdict as `xenpin prove` shows it (the counterexample, its replayed boot) and how to replay it."""
     from xenpin.report.prove import render_text
 
@@ -291,7 +328,7 @@ def proof_report(verdict: Any) -> str:
         out.append(f"replay it: xenpin boot {v.path} --mem {w.mem_bytes:#x}{sizes}")
     if w is not None:
         out.append(f"explore it: xenpin explore {v.path} {verdict.prop}")
-    out.append(f"prove it again: xenpin prove {v.path} --property {verdict.prop}")
+    out.append(f"prove it again: xenpin prove {v.path} --property {verdict.prop}{limits}")
     return "\n".join(out)
 
 

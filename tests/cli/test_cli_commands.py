@@ -438,7 +438,7 @@ def test_usage_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert _bad([str(empty)], capsys) == f"xenpin: no kernel variant files in {empty}"
+    assert _bad([str(empty)], capsys) == f"xenpin: {empty}: no kernel variant files (*.toml) in this folder"
     assert _bad([str(tmp_path / "nope.toml")], capsys) == (
         f"xenpin: {tmp_path / 'nope.toml'}: cannot read: No such file or directory"
     )

@@ -45,7 +45,24 @@ def test_rlimit_takes_whole_numbers_in_float_notation(
 
 
 @pytest.mark.parametrize(
-    "text", ["4.5", "1e400", "nan", "inf", "-4e8", "0", "4294967296", "1e-3", "four", ""]
+    "text",
+    [
+        "4.5",
+        "1e400",
+        "nan",
+        "inf",
+        "-4e8",
+        "0",
+        "4294967296",
+        "1e-3",
+        "four",
+        "",
+        "_4",
+        "4__0",
+        "1_e8",
+        "0b101",
+        "0o17",
+    ],
 )
 def test_rlimit_rejects_what_is_not_a_positive_whole_number(
     text: str, calls: list[dict], capsys: pytest.CaptureFixture[str]

@@ -212,3 +212,46 @@ def test_smt2_stems_are_safe_and_deterministic(tmp_path: Path) -> None:
     first = smt2_stems([load_variant(a), load_variant(b)])
     assert first == smt2_stems([load_variant(b), load_variant(a)])
     assert len(set(first.values())) == 2 and all(s.startswith("v-") and len(s) == 10 for s in first.values())
+
+
+def test_one_file_for_two_outputs_or_over_the_model_refused(
+    tmp_path: Path, no_solver: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tmp_path / "my.toml"
+    model.write_text(Path(CX_MODEL).read_text())
+    same = str(tmp_path / "same.out")
+    err = _refused(capsys, "explore", str(model), "no_rw_alias", "--svg", same, "--html", same)
+    assert err == f"xenpin: --html: {same} is also the file of --svg\n"
+    err = _refused(capsys, "explore", str(model), "no_rw_alias", "--svg", str(model))
+    assert "is an input of this command, not an output file" in err
+    assert model.read_text() == Path(CX_MODEL).read_text() and not (tmp_path / "same.out").exists()
+
+
+def test_a_full_or_closed_stdout_is_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    for redirect in ("> /dev/full", ">&-"):
+        proc = subprocess.run(
+            f"{sys.executable} -m xenpin list {redirect}",
+            shell=True,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        if redirect == ">&-":  # nothing to write to: print() writes nothing, the command ends as usual
+            assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        else:
+            assert proc.returncode == 2 and proc.stderr == "xenpin: stdout: No space left on device\n"
+
+
+def test_a_folder_without_models_or_a_file_that_is_no_manifest_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    model = str(KERNELS / "2.6.39.toml")
+    assert "no kernel variant files" in _refused(capsys, "boot", str(empty), model, "--mem", "1G")
+    assert "nothing to prove" in _refused(capsys, "prove", str(empty), model, "--property", "buffer_fits")
+    assert "no kernel variant files" in _refused(capsys, "list", str(empty))
+    assert "no [[log]] entries" in _refused(capsys, "logs", model)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import signal
 import sys
@@ -22,6 +23,7 @@ from xenpin.cli.common import EXIT_BAD_INPUT, InputError, Parser
 # Each module's `register` adds one subcommand and sets `handler`; add new commands here.
 SUBCOMMANDS = [replay, boot, logs, prove, explore, equiv, list_cmd]
 
+_STDOUT_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EBADF, errno.EFBIG}
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # 141, what the shell reports for a command killed by SIGPIPE
 
 
@@ -40,15 +42,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     with signals.handled():
         try:
             code = _run(argv)
-            sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
+            if (
+                sys.stdout is not None
+            ):  # None: started with stdout closed (`>&-`); print() then writes nothing
+                sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
             return code
+        except BrokenPipeError:
+            _drop_stdout()
+            return EXIT_BROKEN_PIPE
+        except (
+            OSError
+        ) as exc:  # stdout itself failed (a full disk, a closed descriptor): one line, no traceback
+            if exc.errno not in _STDOUT_ERRORS:
+                raise
+            _drop_stdout()
+            print(f"xenpin: stdout: {exc.strerror}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         except KeyboardInterrupt:
             signum = signals.received() or signal.SIGINT
             print(signals.message(signum), file=sys.stderr)
             return signals.exit_code(signum)
-        except BrokenPipeError:
-            _drop_stdout()
-            return EXIT_BROKEN_PIPE
 
 
 def _run(argv: Sequence[str] | None) -> int:
@@ -67,6 +80,8 @@ def _run(argv: Sequence[str] | None) -> int:
 def _drop_stdout() -> None:
     """Point stdout at /dev/null, so that the interpreter's flush at exit finds nowhere to fail (Python's own
     advice for SIGPIPE: https://docs.python.org/3/library/signal.html#note-on-sigpipe)."""
+    if sys.stdout is None:
+        return
     with contextlib.suppress(OSError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

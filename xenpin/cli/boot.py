@@ -114,11 +114,11 @@ def _e820_arg(path: str | None):
 
 def run(args: argparse.Namespace) -> int:
     from xenpin.linux.boot import boot
-    from xenpin.linux.variant import VariantError, load_variant, variant_files
+    from xenpin.linux.variant import VariantError, load_variant, variant_files_each
     from xenpin.report.boot import boot_summary, boots_json, render_text
 
     try:
-        variants = [load_variant(path) for path in variant_files(args.paths)]
+        variants = [load_variant(path) for path in variant_files_each(args.paths)]
     except VariantError as exc:
         raise InputError(str(exc)) from None
     if not variants:

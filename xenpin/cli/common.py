@@ -62,6 +62,26 @@ def check_target(target: str, option: str = "") -> None:
         raise InputError(f"{target}: not a file in an existing directory")
 
 
+def check_targets(named: list[tuple[str, str | None]], inputs: list[str]) -> None:
+    """`check_target` for each (option, FILE) given, and no FILE twice or over one of the command's input files
+    (`--svg my.toml`: a slip of tab completion must not replace the model with a picture)."""
+    seen: dict[str, str] = {}
+    for option, target in named:
+        if target is None:
+            continue
+        check_target(target, option)
+        where = os.path.realpath(target)
+        if where in seen:
+            raise InputError(f"{option}: {target} is also the file of {seen[where]}")
+        seen[where] = option
+        if any(
+            os.path.exists(path) and os.path.samefile(path, target)
+            for path in inputs
+            if os.path.exists(target)
+        ):
+            raise InputError(f"{option}: {target} is an input of this command, not an output file")
+
+
 def _kind(mode: int) -> str:
     for test, kind in ((stat.S_ISLNK, "a symlink"), (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
                        (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from xenpin.cli.common import InputError, add_output_flags, check_target, write_whole
+from xenpin.cli.common import InputError, add_output_flags, check_targets, write_whole
 from xenpin.cli.prove import verdicts_exit
 
 
@@ -45,9 +45,8 @@ def run(args: argparse.Namespace) -> int:
     except VariantError as exc:
         raise InputError(str(exc)) from None
     targets = {t: None for t in (args.svg, args.dot, args.html) if t is not None}
-    for option, target in (("--svg", args.svg), ("--dot", args.dot), ("--html", args.html)):
-        if target is not None:
-            check_target(target, option)  # regular files only, before any solver work
+    # regular files only, each once, none of them the model: before any solver work
+    check_targets([("--svg", args.svg), ("--dot", args.dot), ("--html", args.html)], [args.model])
     found = counterexamples(variant, args.property, args.all)
     first = found[0]
     if first.replay is not None and first.witness is not None:

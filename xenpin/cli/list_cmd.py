@@ -29,12 +29,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xenpin.linux.variant import VariantError, load_variant, variant_files
+    from xenpin.linux.variant import VariantError, load_variant, variant_files_each
     from xenpin.report.listing import list_json, render_text
 
     paths = args.paths or [str(shipped.KERNELS)]
     try:
-        variants = [load_variant(path) for path in variant_files(paths)]
+        variants = [load_variant(path) for path in variant_files_each(paths)]
     except VariantError as exc:
         raise InputError(str(exc)) from None
     if not variants:

@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{path}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: bad TOML: {exc}") from None
+    if not isinstance(entries, list) or not entries:
+        raise InputError(f"{path}: no [[log]] entries: not a log manifest")
     kernels = path.resolve().parent.parent / "kernels"
     rows = []
     with Bars(wanted(args), counts=True) as bars:

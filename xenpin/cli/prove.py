@@ -61,21 +61,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=run)
 
 
+_HEX = re.compile(r"0[xX][0-9a-fA-F]+(?:_[0-9a-fA-F]+)*")
+_DECIMAL = re.compile(
+    r"\d+(?:_\d+)*(?:\.\d*)?(?:[eE][+-]?\d+)?"
+)  # `_` only between digits, as Python's literals
 MAX_RLIMIT = 2**32 - 1  # Z3's rlimit is an unsigned int: a larger value would wrap (0: no limit at all)
 
 
 def whole_number(name: str, text: str, most: int) -> int:
     """A positive whole number of the command line: a Python integer literal (`400000000`, `400_000_000`) or
     decimal float notation that is exactly one (`4e8`, `4.0e8`; not `4.5`, `nan`, `1e400`)."""
-    from decimal import Decimal, InvalidOperation
+    from decimal import Decimal
 
-    try:
-        value = Decimal(int(text, 0))  # 400_000_000, 0x17d78400
-    except ValueError:
-        try:
-            value = Decimal(text.strip())
-        except InvalidOperation:
-            value = None
+    text = text.strip()
+    if _HEX.fullmatch(text):
+        value = Decimal(int(text, 16))  # 0x17d78400
+    elif _DECIMAL.fullmatch(text):
+        value = Decimal(text.replace("_", ""))  # 400_000_000, 4e8, 4.0e8
+    else:
+        value = None
     if value is None or not value.is_finite() or value != value.to_integral_value():
         raise InputError(f"{name}: {text!r} is not a whole number (e.g. 400000000 or 4e8)")
     if not 0 < value <= most:
@@ -233,13 +237,16 @@ def run(args: argparse.Namespace) -> int:
     jobs: list[tuple[KernelVariant, str]] = []
     try:
         for path in paths:
-            for script in _proof_scripts(path):
+            scripts = _proof_scripts(path)
+            for script in scripts:
                 theorems = [
                     (th.load(), th.prop) for th in load_script(script)
                 ]  # each checked, even if filtered
                 jobs.extend(job for job in theorems if job[1] in props)
-            if not path.endswith(".py"):
-                jobs.extend((v, prop) for v in map(load_variant, variant_files([path])) for prop in props)
+            files = [] if path.endswith(".py") else variant_files([path])
+            if not scripts and not files:
+                raise InputError(f"{path}: nothing to prove (no *.toml variant, no proof script)")
+            jobs.extend((v, prop) for v in map(load_variant, files) for prop in props)
     except (VariantError, ValueError, OSError, SyntaxError) as exc:
         raise InputError(str(exc).splitlines()[0] if str(exc) else f"{path}: cannot load") from None
     if not jobs:

@@ -280,7 +280,8 @@ def _check_code(code: object, platform: str, fail) -> dict[str, str]:
 
 
 def variant_files(paths: list[str | Path]) -> list[Path]:
-    """Expand directories to their `*.toml` files (sorted); keep files as given."""
+    """Expand directories to their `*.toml` files (sorted); keep files as given. A directory without any is
+    empty handed: callers that need a variant per path say so (`xenpin prove`), `load_variant` for files."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -288,3 +289,12 @@ def variant_files(paths: list[str | Path]) -> list[Path]:
         else:
             out.append(p)
     return out
+
+
+def variant_files_each(paths: list[str | Path]) -> list[Path]:
+    """`variant_files`, refusing a directory that holds no `*.toml` (a mistyped or empty folder in a CI job must
+    not pass as "nothing to check")."""
+    for p in map(Path, paths):
+        if p.is_dir() and not any(p.glob("*.toml")):
+            raise VariantError(f"{p}: no kernel variant files (*.toml) in this folder")
+    return variant_files(paths)

@@ -95,6 +95,18 @@ def kill_workers(pool: ProcessPoolExecutor) -> None:
         manager.join(timeout=1.0)
 
 
+@contextlib.contextmanager
+def _spawning() -> Iterator[None]:
+    """Submitting to the pool starts worker processes: with SIGINT blocked in this thread meanwhile, a worker
+    inherits the blocked signal and cannot die of a Ctrl-C with a traceback while it is still importing (before
+    `_worker_init` ignores it); here the signal stays pending and is handled as soon as the block ends."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _lemma_task(ref: LemmaRef, solver: str, limits: dict[str, Any]) -> LemmaVerdict:
     return prove_lemma(ref, solver, limits)
 
@@ -141,9 +153,12 @@ def prove_many(
     if refs is None:
         refs = lemma_refs(jobs)
     with worker_pool(workers) as pool:
-        known = list(pool.map(_lemma_task, refs, [solver] * len(refs), [limits] * len(refs)))
+        with _spawning():
+            lemma_futures = [pool.submit(_lemma_task, ref, solver, limits) for ref in refs]
+        known = [f.result() for f in lemma_futures]
         remember_lemmas(known, solver, limits)
-        futures = [pool.submit(_verdict_task, job, solver, limits, known) for job in jobs]
+        with _spawning():
+            futures = [pool.submit(_verdict_task, job, solver, limits, known) for job in jobs]
         for done in as_completed(futures):
             report(done.result())
         return [f.result() for f in futures]

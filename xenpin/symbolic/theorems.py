@@ -13,6 +13,7 @@ import importlib.util
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -68,7 +69,8 @@ def load_script(path: str | Path) -> list[Theorem]:
         raise ValueError(f"{path}: not a Python file")
     module = importlib.util.module_from_spec(spec)
     try:
-        with contextlib.redirect_stdout(sys.stderr):  # a script's own prints must not mix into --json
+        # a script's own prints must not mix into --json; its folder is importable, as under `python script.py`
+        with contextlib.redirect_stdout(sys.stderr), _importable(path.resolve().parent):
             spec.loader.exec_module(module)
     except SyntaxError as exc:
         raise ValueError(f"{path}:{exc.lineno or 1}: syntax error: {exc.msg}") from None
@@ -80,6 +82,17 @@ def load_script(path: str | Path) -> list[Theorem]:
     if not isinstance(theorems, list) or not all(isinstance(t, Theorem) for t in theorems):
         raise ValueError(f"{path}:1: THEOREMS must be a list of xenpin.symbolic.theorems.Theorem")
     return theorems
+
+
+@contextlib.contextmanager
+def _importable(folder: Path) -> Iterator[None]:
+    """`folder` first on sys.path for the block (a script's sibling helper modules), as it was after."""
+    sys.path.insert(0, str(folder))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(str(folder))
 
 
 def _line_in(path: Path, tb: TracebackType | None) -> int:
