@@ -607,7 +607,7 @@ def test_explore_shows_replayed_counterexample_and_pictures(
     out = capsys.readouterr().out
     assert code == 0
     assert "smallest: domU of 0x4000000 bytes, init_memory_mapping call 0" in out
-    assert "replay: boot ok, spare_writable = False" in out
+    assert "replay: boot ok, spare_writable violated" in out
     assert "0x3fe2 (1 page): spare, RO, free  <== counterexample" in out
     assert svg.read_text().startswith("<svg") and "counterexample" in svg.read_text()
     assert dot.read_text().startswith("digraph buffer {")

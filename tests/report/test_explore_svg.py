@@ -27,7 +27,7 @@ def test_the_failing_page_is_writable_at_the_moment_xen_rejects_it() -> None:
     segs = pictures.segments(r, 0, RC1_PFN, "no_rw_alias")
     marked = [s for s in segs if s.marked]
     assert len(marked) == 1 and (marked[0].first, marked[0].role, marked[0].pte) == (RC1_PFN, "live", "RW")
-    assert "not yet linked" in marked[0].note and "Xen: writable, type count 1" in marked[0].note
+    assert "not yet reachable from CR3" in marked[0].note and "Xen: writable, type count 1" in marked[0].note
     when = pictures.moment(r, 0, "no_rw_alias")
     assert when.step == r.failure.step and "stopped at step" in when.what
     # the old picture's view (CR3 only) did not reach the PTE: that is what final_pages still holds

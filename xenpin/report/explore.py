@@ -109,7 +109,7 @@ def _note(state: PageState | tuple | None) -> str:
         return ""
     parts = []
     if state.l1 is not None:
-        where = "" if state.linked else ", not yet linked"
+        where = "" if state.linked else ", its L1 not yet reachable from CR3"
         parts.append(f"PTE {_pte(state.pte)} in L1 {state.l1:#x}[{state.slot}]{where}")
     parts.append(f"Xen: {state.xen_type}, type count {state.type_count}{', pinned' if state.pinned else ''}")
     return "; ".join(parts)
@@ -311,6 +311,9 @@ def _box(x: float, y: float, w: float, h: float, role: str, pte: str, reserved: 
     )
 
 
+CHAR_W = 8.0  # a character of the pictures' 12-13 px monospace text, at most: what a label needs across
+
+
 def render_svg(result: BootResult, call: int, mark: int | None = None, prop: str | None = None) -> str:
     """A bar over the buffer (width proportional to pages, at least 8 px a segment, the failing page 16 px),
     a labelled row per segment and a legend."""
@@ -368,16 +371,18 @@ def render_svg(result: BootResult, call: int, mark: int | None = None, prop: str
             "failing page: thick reddish-purple outline",
         ),
     ]
+    legend_right = 0.0
     for i, (box, text) in enumerate(items):
         col, row = i % 3, i // 3
         lx, ly = 10 + 300 * col, legend_y + 12 + 22 * row
+        legend_right = max(legend_right, lx + 24 + CHAR_W * len(text))
         legend.append(f'<g transform="translate({lx},{ly})" class="legend-entry">{box}/>')
         legend.append(f'<text x="24" y="12" {font}>{escape(text)}</text></g>')
     height = legend_y + 22 * ((len(items) + 2) // 3) + 24
     title = escape(_head(result, call))
     when = escape(f"state shown: {moment(result, call, prop).what}")
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{max(x + 10, 920):.0f}" height="{height}">{_patterns()}'
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{max(x + 10, 920, legend_right + 10):.0f}" height="{height}">{_patterns()}'
         f'<rect width="100%" height="100%" fill="#FFFFFF"/>'
         f'<text x="10" y="18" font-family="monospace" font-size="13">{title}</text>'
         f'<text x="10" y="36" {font}>{when}</text>{"".join(bar)}{marker}{"".join(rows)}{"".join(legend)}</svg>\n'

@@ -24,7 +24,7 @@ tr.failure td { border: 3px solid #000; font-weight: bold; }
 """
 
 PARAM_NAMES = {
-    "nr": "memory (nr_pages)",
+    "nr": "memory",
     "kernel": "kernel image",
     "ramdisk": "ramdisk",
     "slack": "slack",
@@ -48,13 +48,16 @@ def render_html(v: Verdict) -> str:
         ("machine", w.describe()),
         ("role", r.config.role),
         *(
-            (PARAM_NAMES.get(name, name), str(value) if name == "gbpages" else _bytes(value << 12))
+            (
+                PARAM_NAMES.get(name, name),
+                ("yes" if value else "no") if name == "gbpages" else _bytes(value << 12),
+            )
             for name, value in w.machine
         ),
         ("init_memory_mapping call", str(w.call)),
         ("failing page", f"pfn {w.pfn:#x} (physical {w.pfn << 12:#x})"),
     ]
-    if w.alloc is not None:
+    if w.alloc:  # 0: the failing page is no allocation of the buffer (a start-of-day table, say)
         config.append(("allocation", f"#{w.alloc}"))
     config.append(("minimal", "yes" if w.minimal else "no (another configuration)"))
     f = r.failure

@@ -40,7 +40,8 @@ def _witness_lines(v: Verdict) -> list[str]:
             if not f.message.startswith("(XEN)"):
                 out.append(f"        {f.message}")
         else:
-            out.append(f"      replay: boot ok, {v.prop} = {r.properties[v.prop]}")
+            held = {True: "holds", False: "violated", None: "not reached"}[r.properties[v.prop]]
+            out.append(f"      replay: boot ok, {v.prop} {held}")
     out.extend(f"      note: {n}" for n in v.notes)
     return out
 
