@@ -19,6 +19,7 @@ from xenpin.symbolic.prove import (
     Verdict,
     Witness,
     defaults,
+    placed_witness,
     prove_property,
     violated_in,
 )
@@ -66,6 +67,8 @@ def counterexamples(
             shown = violated_in(v.replay, prop, call)
             if shown:
                 v.verdict = "counterexample"
+                if not w.xen:  # the page where the boot placed the buffer, as for the first
+                    v.witness = placed_witness(v, w, {"rlimit": rlimit, "timeout_s": timeout_s}) or w
             else:
                 what = "holds" if shown is False else "is not reached"
                 v.notes.append(f"does not replay: in the boot walk {prop} {what} in call {call}")

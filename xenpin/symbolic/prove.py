@@ -262,7 +262,7 @@ def prove_property(
     verdict = Verdict(variant, prop, "unknown", 0.0)
     if sat:
         call, answer = sat[0]
-        _confirm(verdict, _smallest(obligations[call:], answer.model, limits))
+        _confirm(verdict, _smallest(obligations[call:], answer.model, limits), limits)
     elif unknown:
         verdict.notes.extend(f"call {call}: solver gave up ({a.reason})" for call, a in unknown)
     else:
@@ -397,9 +397,34 @@ def violated_in(replay: BootResult, prop: str, call: int) -> bool | None:
     )
 
 
-def _confirm(verdict: Verdict, witness: Witness) -> None:
+def placed_witness(verdict: Verdict, witness: Witness, limits: dict) -> Witness | None:
+    """A bare-metal witness's page where the boot put the buffer: the closed form leaves a native buffer's place
+    free (`closed_form.py`), so the solver's model puts it anywhere; fixed to the machine and to the replay's
+    `pgt_buf_start` of each call, the lowest failing page (and allocation) there. None: no page fails there."""
+    ob = build(verdict.variant, verdict.prop, witness.call)
+    p = ob.params
+    fixed = [getattr(p, name) == c(value) for name, value in witness.machine]
+    starts = {b.call: b.pgt_buf_start for b in verdict.replay.buffers if b.call in CALLS}
+    fixed += [
+        base == c(starts[call])
+        for call, base in zip(CALLS, (p.base0, p.base1), strict=True)
+        if call in starts
+    ]
+    query = z3.And(ob.formula(), *fixed)
+    answer = check(query, **limits)
+    if answer.status != "sat":
+        return None
+    tail = [ob.pfn] + ([ob.alloc] if witness.alloc is not None else [])
+    least = lexicographic_min(query, tail, answer.model, **limits)
+    pfn, *alloc = least.values
+    return dataclasses.replace(
+        witness, pfn=pfn, alloc=alloc[0] if alloc else None, minimal=witness.minimal and least.minimal
+    )
+
+
+def _confirm(verdict: Verdict, witness: Witness, limits: dict) -> None:
     """Replay `witness` in the boot walk: `counterexample` only if the walk violates the same property in the
-    same call."""
+    same call (a bare-metal witness's page is then moved to where the boot placed the buffer)."""
     verdict.witness = witness
     if not witness.minimal:
         verdict.notes.append("minimisation stopped early (a solver limit): perhaps not the smallest")
@@ -413,6 +438,15 @@ def _confirm(verdict: Verdict, witness: Witness) -> None:
     failure = verdict.replay.failure
     if violated_in(verdict.replay, verdict.prop, witness.call):
         verdict.verdict = "counterexample"
+        if not witness.xen:
+            placed = placed_witness(verdict, witness, limits)
+            if placed is None:
+                verdict.notes.append(
+                    f"pfn {witness.pfn:#x} is where the solver placed the buffer; at the boot's placement it"
+                    " finds no failing page"
+                )
+            else:
+                verdict.witness = witness = placed
         if (
             failure
             and failure.pfn != witness.pfn
