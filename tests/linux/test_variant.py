@@ -288,6 +288,13 @@ def test_missing_required_key(tmp_path: Path, key: str) -> None:
     assert message.startswith(f"{path}:1: key '{key}': missing"), message
 
 
+@pytest.mark.parametrize("key", ["name", "release", "commit"])
+def test_empty_name_release_or_commit(tmp_path: Path, key: str) -> None:
+    text = re.sub(rf'^{key} = ".*"$', f'{key} = " "', GOOD, count=1, flags=re.M)
+    path = _write(tmp_path, text)
+    assert _error(path) == f"{path}:{_line_no(text, f'{key} = ')}: key '{key}': must not be empty"
+
+
 def test_missing_expect_table(tmp_path: Path) -> None:
     text = GOOD.split("[expect]")[0]
     message = _error(_write(tmp_path, text))

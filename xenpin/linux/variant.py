@@ -198,6 +198,9 @@ def load_variant(path: str | Path) -> KernelVariant:
     for key in ("name", "release", "commit", "platform", "readonly", "reserve", "writable", *_OPTIONAL):
         if key in raw and not isinstance(raw[key], str):
             raise fail(key, f"must be a string, not {type(raw[key]).__name__}")
+    for key in ("name", "release", "commit"):
+        if not raw[key].strip():
+            raise fail(key, "must not be empty")
     if raw["platform"] not in PLATFORMS:
         raise fail("platform", f"must be one of {', '.join(PLATFORMS)}, not {raw['platform']!r}")
     code = _check_code(raw["code"], raw["platform"], fail)
