@@ -103,7 +103,8 @@ def test_a_counterexample_is_shown_in_the_domains_terms() -> None:
     for line in f.xen_log:  # Xen's own lines, then the kernel's
         assert f"        {line}" in text and line.startswith("(XEN) ")
     assert "        BUG: unable to handle kernel NULL pointer dereference at" in text
-    assert "replay: boot ok, spare_writable violated" in text  # 2.6.39-rc6: the tail is RO, nothing faults yet
+    # 2.6.39-rc6: the tail is RO, nothing faults yet
+    assert "replay: boot ok, spare_writable violated" in text
     assert "bit-vectors" in text.splitlines()[-1] and "3 obligations: 1 proved" in text.splitlines()[-1]
 
 
