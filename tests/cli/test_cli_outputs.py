@@ -255,3 +255,8 @@ def test_a_folder_without_models_or_a_file_that_is_no_manifest_is_exit_2(
     assert "nothing to prove" in _refused(capsys, "prove", str(empty), model, "--property", "buffer_fits")
     assert "no kernel variant files" in _refused(capsys, "list", str(empty))
     assert "no [[log]] entries" in _refused(capsys, "logs", model)
+
+
+def test_an_unreadable_manifest_is_one_plain_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    nope = tmp_path / "nope.toml"
+    assert _refused(capsys, "logs", str(nope)) == f"xenpin: {nope}: cannot read: No such file or directory\n"

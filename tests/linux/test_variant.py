@@ -295,6 +295,11 @@ def test_empty_name_release_or_commit(tmp_path: Path, key: str) -> None:
     assert _error(path) == f"{path}:{_line_no(text, f'{key} = ')}: key '{key}': must not be empty"
 
 
+def test_bad_toml_at_end_of_file_names_the_last_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, 'name = "x"\nplatform = [\n')
+    assert _error(path) == f"{path}:2: bad TOML: Invalid value (at end of file)"
+
+
 def test_missing_expect_table(tmp_path: Path) -> None:
     text = GOOD.split("[expect]")[0]
     message = _error(_write(tmp_path, text))

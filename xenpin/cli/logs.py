@@ -42,8 +42,10 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.manifest)
     try:
         entries = tomllib.loads(path.read_text(encoding="utf-8")).get("log", [])
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read: {exc}") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: bad TOML: {exc}") from None
     if not isinstance(entries, list) or not entries:

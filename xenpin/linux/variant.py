@@ -180,8 +180,9 @@ def load_variant(path: str | Path) -> KernelVariant:
     except tomllib.TOMLDecodeError as err:
         # `lineno` exists from Python 3.14; before, the line is only in the message: "... (at line N, column M)"
         at = re.search(r"\(at line (\d+)", err.args[0])
-        lineno = getattr(err, "lineno", None) or (int(at.group(1)) if at else 1)
-        raise VariantError(f"{path}:{lineno}: bad TOML: {err.args[0].split(' (at')[0]}") from None
+        lineno = getattr(err, "lineno", None) or (int(at.group(1)) if at else max(1, len(text.splitlines())))
+        where = "" if at else " (at end of file)"  # "... (at end of document)": the last line
+        raise VariantError(f"{path}:{lineno}: bad TOML: {err.args[0].split(' (at')[0]}{where}") from None
 
     def fail(key: str, message: str, table: str | None = None) -> VariantError:
         where = f"{table}.{key}" if table else key
