@@ -391,6 +391,12 @@ def test_boot_e820_unreadable_or_too_big(tmp_path: Path, capsys: pytest.CaptureF
     assert _bad([model, "--e820", str(big)], capsys).startswith(f"xenpin: {big}: a machine whose RAM ends at")
     dom0 = [str(KERNELS / "3.0.toml"), "--role", "dom0", "--e820", str(big), "--mem", "64G"]
     assert "is more than the model boots" in _bad(dom0, capsys)
+    small = tmp_path / "small.e820"  # 2 GiB of RAM: Xen cannot give a dom0 8 GiB of it
+    small.write_text(" BIOS-e820: 0000000000100000 - 0000000080000000 (usable)\n")
+    dom0 = [str(KERNELS / "3.0.toml"), "--role", "dom0", "--e820", str(small), "--mem", "8G"]
+    assert _bad(dom0, capsys) == (
+        f"xenpin: --mem: a dom0 of 0x200000000 bytes is more than the RAM of {small} (0x7ff00000 bytes)"
+    )
 
 
 def test_boot_kernel_and_ramdisk_sizes(cached: None, capsys: pytest.CaptureFixture[str]) -> None:

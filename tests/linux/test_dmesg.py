@@ -83,6 +83,12 @@ def test_tip_tree_formats_and_other_reservations() -> None:
 # ------------------------------------------------------------------------------------------ the machine
 
 
+def test_mem_overrides_the_logs_size_and_says_so() -> None:
+    c = configure(read_log(DOMU), variant("2.6.39-rc6"), mem_bytes=2 << 30)
+    assert c.config.mem_bytes == 2 << 30
+    assert c.notes == ["memory size from --mem (0x80000000 bytes), not from the log"]
+
+
 def test_domu_machine_from_92bdaef7b2c5() -> None:
     c = configure(read_log(DOMU), variant("2.6.39-rc6"))
     cfg = c.config

@@ -61,6 +61,14 @@ def _boot_config(args: argparse.Namespace, variant):
             kw[attr.replace("_size", "_bytes")] = value
     if role == "dom0" and kw["e820"] is None:
         raise InputError("--role dom0: give the host's map with --e820 FILE")
+    if role == "dom0":
+        ram = sum(e.size for e in kw["e820"].map if e.type == 1)
+        if (
+            mem > ram
+        ):  # construct_dom0 (Xen 4.1 compute_dom0_nr_pages) would clamp dom0_mem to what the host has
+            raise InputError(
+                f"--mem: a dom0 of {mem:#x} bytes is more than the RAM of {args.e820} ({ram:#x} bytes)"
+            )
     cfg = BootConfig(**kw)
     check_machine(cfg, variant, args.e820 or "--mem")
     return cfg

@@ -328,6 +328,7 @@ def configure(
                                for x in host])  # fmt: skip
     if mem_bytes is not None and role != "native":
         kw["mem_bytes"] = mem_bytes
+        notes.append(f"memory size from --mem ({mem_bytes:#x} bytes), not from the log")
     if role == "native":
         kw["mem_bytes"] = sum(e.size for e in kw["e820"].map if e.type == 1)
     elif "mem_bytes" not in kw:
