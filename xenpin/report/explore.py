@@ -185,6 +185,22 @@ def _level_named(result: BootResult, pfn: int, after: int) -> str:
     return "a page-table page"
 
 
+def _reserved_after(result: BootResult, call: int) -> str:
+    """What of the call's buffer the reserve step left reserved, as pfn runs (its hook's arguments are not
+    what the variant's `reserve` rule makes of them)."""
+    buf = next((b for b in result.buffers if b.call == call and b.states), None)
+    if buf is None:
+        return ""
+    runs: list[list[int]] = []
+    for pfn in sorted(p for p, state in buf.states.items() if state.reserved):
+        if runs and runs[-1][1] == pfn:
+            runs[-1][1] = pfn + 1
+        else:
+            runs.append([pfn, pfn + 1])
+    shown = ", ".join(f"[{a:#x}, {b:#x})" for a, b in runs) or "none"
+    return f"; of the buffer, reserved then: {shown}"
+
+
 def timeline(result: BootResult, call: int, mark: int, prop: str | None = None) -> list[TimelineEntry]:
     """The boot steps that touched the failing page, and those that made Xen count its PTE (the pin and the
     link of the L1 holding it), up to the moment shown; the failure last, with Xen's lines."""
@@ -217,7 +233,7 @@ def timeline(result: BootResult, call: int, mark: int, prop: str | None = None) 
         elif home is not None and s.pfn == home and s.action.startswith("set_p") and s.table is not None:
             text = f"the L1 holding its PTE ({home:#x}) linked by {s.action} into {s.table:#x}[{s.slot}]"
         elif s.action in ("pagetable_reserve", "mark_rw_past_pgt") and s.call == call:
-            text = f"the reserve step: {s.action} {s.detail}"
+            text = f"the reserve step: {s.action} {s.detail}{_reserved_after(result, call)}"
         if text:
             out.append(TimelineEntry(s.index, s.call, s.action, text))
     f = result.failure
