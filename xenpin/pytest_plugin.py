@@ -58,8 +58,7 @@ def _rlimit(text: str) -> int:
     """`--xenpin-rlimit`: the notation `xenpin prove --rlimit` takes."""
     import argparse
 
-    from xenpin.cli.common import InputError
-    from xenpin.cli.prove import MAX_RLIMIT, whole_number
+    from xenpin.cli.common import MAX_RLIMIT, InputError, whole_number
 
     try:
         return whole_number("--xenpin-rlimit", text, MAX_RLIMIT)
@@ -274,6 +273,9 @@ def scenario_report(run: Any) -> str:
 # ------------------------------------------------------------------------------------------ proofs
 
 
+_LIMIT_OPTIONS = (("rlimit", "xenpin_rlimit"), ("timeout", "xenpin_timeout"))  # xenpin prove's, the plugin's
+
+
 def _limits(config: pytest.Config) -> dict[str, Any]:
     from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S
 
@@ -281,6 +283,15 @@ def _limits(config: pytest.Config) -> dict[str, Any]:
         "rlimit": config.getoption("xenpin_rlimit", default=None) or DEFAULT_RLIMIT,
         "timeout_s": config.getoption("xenpin_timeout", default=None) or DEFAULT_TIMEOUT_S,
     }
+
+
+def _limit_flags(config: pytest.Config) -> str:
+    """The limits given to the plugin, as `xenpin prove` flags (`--rlimit 1`), for a failure's replay line."""
+    return "".join(
+        f" --{flag} {value}"
+        for flag, option in _LIMIT_OPTIONS
+        if (value := config.getoption(option, default=None)) is not None
+    )
 
 
 class PropertyItem(_XenpinItem):
@@ -298,12 +309,7 @@ class PropertyItem(_XenpinItem):
 
         verdict = prove_many([(self.variant, self.prop)], workers=1, **_limits(self.config))[0]
         if not verdict.as_expected:
-            given = [
-                f" --{name} {value}"
-                for name, option in (("rlimit", "xenpin_rlimit"), ("timeout", "xenpin_timeout"))
-                if (value := self.config.getoption(option, default=None)) is not None
-            ]
-            raise XenpinFailure(proof_report(verdict, "".join(given)))
+            raise XenpinFailure(proof_report(verdict, _limit_flags(self.config)))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"xenpin {self.label}"

@@ -62,7 +62,7 @@ def _boot_config(args: argparse.Namespace, variant):
     if role == "dom0" and kw["e820"] is None:
         raise InputError("--role dom0: give the host's map with --e820 FILE")
     if role == "dom0":
-        ram = sum(e.size for e in kw["e820"].map if e.type == 1)
+        ram = kw["e820"].ram_bytes()
         if (
             mem > ram
         ):  # construct_dom0 (Xen 4.1 compute_dom0_nr_pages) would clamp dom0_mem to what the host has

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import stat
 import tempfile
 from typing import NoReturn
@@ -43,6 +44,31 @@ def size_arg(name: str, text: str | None, zero: bool = False) -> int | None:
     return value
 
 
+_HEX = re.compile(r"0[xX][0-9a-fA-F]+(?:_[0-9a-fA-F]+)*")
+# `_` only between digits, as in Python's literals
+_DECIMAL = re.compile(r"\d+(?:_\d+)*(?:\.\d*)?(?:[eE][+-]?\d+)?")
+MAX_RLIMIT = 2**32 - 1  # Z3's rlimit is an unsigned int: a larger value would wrap (0: no limit at all)
+
+
+def whole_number(name: str, text: str, most: int) -> int:
+    """A positive whole number of the command line: a Python integer literal (`400000000`, `400_000_000`) or
+    decimal float notation that is exactly one (`4e8`, `4.0e8`; not `4.5`, `nan`, `1e400`)."""
+    from decimal import Decimal
+
+    text = text.strip()
+    if _HEX.fullmatch(text):
+        value = Decimal(int(text, 16))  # 0x17d78400
+    elif _DECIMAL.fullmatch(text):
+        value = Decimal(text.replace("_", ""))  # 400_000_000, 4e8, 4.0e8
+    else:
+        value = None
+    if value is None or not value.is_finite() or value != value.to_integral_value():
+        raise InputError(f"{name}: {text!r} is not a whole number (e.g. 400000000 or 4e8)")
+    if not 0 < value <= most:
+        raise InputError(f"{name}: {text} is not between 1 and {most}")
+    return int(value)
+
+
 def check_target(target: str, option: str = "") -> None:
     """Refuse, before any work, an output file `write_whole` would refuse: an empty name, a name that exists and
     is not a regular file (a device such as /dev/null, a FIFO, a directory, a symlink, even to a regular file:
@@ -74,11 +100,7 @@ def check_targets(named: list[tuple[str, str | None]], inputs: list[str]) -> Non
         if where in seen:
             raise InputError(f"{option}: {target} is also the file of {seen[where]}")
         seen[where] = option
-        if any(
-            os.path.exists(path) and os.path.samefile(path, target)
-            for path in inputs
-            if os.path.exists(target)
-        ):
+        if os.path.exists(target) and any(os.path.exists(p) and os.path.samefile(p, target) for p in inputs):
             raise InputError(f"{option}: {target} is an input of this command, not an output file")
 
 

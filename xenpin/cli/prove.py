@@ -14,7 +14,15 @@ from collections import Counter
 from pathlib import Path
 
 from xenpin import shipped
-from xenpin.cli.common import EXIT_MISMATCH, EXIT_OK, EXIT_UNKNOWN, InputError, add_output_flags
+from xenpin.cli.common import (
+    EXIT_MISMATCH,
+    EXIT_OK,
+    EXIT_UNKNOWN,
+    MAX_RLIMIT,
+    InputError,
+    add_output_flags,
+    whole_number,
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -59,32 +67,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     add_output_flags(p)
     p.set_defaults(handler=run)
-
-
-_HEX = re.compile(r"0[xX][0-9a-fA-F]+(?:_[0-9a-fA-F]+)*")
-_DECIMAL = re.compile(
-    r"\d+(?:_\d+)*(?:\.\d*)?(?:[eE][+-]?\d+)?"
-)  # `_` only between digits, as Python's literals
-MAX_RLIMIT = 2**32 - 1  # Z3's rlimit is an unsigned int: a larger value would wrap (0: no limit at all)
-
-
-def whole_number(name: str, text: str, most: int) -> int:
-    """A positive whole number of the command line: a Python integer literal (`400000000`, `400_000_000`) or
-    decimal float notation that is exactly one (`4e8`, `4.0e8`; not `4.5`, `nan`, `1e400`)."""
-    from decimal import Decimal
-
-    text = text.strip()
-    if _HEX.fullmatch(text):
-        value = Decimal(int(text, 16))  # 0x17d78400
-    elif _DECIMAL.fullmatch(text):
-        value = Decimal(text.replace("_", ""))  # 400_000_000, 4e8, 4.0e8
-    else:
-        value = None
-    if value is None or not value.is_finite() or value != value.to_integral_value():
-        raise InputError(f"{name}: {text!r} is not a whole number (e.g. 400000000 or 4e8)")
-    if not 0 < value <= most:
-        raise InputError(f"{name}: {text} is not between 1 and {most}")
-    return int(value)
 
 
 def check_smt2_dir(directory: str) -> None:
@@ -133,31 +115,27 @@ def _variant_path(variant) -> Path:
     return Path(variant.path).resolve() if variant.path is not None else Path(_safe(variant.name)).absolute()
 
 
-def _write_smt2(directory: str, jobs: list) -> dict[tuple[Path, str, int], Path]:
-    """Every obligation of `jobs`, and every lemma they rest on, as an SMT-LIB 2 file in `directory`
-    (`unsat` = holds), written as `write_whole` writes (regular files only, the umask, all at once). An
-    obligation's file is `<stem>.<property>.call<N>.smt2` (`smt2_stems`); a lemma's `lemma.<name>[.<shape>.call<N>].smt2`.
-    Returns the file of each (resolved variant path, property, call)."""
+def _write_smt2(directory: str, jobs: list) -> None:
+    """Every obligation of `jobs`, and every lemma they rest on, as an SMT-LIB 2 file in `directory` (checked
+    by `check_smt2_dir` beforehand; `unsat` = holds), written as `write_whole` writes (regular files only, the
+    umask, all at once). An obligation's file is `<stem>.<property>.call<N>.smt2` (`smt2_stems`); a lemma's
+    `lemma.<name>[.<shape>.call<N>].smt2`."""
     from xenpin.cli.common import check_target, write_whole
     from xenpin.symbolic import lemmas
     from xenpin.symbolic.obligations import build
     from xenpin.symbolic.solver import smt2
 
-    check_smt2_dir(directory)
     out = Path(directory)
     stems = smt2_stems([variant for variant, _ in jobs])
     texts: dict[str, str] = {}
-    files: dict[tuple[Path, str, int], Path] = {}
     refs = set()
     todo = [(variant, prop, call) for variant, prop in jobs for call in (0, 1)]
     while todo:
         variant, prop, call = todo.pop(0)
-        key = (_variant_path(variant), prop, call)
-        if key in files:
-            continue
-        stem = stems[key[0]]
+        stem = stems[_variant_path(variant)]
         name = f"{stem}.{_safe(prop)}.call{call}.smt2"
-        files[key] = out / name
+        if name in texts:
+            continue
         ob = build(variant, prop, call)
         refs.update(ob.lemmas)
         rests = "".join(
@@ -202,7 +180,6 @@ def _write_smt2(directory: str, jobs: list) -> dict[tuple[Path, str, int], Path]
                 target.unlink()
         raise
     print(f"wrote {len(texts)} SMT-LIB files to {directory}", file=sys.stderr)
-    return files
 
 
 def _proof_scripts(path: str) -> list[Path]:

@@ -61,6 +61,10 @@ class BootResult:
     def mem_bytes(self) -> int:
         return self.config.mem_bytes
 
+    def buffer(self, call: int) -> BufferState | None:
+        """The buffer of `init_memory_mapping` call `call` (None: the boot never made that call)."""
+        return next((b for b in self.buffers if b.call == call), None)
+
     def lines(self, kind: str | None = None) -> list[str]:
         return [line.text for line in self.console if kind is None or line.kind == kind]
 

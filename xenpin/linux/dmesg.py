@@ -330,7 +330,7 @@ def configure(
         kw["mem_bytes"] = mem_bytes
         notes.append(f"memory size from --mem ({mem_bytes:#x} bytes), not from the log")
     if role == "native":
-        kw["mem_bytes"] = sum(e.size for e in kw["e820"].map if e.type == 1)
+        kw["mem_bytes"] = kw["e820"].ram_bytes()
     elif "mem_bytes" not in kw:
         kw["mem_bytes"] = _domain_memory(log, variant, role, kw, max_pfn, max_low_pfn, notes)
     if role == "dom0" and "e820" not in kw:  # xen_memory_setup: BUG_ON(xen_initial_domain()) without it

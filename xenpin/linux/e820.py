@@ -108,6 +108,10 @@ class E820:
         """`e820_any_mapped(start, end, type)`: some entry (of `type`, 0 = any) overlaps `[start, end)`."""
         return any((not type_ or e.type == type_) and e.addr < end and e.end > start for e in self.map)
 
+    def ram_bytes(self) -> int:
+        """The bytes of E820_RAM (usable) entries: what a machine or a host has."""
+        return sum(e.size for e in self.map if e.type == E820_RAM)
+
     def ram(self) -> list[tuple[int, int]]:
         """The RAM ranges in bytes, as `memblock_x86_fill` adds them (E820_RAM and E820_RESERVED_KERN)."""
         return [(e.addr, e.end) for e in self.map if e.type in (E820_RAM, E820_RESERVED_KERN)]

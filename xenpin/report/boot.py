@@ -35,7 +35,7 @@ def _judge(result: BootResult, prop: str) -> tuple[str, str]:
 def machine_text(result: BootResult) -> str:
     cfg = result.config
     if cfg.role == "native":
-        ram = sum(e.size for e in result.e820.map if e.type == 1) if result.e820 else 0
+        ram = result.e820.ram_bytes() if result.e820 else 0
         return f"bare metal, {size_text(ram)} of RAM (max_pfn {result.max_pfn:#x})"
     p2m = f"; p2m {result.p2m.describe()}" if result.p2m else ""
     return (

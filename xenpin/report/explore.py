@@ -81,7 +81,7 @@ def _pte(rw: bool | None) -> str:
 
 
 def _states(result: BootResult, call: int, prop: str | None) -> tuple[dict[int, PageState | tuple], Moment]:
-    buf = next(b for b in result.buffers if b.call == call)
+    buf = result.buffer(call)
     f = result.failure
     stopped_here = buf.pgt_buf_start in result.end_states or buf.pgt_buf_start == buf.pgt_buf_top
     if buf.judged and buf.states and (prop in JUDGED_AT_RESERVE or f is None or not stopped_here):
@@ -120,7 +120,7 @@ def segments(
 ) -> list[Segment]:
     """The buffer of `call` as runs of equal pages; the failing page `mark` its own segment (appended last
     when it lies outside the buffer)."""
-    buf = next(b for b in result.buffers if b.call == call)
+    buf = result.buffer(call)
     states, _ = _states(result, call, prop)
     out: list[Segment] = []
     for pfn in range(buf.pgt_buf_start, buf.pgt_buf_top):
@@ -152,7 +152,7 @@ def moment(result: BootResult, call: int, prop: str | None = None) -> Moment:
 
 
 def _head(result: BootResult, call: int) -> str:
-    buf = next(b for b in result.buffers if b.call == call)
+    buf = result.buffer(call)
     return (
         f"buffer of call {call}: pgt_buf_start {buf.pgt_buf_start:#x} ({pfn_phys(buf.pgt_buf_start):#x})"
         f"  pgt_buf_end {buf.pgt_buf_end:#x}  pgt_buf_top {buf.pgt_buf_top:#x}"
@@ -188,8 +188,8 @@ def _level_named(result: BootResult, pfn: int, after: int) -> str:
 def _reserved_after(result: BootResult, call: int) -> str:
     """What of the call's buffer the reserve step left reserved, as pfn runs (its hook's arguments are not
     what the variant's `reserve` rule makes of them)."""
-    buf = next((b for b in result.buffers if b.call == call and b.states), None)
-    if buf is None:
+    buf = result.buffer(call)
+    if buf is None or not buf.states:
         return ""
     runs: list[list[int]] = []
     for pfn in sorted(p for p, state in buf.states.items() if state.reserved):
@@ -410,7 +410,7 @@ def render_svg(result: BootResult, call: int, mark: int | None = None, prop: str
 
 def picture_json(result: BootResult, call: int, mark: int, prop: str | None = None) -> dict[str, Any]:
     """The picture for `--json`: the moment, the buffer, the runs of pages and the failing page's timeline."""
-    buf = next(b for b in result.buffers if b.call == call)
+    buf = result.buffer(call)
     when = moment(result, call, prop)
     return {
         "call": call,

@@ -379,7 +379,7 @@ def violated_in(replay: BootResult, prop: str, call: int) -> bool | None:
     failure = replay.failure
     if failure is not None and failure.violates == prop and _failed_call(replay, -1) == call:
         return True
-    buf = next((b for b in replay.buffers if b.call == call), None)
+    buf = replay.buffer(call)
     if buf is None or not buf.judged:
         return None
     if prop == "no_rw_alias" and replay.variant.xen and replay.variant.hook == "deferred":
