@@ -52,17 +52,21 @@ def test_bad_type_log_line_exact(rules):
     assert hv.pin(1, 2).ok  # frame 1 is now writable, validated, count 1
     r = assert_rejected_cleanly(hv, hv.pin, 1, 1)
     assert r.errno == "EINVAL"
-    assert r.log == (
-        "Bad type (saw 7400000000000001 != exp 1000000000000000) for mfn 1 (pfn 1)",
-        "Error while pinning mfn 1",
-    )
+    bad_type = {
+        # 4.1: writable = 7 << 60, validated = bit 58, count 1; exp l1 = 1 << 60; MEM_LOG's "%lx" mfns.
+        "xen-4.1": "Bad type (saw 7400000000000001 != exp 1000000000000000) for mfn 1 (pfn 1)",
+        # modern asm/mm.h: writable = 7 << 61 (bits 61-63), validated still bit 58; l1 = 1 << 61; PRI_mfn "05lx".
+        "modern": "Bad type (saw e400000000000001 != exp 2000000000000000) for mfn 00001 (pfn 00001)",
+    }
+    assert r.log == (bad_type[rules], "Error while pinning mfn 1")
 
 
 def test_bad_type_prints_pinned_and_validated_bits():
     hv = Hypervisor("modern", frames=8)
     assert hv.pin(1, 3).ok  # l1 | pinned | validated | count 1
     r = assert_rejected_cleanly(hv, hv.set_gdt, 3)
-    assert r.log == ("Bad type (saw 1c00000000000001 != exp 5000000000000000) for mfn 3 (pfn 3)",)
+    # modern: l1 (1 << 61) | pinned (59) | validated (58) | 1; exp seg_desc = 5 << 61
+    assert r.log == ("Bad type (saw 2c00000000000001 != exp a000000000000000) for mfn 00003 (pfn 00003)",)
 
 
 @pytest.mark.parametrize(("have", "want"), [(2, 1), (3, 2), (4, 3)])
@@ -80,7 +84,7 @@ def test_bad_type_logged_otherwise(have, want):
     assert hv.pin(have, 1).ok
     r = assert_rejected_cleanly(hv, hv.pin, want, 1)
     assert r.log[0].startswith("Bad type (saw ")
-    assert r.log[0].endswith(f"!= exp {want}000000000000000) for mfn 1 (pfn 1)")
+    assert r.log[0].endswith(f"!= exp {want << 61:016x}) for mfn 00001 (pfn 00001)")  # modern: type << 61
 
 
 # ----------------------------------------------------------------------------------- validation / devalidation
@@ -147,13 +151,13 @@ def test_failed_validation_logs_the_chain():
     fill(hv, t.l1, (100, t.l3, P | RW))  # an RW mapping of the L3, deep in the tree
     r = assert_rejected_cleanly(hv, hv.pin, 4, t.l4)
     assert r.errno == "EBUSY"  # modern: the L1 conflict's errno comes straight up
-    assert r.log[0] == "Bad type (saw 3000000000000001 != exp 7000000000000000) for mfn 2 (pfn 2)"
+    assert r.log[0] == "Bad type (saw 6000000000000001 != exp e000000000000000) for mfn 00002 (pfn 00002)"
     assert "Failure in alloc_l1_table: entry 100" in r.log
     assert [line.split(" (")[0] for line in r.log if line.startswith("Error while validating")] == [
-        "Error while validating mfn 4",
-        "Error while validating mfn 3",
-        "Error while validating mfn 2",
-        "Error while validating mfn 1",
+        "Error while validating mfn 00004",
+        "Error while validating mfn 00003",
+        "Error while validating mfn 00002",
+        "Error while validating mfn 00001",
     ]
     assert r.log[-1] == "Error while pinning mfn 1"
 
@@ -193,26 +197,34 @@ def test_unpin_of_a_table_that_is_not_pinned_but_in_use():
     assert r.log == ("Mfn 2 not pinned",)
 
 
-FOREIGN_GET_PAGE = (
+FOREIGN_GET_PAGE = {
     # `get_page` (4.1): the page is another domain's; then `get_page_from_pagenr` gives up.
-    "Error pfn 40: rd=d1, od=d2, caf=8000000000000001, taf=0000000000000000",
-    "Could not get page ref for pfn 40",
-)
+    "xen-4.1": (
+        "Error pfn 40: rd=d1, od=d2, caf=8000000000000001, taf=0000000000000000",
+        "Could not get page ref for pfn 40",
+    ),
+    # modern `get_page`: gprintk "Error mfn %"PRI_mfn": rd=%pd od=%pd caf=%08lx taf=%"PRtype_info
+    "modern": (
+        "Error mfn 00040: rd=d1 od=d2 caf=8000000000000001 taf=0000000000000000",
+        "Could not get page ref for pfn 40",
+    ),
+}
 
 
 @pytest.mark.parametrize("rules", RULES)
 def test_pin_and_unpin_foreign_frame(rules):
     # Every mmuext op that starts with get_page_from_pagenr logs get_page's line, then its own.
     hv = Hypervisor(rules, frames=8, foreign=[64])
+    get_page = FOREIGN_GET_PAGE[rules]
     r = assert_rejected_cleanly(hv, hv.pin, 1, 64)
-    assert r.log == (*FOREIGN_GET_PAGE, "Error while pinning mfn 40")
+    assert r.log == (*get_page, "Error while pinning mfn 40")
     r = assert_rejected_cleanly(hv, hv.unpin, 64)
-    assert r.log == (*FOREIGN_GET_PAGE, "Mfn 40 bad domain")
+    assert r.log == (*get_page, "Mfn 40 bad domain")
     r = assert_rejected_cleanly(hv, hv.new_baseptr, 64)
-    assert r.log == (*FOREIGN_GET_PAGE, "Error while installing new baseptr 40")
+    assert r.log == (*get_page, "Error while installing new baseptr 40")
     # set_gdt uses get_page_and_type, not the _from_pagenr variant: get_page's line only.
     r = assert_rejected_cleanly(hv, hv.set_gdt, 64)
-    assert r.log == FOREIGN_GET_PAGE[:1]
+    assert r.log == get_page[:1]
 
 
 # ------------------------------------------------------------------------------------------- base pointer
@@ -350,7 +362,7 @@ def test_l4_slots_around_xen_area_are_guest_slots(slot):
     fill(hv, 3, (slot, 6, P | RW))  # the validation of a fresh L4 checks it too
     assert hv.pin(2, 6).ok
     r = assert_rejected_cleanly(hv, hv.pin, 4, 3)
-    assert "Bad type (saw 2c00000000000001 != exp 3000000000000000) for mfn 6 (pfn 6)" in r.log
+    assert "Bad type (saw 4c00000000000001 != exp 6000000000000000) for mfn 00006 (pfn 00006)" in r.log
 
 
 # ----------------------------------------------------------------------------------------------- PSE at L2
@@ -485,9 +497,20 @@ def test_l1_rw_mapping_of_a_table_errno(rules, errno):
     assert hv.pin(1, 2).ok
     r = assert_rejected_cleanly(hv, hv.mmu_update, 1, 0, Entry(2, P | RW))
     assert r.errno == errno
-    assert r.log == (
-        "Bad type (saw 1c00000000000001 != exp 7000000000000000) for mfn 2 (pfn 2)",
-        "Error getting mfn 2 (pfn 2) from L1 entry 0000000000002003 for l1e_owner=1, pg_owner=1",
+    assert (
+        r.log
+        == {
+            "xen-4.1": (
+                "Bad type (saw 1c00000000000001 != exp 7000000000000000) for mfn 2 (pfn 2)",
+                "Error getting mfn 2 (pfn 2) from L1 entry 0000000000002003 for l1e_owner=1, pg_owner=1",
+            ),
+            # modern get_page_from_l1e: its own line after get_page_type fails, then could_not_pin's
+            "modern": (
+                "Bad type (saw 2c00000000000001 != exp e000000000000000) for mfn 00002 (pfn 00002)",
+                "Could not get page type PGT_writable_page",
+                "Error getting mfn 00002 (pfn 00002) from L1 entry 0000000000002003 for l1e_owner d1, pg_owner d1",
+            ),
+        }[rules]
     )
     # RO is fine.
     assert hv.mmu_update(1, 0, Entry(2, P)).ok
@@ -503,8 +526,18 @@ def test_l1_foreign_frame(rules, errno, flags):
     assert hv.pin(1, 1).ok
     r = assert_rejected_cleanly(hv, hv.mmu_update, 1, 0, Entry(64, flags))
     assert r.errno == errno
-    assert r.log == (
-        f"Error getting mfn 40 (pfn 40) from L1 entry {(64 << 12) | flags:016x} for l1e_owner=1, pg_owner=1",
+    assert (
+        r.log
+        == {
+            "xen-4.1": (
+                f"Error getting mfn 40 (pfn 40) from L1 entry {(64 << 12) | flags:016x} for l1e_owner=1, pg_owner=1",
+            ),
+            "modern": (
+                "pg_owner d1 l1e_owner d1, but real_pg_owner d2",
+                f"Error getting mfn 00040 (pfn 00040) from L1 entry {(64 << 12) | flags:016x}"
+                " for l1e_owner d1, pg_owner d1",
+            ),
+        }[rules]
     )
     fill(hv, 2, (0, 64, flags))  # the same through validation (alloc_l1_table / promote_l1_table)
     r = assert_rejected_cleanly(hv, hv.pin, 1, 2)
@@ -512,13 +545,19 @@ def test_l1_foreign_frame(rules, errno, flags):
 
 
 # An mfn with no page (`!mfn_valid`): get_page_from_l1e's I/O-space path. Without I/O capabilities 4.1
-# refuses (boolean: -EINVAL), modern returns -EPERM.
+# refuses (boolean: -EINVAL), modern returns -EPERM, each with its own line.
+IO_SPACE_LINE = {
+    "xen-4.1": "Non-privileged (1) attempt to map I/O space 000003e7",
+    "modern": "d1 non-privileged attempt to map MMIO space 003e7",
+}
+
+
 @pytest.mark.parametrize(("rules", "errno"), [("xen-4.1", "EINVAL"), ("modern", "EPERM")])
 def test_l1_entry_to_an_mfn_with_no_page(rules, errno):
     hv = Hypervisor(rules, frames=8)
     assert hv.pin(1, 1).ok
     r = assert_rejected_cleanly(hv, hv.mmu_update, 1, 0, Entry(999, P))
-    assert (r.errno, r.log) == (errno, ("Non-privileged (1) attempt to map I/O space 000003e7",))
+    assert (r.errno, r.log) == (errno, (IO_SPACE_LINE[rules],))
     # A plain store of the same bytes into a data frame is just a store...
     before = counts(hv)
     assert hv.write(3, 0, Entry(999, P | RW)).ok
@@ -529,13 +568,23 @@ def test_l1_entry_to_an_mfn_with_no_page(rules, errno):
     # ...until the frame is validated as an L1.
     r = assert_rejected_cleanly(hv, hv.pin, 1, 3)
     assert r.errno == errno
-    assert r.log[:2] == (
-        "Non-privileged (1) attempt to map I/O space 000003e7",
-        "Failure in alloc_l1_table: entry 0",
-    )
-    # INVALID_MFN (all 40 bits set) is refused without the line.
-    r = assert_rejected_cleanly(hv, hv.mmu_update, 1, 0, Entry((1 << 40) - 1, P))
-    assert (r.errno, r.log) == (errno, ())
+    assert r.log[:2] == (IO_SPACE_LINE[rules], "Failure in alloc_l1_table: entry 0")
+
+
+# INVALID_MFN (all 40 bits set: `PADDR_MASK >> PAGE_SHIFT`): both versions skip the line
+# (`if ( mfn != (PADDR_MASK >> PAGE_SHIFT) ) /* INVALID_MFN? */`); 4.1 returns 0 (-EINVAL) either way, modern
+# `return -EINVAL;` on that branch, not the -EPERM of the MMIO line.
+@pytest.mark.parametrize("rules", RULES)
+@pytest.mark.parametrize("flags", [P, P | RW])
+def test_l1_entry_naming_invalid_mfn_is_einval_without_a_line(rules, flags):
+    hv = Hypervisor(rules, frames=8)
+    assert hv.pin(1, 1).ok
+    r = assert_rejected_cleanly(hv, hv.mmu_update, 1, 0, Entry((1 << 40) - 1, flags))
+    assert (r.errno, r.log) == ("EINVAL", ())
+    fill(hv, 2, (3, (1 << 40) - 1, flags))  # through validation: only alloc_l1_table's own lines
+    r = assert_rejected_cleanly(hv, hv.pin, 1, 2)
+    assert r.errno == "EINVAL"
+    assert r.log[0] == "Failure in alloc_l1_table: entry 3"
 
 
 @pytest.mark.parametrize("rules", RULES)
@@ -554,7 +603,7 @@ def test_upper_entry_to_foreign_frame():
     assert hv.pin(2, 1).ok
     r = assert_rejected_cleanly(hv, hv.mmu_update, 1, 0, Entry(64, P))
     assert r.errno == "EINVAL"
-    assert r.log[0].startswith("Error pfn 40: rd=d1, od=d2")
+    assert r.log[0].startswith("Error mfn 00040: rd=d1 od=d2 ")
 
 
 # --------------------------------------------------------------------------------------- update_va_mapping
@@ -628,8 +677,9 @@ def test_write_into_validated_l1_is_emulated():
     assert r.errno == "EFAULT"  # ptwr refuses the emulation: the guest takes the page fault
     assert "EBUSY" in r.reason
     assert r.log == (
-        "Bad type (saw 2400000000000001 != exp 7000000000000000) for mfn 3 (pfn 3)",
-        "Error getting mfn 3 (pfn 3) from L1 entry 0000000000003003 for l1e_owner=1, pg_owner=1",
+        "Bad type (saw 4400000000000001 != exp e000000000000000) for mfn 00003 (pfn 00003)",
+        "Could not get page type PGT_writable_page",
+        "Error getting mfn 00003 (pfn 00003) from L1 entry 0000000000003003 for l1e_owner d1, pg_owner d1",
         "ptwr_emulate: could not get_page_from_l1e()",
     )
     r = assert_rejected_cleanly(hv, hv.write, t.l1, 1, Entry(7, P | PSE))
@@ -665,7 +715,7 @@ def test_set_gdt_on_rw_mapped_frame_is_bad_type():
     assert hv.pin(1, 1).ok
     r = assert_rejected_cleanly(hv, hv.set_gdt, 3)
     assert r.errno == "EINVAL"
-    assert r.log == ("Bad type (saw 7400000000000001 != exp 5000000000000000) for mfn 3 (pfn 3)",)
+    assert r.log == ("Bad type (saw e400000000000001 != exp a000000000000000) for mfn 00003 (pfn 00003)",)
 
 
 def test_set_gdt_switches_frames_and_blocks_rw_mappings():
@@ -706,7 +756,7 @@ def test_mmu_update_on_rw_mapped_frame_and_gdt_frame():
     r = assert_rejected_cleanly(hv, hv.mmu_update, 4, 0, Entry(5, P))
     assert r.errno == "EINVAL"
     r = assert_rejected_cleanly(hv, hv.mmu_update, 64, 0, Entry(5, P))
-    assert r.log == (*FOREIGN_GET_PAGE, "Could not get page for normal update")
+    assert r.log == (*FOREIGN_GET_PAGE["modern"], "Could not get page for normal update")
 
 
 # ---------------------------------------------------------------------------------------- rollback, broadly

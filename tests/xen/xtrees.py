@@ -16,8 +16,9 @@ def fill(hv: Hypervisor, mfn: int, *entries: tuple[int, int, int]) -> None:
 
 
 def va_of(l4: int, l3: int, l2: int, l1: int, offset: int = 0) -> int:
-    """The virtual address whose walk uses these slot indices (canonical sign extension not needed)."""
-    return (l4 << 39) | (l3 << 30) | (l2 << 21) | (l1 << 12) | offset
+    """The canonical virtual address whose walk uses these slot indices (L4 slots 256.. sign-extend bit 47)."""
+    va = (l4 << 39) | (l3 << 30) | (l2 << 21) | (l1 << 12) | offset
+    return va | 0xFFFF000000000000 if va & 1 << 47 else va
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,11 @@
 count (bits 0-54), exactly as `xen/include/asm-x86/mm.h` (4.1) lays them out, so log lines print the same values
 Xen prints (`saw 7400000000000001` = writable, validated, count 1).
 
+Modern Xen moved the bits (`xen/arch/x86/include/asm/mm.h` at c447b7308b, master of August 2026): the type
+is 3 bits wide (61-63), `PGT_locked` moved to 60, and the count is 55 bits wide as before; so the same state
+prints as `e400000000000001` there. The model keeps 4.1's layout; `modern_type_info` / `modern_count_info`
+convert a value for modern Xen's log lines.
+
 A `Frame` is also the node's attribute mapping in the mapping graph (`graph.nodes[mfn]` is the frame): a dict
 subclass whose slots carry the state, so a million frames cost one object each.
 """
@@ -22,11 +27,14 @@ PGT_writable_page = 7 << PGT_TYPE_SHIFT
 PGT_type_mask = 15 << PGT_TYPE_SHIFT
 PGT_pinned = 1 << 59
 PGT_validated = 1 << 58
+PGT_pae_xen_l2 = 1 << 57
 PGT_partial = 1 << 56
-PGT_count_mask = (1 << 55) - 1
+PGT_locked = 1 << 55
+PGT_count_mask = (1 << 55) - 1  # PGT_count_width = PG_shift(9)
 
 PGC_allocated = 1 << 63
-PGC_count_mask = (1 << 54) - 1
+PGC_xen_heap = 1 << 62
+PGC_count_mask = (1 << 55) - 1  # PGC_count_width = PG_shift(9)
 
 # Counts as Xen encodes them are 64-bit values (36-byte ints in CPython); a frame's common values are shared
 # objects so a million frames do not each carry their own copy.
@@ -46,6 +54,52 @@ TYPE_NAMES = {
     PGT_seg_desc_page: "seg_desc",
     PGT_writable_page: "writable",
 }
+
+
+# Modern Xen's layout (`asm/mm.h`: `PG_mask(x, idx)` = x << (64 - idx)).
+MODERN_PGT_TYPE_SHIFT = 61  # PGT_type_mask = PG_mask(7, 3): bits 61-63
+MODERN_PGT_locked = 1 << 60  # PG_shift(4)
+MODERN_PGT_count_mask = (1 << 55) - 1  # PGT_count_width = PG_shift(9)
+MODERN_PGC_count_mask = (1 << 57) - 1  # PGC_count_width = PG_shift(7) (PG_shift(8) with shadow paging)
+# 4.1 type value -> modern type value: the same numbers, except PGT_shared_page (8 in 4.1, 6 in modern).
+_MODERN_TYPE = {0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 7: 7, 8: 6}
+# Bits at the same place in both layouts (PG_shift(5), (6), (7), (8)).
+_SAME_PGT_BITS = PGT_pinned | PGT_validated | PGT_pae_xen_l2 | PGT_partial
+
+
+def modern_type_info(type_info: int) -> int:
+    """`type_info` (4.1 layout) as modern Xen holds the same state: `7400000000000001` -> `e400000000000001`.
+
+    Pure; ValueError for a 4.1 type with no modern counterpart (6, 9-15 are unused in 4.1 too).
+    """
+    t = (type_info & PGT_type_mask) >> PGT_TYPE_SHIFT
+    if t not in _MODERN_TYPE:
+        raise ValueError(f"type_info {type_info:#018x}: 4.1 type {t} has no modern counterpart")
+    out = _MODERN_TYPE[t] << MODERN_PGT_TYPE_SHIFT
+    out |= type_info & (_SAME_PGT_BITS | PGT_count_mask)
+    if type_info & PGT_locked:
+        out |= MODERN_PGT_locked
+    return out
+
+
+def modern_count_info(count_info: int) -> int:
+    """`count_info` (4.1 layout) in modern Xen's: `PGC_allocated` (63), `PGC_xen_heap` (62) and the count keep
+    their places, so every value the model makes is unchanged. ValueError for 4.1's other bits
+    (`PGC_page_table`, the cache attributes, `PGC_broken`, the state), which the model never sets."""
+    other = count_info & ~(PGC_allocated | PGC_xen_heap | PGC_count_mask)
+    if other:
+        raise ValueError(f"count_info {count_info:#018x}: bits {other:#x} are not modelled")
+    return count_info
+
+
+def log_type_info(type_info: int, layout: str) -> int:
+    """`type_info` as Xen of `layout` ("xen-4.1" or "modern", `RuleSet.type_info_layout`) prints it."""
+    return modern_type_info(type_info) if layout == "modern" else type_info
+
+
+def log_count_info(count_info: int, layout: str) -> int:
+    """`count_info` as Xen of `layout` prints it (the same value in both layouts for what the model sets)."""
+    return modern_count_info(count_info) if layout == "modern" else count_info
 
 
 def table_level(type_: int) -> int:

@@ -19,7 +19,11 @@ Arguments are checked before anything runs: a frame that is not in the model, a 
 malformed entry is API misuse and raises ValueError, changing nothing. An entry may name an mfn the model has no
 page for (no RAM there: `!mfn_valid`): a plain store writes such bytes like any others (the graph gets a
 "no page" node, owner None, that `frames`/`has_frame` do not list), and `get_page_from_l1e` refuses it on the
-I/O-space path ("Non-privileged (1) attempt to map I/O space ...": 4.1 `-EINVAL`, modern `-EPERM`).
+I/O-space path ("Non-privileged (1) attempt to map I/O space ...": 4.1 `-EINVAL`; modern "d1 non-privileged
+attempt to map MMIO space ...", `-EPERM`), except `INVALID_MFN`, which both refuse with `-EINVAL` and no line.
+
+Log lines carry the texts of the rule set's Xen (`RuleSet.log_texts`) and its `page_info` bit layout
+(`RuleSet.type_info_layout`: the model's state is in 4.1's layout, `frame.log_type_info` converts).
 
 Where Xen's own accounting goes wrong (Xen 4.1 removing an L2 entry that the XSA-148 fast path flipped to PSE
 drops refs on 512 frames; see `_put_superpage`), xenpin does what Xen does as far as the counts stay
@@ -52,6 +56,8 @@ from xenpin.xen.frame import (
     PGT_type_mask,
     PGT_validated,
     PGT_writable_page,
+    log_count_info,
+    log_type_info,
     table_level,
 )
 from xenpin.xen.rules import RuleSet, get_rules
@@ -75,6 +81,16 @@ INVALID_MFN = MFN_LIMIT - 1
 # Xen 4.1 x86-64 maps all machine memory at DIRECTMAP_VIRT_START (PML4 slot 262); `map_domain_page(mfn)` is
 # `mfn_to_virt(mfn)`, so the entry `mod_l4_entry` is handed lives at this address plus the entry's offset.
 DIRECTMAP_VIRT_START = 0xFFFF830000000000
+
+# `__addr_ok` (modern `asm/x86_64/uaccess.h`): below 1 << 47, or at/above HYPERVISOR_VIRT_END = PML4_ADDR(256)
+# + 16 * PML4_ENTRY_BYTES (`asm/config.h`): canonical and outside Xen's 16 L4 slots.
+HYPERVISOR_VIRT_END = 0xFFFF880000000000
+
+
+def addr_ok(va: int) -> bool:
+    """Modern Xen's `__addr_ok(va)`: a guest-range VA (no non-canonical one, none in Xen's L4 slots 256..271)."""
+    return va < 1 << 47 or va >= HYPERVISOR_VIRT_END
+
 
 # Edge attribute mappings are interned per flag value: a million entries share a handful of dicts.
 # They are never mutated; an entry update replaces the edge's mapping. Only valid flags of a present entry are
@@ -407,6 +423,20 @@ class Hypervisor:
         del self._node[mfn], self._succ[mfn], self._pred[mfn]
         self._phantoms.discard(mfn)
 
+    @property
+    def _modern_texts(self) -> bool:
+        return self.rules.log_texts == "modern"
+
+    def _mfn(self, mfn: int) -> str:
+        """An mfn or pfn as the log line prints it: 4.1 `%lx`, modern `PRI_mfn` / `PRI_pfn` ("05lx")."""
+        return f"{mfn:05x}" if self._modern_texts else f"{mfn:x}"
+
+    def _taf(self, type_info: int) -> int:
+        return log_type_info(type_info, self.rules.type_info_layout)
+
+    def _caf(self, count_info: int) -> int:
+        return log_count_info(count_info, self.rules.type_info_layout)
+
     def _mem_log(self, line: str, level: int | None = None) -> None:
         """`MEM_LOG(...)`: Xen prints `(XEN) mm.c:LINE:dN <line>`; xenpin keeps the message (and the level of a
         per-level macro's message, which picks its line)."""
@@ -457,10 +487,17 @@ class Hypervisor:
         page = self._node.get(mfn)
         if page is None or page.owner != domain:
             if page is not None and page.owner is not None:
-                self._mem_log(
-                    f"Error pfn {mfn:x}: rd=d{domain}, od=d{page.owner}, caf={page.count_info:08x},"
-                    f" taf={page.type_info:016x}"
-                )
+                caf, taf = self._caf(page.count_info), self._taf(page.type_info)
+                if self._modern_texts:
+                    # modern `get_page`: gprintk(XENLOG_INFO, "Error mfn %"PRI_mfn": rd=%pd od=%pd caf=%08lx
+                    # taf=%"PRtype_info"\n", ...), caf being `count_info - !!owner`: the count before the call.
+                    self._mem_log(
+                        f"Error mfn {mfn:05x}: rd=d{domain} od=d{page.owner} caf={caf:08x} taf={taf:016x}"
+                    )
+                else:
+                    self._mem_log(
+                        f"Error pfn {mfn:x}: rd=d{domain}, od=d{page.owner}, caf={caf:08x}, taf={taf:016x}"
+                    )
             return None
         self._save(page)
         page.count_info += 1
@@ -497,8 +534,12 @@ class Hypervisor:
             saw = x & PGT_type_mask
             # "Don't log failure if it could be a recursive-mapping attempt."
             if not (table_level(saw) and table_level(type_) and saw == type_ + (1 << 60)):
+                # Same text in 4.1 (MEM_LOG) and modern (`_get_page_type`: gdprintk(XENLOG_WARNING, "Bad type
+                # (saw %" PRtype_info " != exp %" PRtype_info ") for mfn %" PRI_mfn " (pfn %" PRI_pfn ")\n"));
+                # modern's PRI_mfn is "05lx" and its PGT_* bits are elsewhere.
                 self._mem_log(
-                    f"Bad type (saw {x:016x} != exp {type_:016x}) for mfn {page.mfn:x} (pfn {page.pfn:x})"
+                    f"Bad type (saw {self._taf(x):016x} != exp {self._taf(type_):016x})"
+                    f" for mfn {self._mfn(page.mfn)} (pfn {self._mfn(page.pfn)})"
                 )
             raise XenError("EINVAL", f"frame {page.mfn:#x} is {page.type_name}, wanted {_tname(type_)}")
         elif not x & PGT_validated:
@@ -565,9 +606,11 @@ class Hypervisor:
                 self._alloc_upper_table(page, level)
             # PGT_seg_desc_page: descriptor contents are not modelled; `alloc_segdesc_page` accepts them.
         except XenError:
+            # 4.1 MEM_LOG / modern `alloc_page_type` gdprintk: the same text, modern with PRI_mfn "05lx".
             self._mem_log(
-                f"Error while validating mfn {page.mfn:x} (pfn {page.pfn:x}) for type {type_:016x}:"
-                f" caf={page.count_info:08x} taf={page.type_info:016x}"
+                f"Error while validating mfn {self._mfn(page.mfn)} (pfn {self._mfn(page.pfn)}) for type"
+                f" {self._taf(type_):016x}: caf={self._caf(page.count_info):08x}"
+                f" taf={self._taf(page.type_info):016x}"
             )
             raise
         page.type_info |= PGT_validated
@@ -644,10 +687,20 @@ class Hypervisor:
         page = self._node.get(target)
         if page is None or page.owner is None:
             # `!mfn_valid(mfn)`: the I/O-space path; a domain without I/O capabilities may not map it.
-            if target != INVALID_MFN:
+            # Both versions test `mfn != (PADDR_MASK >> PAGE_SHIFT) /* INVALID_MFN? */` before logging; 4.1 then
+            # returns 0 (-EINVAL) either way, modern `-EPERM` after the line and `-EINVAL` for INVALID_MFN.
+            if target == INVALID_MFN:
+                raise XenError("EINVAL", f"mfn {target:#x} is INVALID_MFN")
+            if self._modern_texts:
+                self._mem_log(f"d{self.domain} non-privileged attempt to map MMIO space {target:05x}")
+            else:
                 self._mem_log(f"Non-privileged ({self.domain}) attempt to map I/O space {target:08x}")
             raise XenError(self.rules.io_space_errno, f"mfn {target:#x} is no RAM page (I/O space)")
         if page.owner != self.domain:
+            if self._modern_texts:  # modern: this line, then `goto could_not_pin`
+                self._mem_log(
+                    f"pg_owner d{self.domain} l1e_owner d{self.domain}, but real_pg_owner d{page.owner}"
+                )
             self._log_could_not_pin(target, flags)
             raise XenError(
                 self.rules.foreign_errno, f"frame {target:#x} belongs to d{page.owner}, not d{self.domain}"
@@ -657,6 +710,8 @@ class Hypervisor:
             try:
                 self._get_page_type(page, PGT_writable_page)
             except XenError as err:
+                if self._modern_texts:
+                    self._mem_log("Could not get page type PGT_writable_page")
                 self._log_could_not_pin(target, flags)
                 raise XenError(
                     self.rules.l1_conflict_errno,
@@ -667,9 +722,13 @@ class Hypervisor:
 
     def _log_could_not_pin(self, target: int, flags: int) -> None:
         pfn = self._node[target].pfn
+        if self._modern_texts:
+            owners = f"l1e_owner d{self.domain}, pg_owner d{self.domain}"
+        else:
+            owners = f"l1e_owner={self.domain}, pg_owner={self.domain}"
         self._mem_log(
-            f"Error getting mfn {target:x} (pfn {pfn:x}) from L1 entry {_intpte(target, flags):016x}"
-            f" for l1e_owner={self.domain}, pg_owner={self.domain}"
+            f"Error getting mfn {self._mfn(target)} (pfn {self._mfn(pfn)}) from L1 entry"
+            f" {_intpte(target, flags):016x} for {owners}"
         )
 
     def _get_page_from_upper(self, level: int, table: int, target: int, flags: int) -> None:
@@ -957,7 +1016,16 @@ class Hypervisor:
         return self._hypercall(f"update_va_mapping {va:#x}", self._do_update_va_mapping, va, entry)
 
     def l1_slot_for_va(self, va: int) -> tuple[int, int] | None:
-        """Mirrors `guest_map_l1e`: the (L1 mfn, slot) mapping `va` through the base pointer, if any."""
+        """Mirrors `guest_map_l1e` / `map_guest_l1e`: the (L1 mfn, slot) mapping `va` through the base pointer.
+
+        Modern `map_guest_l1e` (`xen/arch/x86/pv/mm.c`) first refuses a VA failing `__addr_ok` (non-canonical,
+        or in Xen's range): None. 4.1's `guest_map_l1e` (`asm-x86/paging.h`) does not check: it indexes
+        `__linear_l2_table` by `l2_linear_offset(addr)`, which masks the VA to its low 48 bits (`VADDR_MASK`),
+        so a non-canonical VA walks as the VA with the same bits 12..47. A VA in Xen's L4 slots gives None under
+        both: what 4.1 reads there is Xen's own tables, which the model does not have.
+        """
+        if self.rules.va_addr_ok and not addr_ok(va):
+            return None
         table = self.baseptr
         if table is None:
             return None
@@ -972,6 +1040,10 @@ class Hypervisor:
         return table, (va >> 12) & (ENTRIES_PER_TABLE - 1)
 
     def _do_update_va_mapping(self, va: int, entry: Entry | None) -> None:
+        # `__do_update_va_mapping` (mm.c): rc = -EINVAL; pl1e = map_guest_l1e(va, &gl1mfn); NULL -> `goto out`,
+        # before `mod_l1_entry` and with no log line (since XSA-279, 6c8d502887, no TLB flush on error either).
+        if self.rules.va_addr_ok and not addr_ok(va):
+            raise XenError("EINVAL", f"va {va:#x} fails __addr_ok (non-canonical or in Xen's range)")
         where = self.l1_slot_for_va(va)
         if where is None:
             raise XenError("EINVAL", f"no L1 table maps va {va:#x} through the current base pointer")

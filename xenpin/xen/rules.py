@@ -19,6 +19,17 @@ Sources: `xen/arch/x86/mm.c` at RELEASE-4.1.0 and current master, and the XSA-14
   is `put_spage_pages`: `put_page_and_type` on each of the 512 frames from the entry's mfn, whatever the entry
   took (an entry flipped to PSE through the fast path took one `l1` ref: XSA-148). Modern calls
   `put_data_pages` (a type ref only if RW), but can never hold such an entry.
+- `update_va_mapping` with a VA outside the guest's range: modern `map_guest_l1e` (`xen/arch/x86/pv/mm.c`)
+  starts with `if ( unlikely(!__addr_ok(linear)) ) return NULL;`, and `__do_update_va_mapping` (`mm.c`) then
+  returns `-EINVAL` before `mod_l1_entry`, with no log line. `__addr_ok` (`asm/x86_64/uaccess.h`) is
+  `addr < (1UL<<47) || addr >= HYPERVISOR_VIRT_END`: it refuses non-canonical VAs and Xen's own range
+  (L4 slots 256..271) alike. The check came with d06a0d715e ("x86: add address validity check to
+  guest_map_l1e()", Xen 4.4). 4.1's `guest_map_l1e` (`asm-x86/paging.h`) has none: it reads
+  `__linear_l2_table[l2_linear_offset(addr)]`, and `l2_linear_offset` masks the VA with `VADDR_MASK` (48 bits),
+  so a non-canonical VA edits the entry of the canonical VA with the same low 48 bits (XTF `xsa-279` passes
+  `1ul << 63`: VA 0 under 4.1).
+- Log lines: modern Xen prints its own texts (`Error mfn ...: rd=d1 od=d2 caf=... taf=...`, `%05lx` mfns,
+  `d1 non-privileged attempt to map MMIO space ...`) and `type_info` in its own bit layout (`frame.py`).
 """
 
 from __future__ import annotations
@@ -51,6 +62,10 @@ class RuleSet:
     io_space_errno: str  # `get_page_from_l1e` for an mfn with no page (`!mfn_valid`): the I/O-space path
     linear_pt_exclusive: bool  # XSA-240: a table has linear entries or is used linearly, not both
     pse_put_all_types: bool  # removing a PSE L2 entry: a type ref off all 512 frames (put_spage_pages)
+    # update_va_mapping: `map_guest_l1e` refuses a VA failing `__addr_ok` (non-canonical or Xen's range)
+    va_addr_ok: bool = False
+    type_info_layout: str = "xen-4.1"  # `page_info` bit layout of `caf=` / `taf=` / `saw` values in log lines
+    log_texts: str = "xen-4.1"  # whose message texts the validator's log lines use
 
     def disallow_mask(self, level: int) -> int:
         return self.disallow[level - 1]
@@ -67,6 +82,9 @@ XEN_41 = RuleSet(
     io_space_errno="EINVAL",
     linear_pt_exclusive=False,
     pse_put_all_types=True,
+    va_addr_ok=False,
+    type_info_layout="xen-4.1",
+    log_texts="xen-4.1",
 )
 
 MODERN = RuleSet(
@@ -80,6 +98,9 @@ MODERN = RuleSet(
     io_space_errno="EPERM",
     linear_pt_exclusive=True,
     pse_put_all_types=False,
+    va_addr_ok=True,
+    type_info_layout="modern",
+    log_texts="modern",
 )
 
 RULES: dict[str, RuleSet] = {r.name: r for r in (XEN_41, MODERN)}
