@@ -58,7 +58,9 @@ def test_bad_type_log_line_exact(rules):
         # modern asm/mm.h: writable = 7 << 61 (bits 61-63), validated still bit 58; l1 = 1 << 61; PRI_mfn "05lx".
         "modern": "Bad type (saw e400000000000001 != exp 2000000000000000) for mfn 00001 (pfn 00001)",
     }
-    assert r.log == (bad_type[rules], "Error while pinning mfn 1")
+    # modern `do_mmuext_op`: "Error %d while pinning mfn %" PRI_mfn with the rc
+    pinning = {"xen-4.1": "Error while pinning mfn 1", "modern": "Error -22 while pinning mfn 00001"}
+    assert r.log == (bad_type[rules], pinning[rules])
 
 
 def test_bad_type_prints_pinned_and_validated_bits():
@@ -75,7 +77,7 @@ def test_bad_type_silent_for_possible_linear_map(have, want):
     assert hv.pin(have, 1).ok
     r = assert_rejected_cleanly(hv, hv.pin, want, 1)
     assert r.errno == "EINVAL"
-    assert r.log == ("Error while pinning mfn 1",)  # no "Bad type" line
+    assert r.log == ("Error -22 while pinning mfn 00001",)  # no "Bad type" line
 
 
 @pytest.mark.parametrize(("have", "want"), [(1, 2), (2, 3), (3, 4), (1, 3), (4, 2)])
@@ -152,14 +154,14 @@ def test_failed_validation_logs_the_chain():
     r = assert_rejected_cleanly(hv, hv.pin, 4, t.l4)
     assert r.errno == "EBUSY"  # modern: the L1 conflict's errno comes straight up
     assert r.log[0] == "Bad type (saw 6000000000000001 != exp e000000000000000) for mfn 00002 (pfn 00002)"
-    assert "Failure in alloc_l1_table: entry 100" in r.log
+    assert "Failure -16 in promote_l1_table: slot 0x64" in r.log  # modern: the rc (-EBUSY), slot as %#x
     assert [line.split(" (")[0] for line in r.log if line.startswith("Error while validating")] == [
         "Error while validating mfn 00004",
         "Error while validating mfn 00003",
         "Error while validating mfn 00002",
         "Error while validating mfn 00001",
     ]
-    assert r.log[-1] == "Error while pinning mfn 1"
+    assert r.log[-1] == "Error -16 while pinning mfn 00001"
 
 
 @pytest.mark.parametrize("rules", RULES)
@@ -182,11 +184,11 @@ def test_pin_already_pinned_and_unpin_not_pinned():
     hv = Hypervisor("modern", frames=8)
     assert hv.pin(1, 3).ok
     r = assert_rejected_cleanly(hv, hv.pin, 1, 3)
-    assert (r.errno, r.log) == ("EINVAL", ("Mfn 3 already pinned",))
+    assert (r.errno, r.log) == ("EINVAL", ("mfn 00003 already pinned",))  # modern's text
     assert hv.unpin(3).ok
     assert state(hv, 3) == ("l1", 0, 1, False, False)
     r = assert_rejected_cleanly(hv, hv.unpin, 3)
-    assert (r.errno, r.log) == ("EINVAL", ("Mfn 3 not pinned",))
+    assert (r.errno, r.log) == ("EINVAL", ("mfn 00003 not pinned",))
 
 
 def test_unpin_of_a_table_that_is_not_pinned_but_in_use():
@@ -194,7 +196,7 @@ def test_unpin_of_a_table_that_is_not_pinned_but_in_use():
     t = build_tree(hv)
     assert hv.pin(4, t.l4).ok
     r = assert_rejected_cleanly(hv, hv.unpin, t.l3)
-    assert r.log == ("Mfn 2 not pinned",)
+    assert r.log == ("mfn 00002 not pinned",)
 
 
 FOREIGN_GET_PAGE = {
@@ -203,10 +205,11 @@ FOREIGN_GET_PAGE = {
         "Error pfn 40: rd=d1, od=d2, caf=8000000000000001, taf=0000000000000000",
         "Could not get page ref for pfn 40",
     ),
-    # modern `get_page`: gprintk "Error mfn %"PRI_mfn": rd=%pd od=%pd caf=%08lx taf=%"PRtype_info
+    # modern `get_page`: gprintk "Error mfn %"PRI_mfn": rd=%pd od=%pd caf=%08lx taf=%"PRtype_info; then
+    # `get_page_from_mfn` (asm/mm.h), where the caller uses it.
     "modern": (
         "Error mfn 00040: rd=d1 od=d2 caf=8000000000000001 taf=0000000000000000",
-        "Could not get page ref for pfn 40",
+        "Could not get page ref for mfn 00040",
     ),
 }
 
@@ -217,11 +220,19 @@ def test_pin_and_unpin_foreign_frame(rules):
     hv = Hypervisor(rules, frames=8, foreign=[64])
     get_page = FOREIGN_GET_PAGE[rules]
     r = assert_rejected_cleanly(hv, hv.pin, 1, 64)
-    assert r.log == (*get_page, "Error while pinning mfn 40")
-    r = assert_rejected_cleanly(hv, hv.unpin, 64)
-    assert r.log == (*get_page, "Mfn 40 bad domain")
-    r = assert_rejected_cleanly(hv, hv.new_baseptr, 64)
-    assert r.log == (*get_page, "Error while installing new baseptr 40")
+    if rules == "modern":
+        # modern pin_page / UNPIN_TABLE use get_page_from_gfn: get_page's line, then only UNPIN's own
+        assert r.log == get_page[:1]
+        r = assert_rejected_cleanly(hv, hv.unpin, 64)
+        assert r.log == (get_page[0], "mfn 00040 bad, or bad owner d1")
+        r = assert_rejected_cleanly(hv, hv.new_baseptr, 64)  # new_guest_cr3: get_page_from_mfn's line too
+        assert r.log == (*get_page, "Error while installing new baseptr 00040")
+    else:
+        assert r.log == (*get_page, "Error while pinning mfn 40")
+        r = assert_rejected_cleanly(hv, hv.unpin, 64)
+        assert r.log == (*get_page, "Mfn 40 bad domain")
+        r = assert_rejected_cleanly(hv, hv.new_baseptr, 64)
+        assert r.log == (*get_page, "Error while installing new baseptr 40")
     # set_gdt uses get_page_and_type, not the _from_pagenr variant: get_page's line only.
     r = assert_rejected_cleanly(hv, hv.set_gdt, 64)
     assert r.log == get_page[:1]
@@ -261,7 +272,7 @@ def test_new_baseptr_rejects_non_l4():
     hv = Hypervisor("modern", frames=8)
     assert hv.pin(1, 3).ok
     r = assert_rejected_cleanly(hv, hv.new_baseptr, 3)
-    assert r.log[-1] == "Error while installing new baseptr 3"
+    assert r.log[-1] == "Error while installing new baseptr 00003"
 
 
 # ----------------------------------------------------------------------------------------- linear entries
@@ -341,14 +352,24 @@ def test_xen_l4_slots_skipped_by_validation():
     assert counts(hv) == before
 
 
+@pytest.mark.parametrize("rules", RULES)
 @pytest.mark.parametrize("slot", [256, 263, 271])
-def test_xen_l4_slots_rejected_by_mmu_update(slot):
-    hv = Hypervisor("modern", frames=8)
+def test_xen_l4_slots_rejected_by_mmu_update(slot, rules):
+    hv = Hypervisor(rules, frames=8)
     assert hv.pin(4, 1).ok
     assert hv.pin(3, 2).ok
     r = assert_rejected_cleanly(hv, hv.mmu_update, 1, slot, Entry(2, P | RW))
-    # Xen prints `%p` of the entry: L4 mfn 1 in 4.1's direct map (0xffff830000000000) plus slot * 8.
-    assert r.log == (f"Illegal L4 update attempt in Xen-private area {0xFFFF830000001000 + slot * 8:016x}",)
+    # 4.1 prints `%p` of the entry: L4 mfn 1 in 4.1's direct map (0xffff830000000000) plus slot * 8; modern
+    # `mod_l4_entry` prints the slot ("%#lx").
+    assert (
+        r.log
+        == {
+            "xen-4.1": (
+                f"Illegal L4 update attempt in Xen-private area {0xFFFF830000001000 + slot * 8:016x}",
+            ),
+            "modern": (f"L4 update in Xen-private area, slot {slot:#x}",),
+        }[rules]
+    )
     assert r.errno == "EINVAL"
     assert_rejected_cleanly(hv, hv.mmu_update, 1, slot, None)
 
@@ -394,7 +415,7 @@ def test_pse_in_l1_is_a_bad_flag(rules):
     hv = Hypervisor(rules, frames=8)
     assert hv.pin(1, 1).ok
     r = assert_rejected_cleanly(hv, hv.mmu_update, 1, 0, Entry(5, P | PSE))
-    assert r.log == ("Bad L1 flags 80",)
+    assert r.log == ({"xen-4.1": "Bad L1 flags 80", "modern": "Bad L1 flags 0x80"}[rules],)  # modern: %#x
 
 
 # ------------------------------------------------------------------------------------------------ fast paths
@@ -568,7 +589,11 @@ def test_l1_entry_to_an_mfn_with_no_page(rules, errno):
     # ...until the frame is validated as an L1.
     r = assert_rejected_cleanly(hv, hv.pin, 1, 3)
     assert r.errno == errno
-    assert r.log[:2] == (IO_SPACE_LINE[rules], "Failure in alloc_l1_table: entry 0")
+    failure = {
+        "xen-4.1": "Failure in alloc_l1_table: entry 0",
+        "modern": "Failure -1 in promote_l1_table: slot 0",
+    }
+    assert r.log[:2] == (IO_SPACE_LINE[rules], failure[rules])
 
 
 # INVALID_MFN (all 40 bits set: `PADDR_MASK >> PAGE_SHIFT`): both versions skip the line
@@ -584,7 +609,11 @@ def test_l1_entry_naming_invalid_mfn_is_einval_without_a_line(rules, flags):
     fill(hv, 2, (3, (1 << 40) - 1, flags))  # through validation: only alloc_l1_table's own lines
     r = assert_rejected_cleanly(hv, hv.pin, 1, 2)
     assert r.errno == "EINVAL"
-    assert r.log[0] == "Failure in alloc_l1_table: entry 3"
+    failure = {
+        "xen-4.1": "Failure in alloc_l1_table: entry 3",
+        "modern": "Failure -22 in promote_l1_table: slot 0x3",
+    }
+    assert r.log[0] == failure[rules]
 
 
 @pytest.mark.parametrize("rules", RULES)
@@ -592,10 +621,14 @@ def test_upper_entry_to_an_mfn_with_no_page(rules):
     hv = Hypervisor(rules, frames=8)
     assert hv.pin(2, 1).ok
     r = assert_rejected_cleanly(hv, hv.mmu_update, 1, 0, Entry(999, P))
-    # get_page_and_type_from_pagenr, then get_l2_linear_pagetable's own get_page_from_pagenr
-    assert (r.errno, r.log) == ("EINVAL", ("Could not get page ref for pfn 3e7",) * 2)
+    # get_page_and_type_from_pagenr, then get_l2_linear_pagetable's own get_page_from_pagenr (modern: _from_mfn)
+    no_ref = {
+        "xen-4.1": "Could not get page ref for pfn 3e7",
+        "modern": "Could not get page ref for mfn 003e7",
+    }
+    assert (r.errno, r.log) == ("EINVAL", (no_ref[rules],) * 2)
     r = assert_rejected_cleanly(hv, hv.mmu_update, 1, 0, Entry(999, P | RW))
-    assert r.log == ("Could not get page ref for pfn 3e7", "Attempt to create linear p.t. with write perms")
+    assert r.log == (no_ref[rules], "Attempt to create linear p.t. with write perms")
 
 
 def test_upper_entry_to_foreign_frame():
@@ -680,10 +713,10 @@ def test_write_into_validated_l1_is_emulated():
         "Bad type (saw 4400000000000001 != exp e000000000000000) for mfn 00003 (pfn 00003)",
         "Could not get page type PGT_writable_page",
         "Error getting mfn 00003 (pfn 00003) from L1 entry 0000000000003003 for l1e_owner d1, pg_owner d1",
-        "ptwr_emulate: could not get_page_from_l1e()",
+        "could not get_page_from_l1e()",  # modern pv/ro-page-fault.c
     )
     r = assert_rejected_cleanly(hv, hv.write, t.l1, 1, Entry(7, P | PSE))
-    assert r.log == ("Bad L1 flags 80", "ptwr_emulate: could not get_page_from_l1e()")
+    assert r.log == ("Bad L1 flags 0x80", "could not get_page_from_l1e()")
     assert hv.write(t.l1, 0, None).ok
     assert state(hv, 7) == ("writable", 0, 1, True, False)
     assert check_invariants(hv) == []
@@ -756,7 +789,8 @@ def test_mmu_update_on_rw_mapped_frame_and_gdt_frame():
     r = assert_rejected_cleanly(hv, hv.mmu_update, 4, 0, Entry(5, P))
     assert r.errno == "EINVAL"
     r = assert_rejected_cleanly(hv, hv.mmu_update, 64, 0, Entry(5, P))
-    assert r.log == (*FOREIGN_GET_PAGE["modern"], "Could not get page for normal update")
+    # modern do_mmu_update: get_page_from_gfn (get_page's line), then its own
+    assert r.log == (FOREIGN_GET_PAGE["modern"][0], "Could not get page for normal update")
 
 
 # ---------------------------------------------------------------------------------------- rollback, broadly
@@ -838,7 +872,7 @@ def test_xsa240_a_table_with_linear_entries_cannot_be_used_linearly():
     # Through validation too: a fresh L2 with an entry to 2.
     fill(hv, 4, (0, 2, P))
     r = assert_rejected_cleanly(hv, hv.pin, 2, 4)
-    assert r.errno == "EINVAL" and r.log[-1] == "Error while pinning mfn 4"
+    assert r.errno == "EINVAL" and r.log[-1] == "Error -22 while pinning mfn 00004"
     # Once 2 drops its linear entry, 2 may be used linearly.
     assert hv.mmu_update(2, 0, None).ok
     assert (hv.linear_entries(2), hv.linear_uses(3)) == (0, 0)

@@ -5,8 +5,16 @@
 lines the number of its *last* line; xen-unstable of April 2011 prints `mm.c:2466` for "Bad type" (a38647837a41's
 log), which is 2463 + 3 in the mm.c of 87e0dc6ea0. The table below gives, for each message xenpin's validator
 emits, its file and that line in RELEASE-4.1.0 (`xen/arch/x86/mm.c`, `traps.c`). Another Xen build prints other
-line numbers: `with_lines` takes them from a log. Modern Xen's `gdprintk` prints `%pv` (`d1v0`) instead of the
-file and line.
+line numbers: `with_lines` takes them from a log.
+
+Modern Xen (`xen/include/xen/lib.h`, master c447b7308b): `gprintk(lvl, fmt, ...)` is
+`printk(XENLOG_GUEST lvl "%pv " fmt, current, ...)` (`d1v0 `); a debug build's `gdprintk` is
+`printk(XENLOG_GUEST lvl "%s:%d:%pv " fmt, __FILE__, __LINE__, current, ...)`, and with `NDEBUG` (release builds)
+`gdprintk` and `dprintk` are empty inline functions: nothing is printed. Every line the validator emits is a
+`gdprintk` in modern Xen except `get_page`'s "Error mfn ...", a `gprintk(XENLOG_INFO, ...)`, which a release
+build's default guest log level (`XENLOG_GUEST_UPPER_THRESHOLD` 2 in `drivers/char/console.c`: "Do not print
+INFO and DEBUG") also drops. xenpin prints modern lines as `(XEN) d1v0 <message>`, the `%pv` prefix without a
+debug build's file and line.
 """
 
 from __future__ import annotations

@@ -92,6 +92,15 @@ def addr_ok(va: int) -> bool:
     return va < 1 << 47 or va >= HYPERVISOR_VIRT_END
 
 
+# Xen's errno values (`xen/include/public/errno.h`), for modern lines that print an `rc` with `%d`.
+_ERRNO = {"EPERM": 1, "EACCES": 13, "EFAULT": 14, "EBUSY": 16, "EINVAL": 22}
+
+
+def _alt_hex(n: int) -> str:
+    """C's `%#x`: `0x64`, but `0` for zero."""
+    return f"{n:#x}" if n else "0"
+
+
 # Edge attribute mappings are interned per flag value: a million entries share a handful of dicts.
 # They are never mutated; an entry update replaces the edge's mapping. Only valid flags of a present entry are
 # interned, so a value found here needs no further check (`fill_table` relies on it).
@@ -507,7 +516,10 @@ class Hypervisor:
         """Mirrors `get_page_from_pagenr`: `get_page`, and on failure `Could not get page ref for pfn ...`."""
         page = self._get_page(mfn, domain)
         if page is None:
-            self._mem_log(f"Could not get page ref for pfn {mfn:x}")
+            if self._modern_texts:  # modern `get_page_from_mfn` (asm/mm.h)
+                self._mem_log(f"Could not get page ref for mfn {mfn:05x}")
+            else:
+                self._mem_log(f"Could not get page ref for pfn {mfn:x}")
         return page
 
     def _put_page(self, page: Frame) -> None:
@@ -650,8 +662,8 @@ class Hypervisor:
                     continue
             try:
                 self._get_page_from_l1e(target, flags)
-            except XenError:
-                self._mem_log(f"Failure in alloc_l1_table: entry {slot}")
+            except XenError as err:
+                self._log_table_failure(1, slot, err)
                 raise
 
     def _guest_entries(self, page: Frame, level: int) -> Iterator[tuple[int, int, int]]:
@@ -669,9 +681,18 @@ class Hypervisor:
         for slot, target, flags in self._guest_entries(page, level):
             try:
                 self._get_page_from_upper(level, page.mfn, target, flags)
-            except XenError:
-                self._mem_log(f"Failure in alloc_l{level}_table: entry {slot}")
+            except XenError as err:
+                self._log_table_failure(level, slot, err)
                 raise
+
+    def _log_table_failure(self, level: int, slot: int, err: XenError) -> None:
+        """4.1 `alloc_lN_table`: "Failure in alloc_lN_table: entry %d"; modern `promote_lN_table`:
+        gdprintk "Failure %d in promote_lN_table: slot %#x" with the (negative) rc."""
+        if self._modern_texts:
+            rc = -_ERRNO[err.errno]
+            self._mem_log(f"Failure {rc} in promote_l{level}_table: slot {_alt_hex(slot)}")
+        else:
+            self._mem_log(f"Failure in alloc_l{level}_table: entry {slot}")
 
     def _free_page_table(self, page: Frame, level: int) -> None:
         """Mirrors `free_l1_table` .. `free_l4_table`: drop what every entry holds."""
@@ -682,7 +703,7 @@ class Hypervisor:
         """Mirrors `get_page_from_l1e` (non-present entries never reach here)."""
         bad = flags & self.rules.disallow_mask(1)
         if bad:
-            self._mem_log(f"Bad L1 flags {bad:x}")
+            self._mem_log(self._bad_flags_line(1, bad))
             raise XenError("EINVAL", f"L1 entry has disallowed flags {bad:#x}")
         page = self._node.get(target)
         if page is None or page.owner is None:
@@ -719,6 +740,12 @@ class Hypervisor:
                 ) from err
         else:
             self._get_page(target, self.domain)
+
+    def _bad_flags_line(self, level: int, bad: int) -> str:
+        """ "Bad L%d flags %x"; modern prints L1's with "%#x" (`get_page_from_l1e`, `mod_l1_entry`)."""
+        if level == 1 and self._modern_texts:
+            return f"Bad L1 flags {_alt_hex(bad)}"
+        return f"Bad L{level} flags {bad:x}"
 
     def _log_could_not_pin(self, target: int, flags: int) -> None:
         pfn = self._node[target].pfn
@@ -872,15 +899,17 @@ class Hypervisor:
     def _mod_entry(self, level: int, table: int, slot: int, new: Entry | None) -> None:
         """Mirrors `mod_l1_entry` .. `mod_l4_entry`: check and reference the new entry, then drop the old."""
         if level == 4 and slot in XEN_L4_SLOTS:
-            # `%p` of the entry: its address in Xen's direct map, 16 hex digits, no 0x.
-            va = DIRECTMAP_VIRT_START + (table << PAGE_SHIFT) + slot * 8
-            self._mem_log(f"Illegal L4 update attempt in Xen-private area {va:016x}")
+            if self._modern_texts:  # modern `mod_l4_entry`: "L4 update in Xen-private area, slot %#lx\n"
+                self._mem_log(f"L4 update in Xen-private area, slot {slot:#x}")
+            else:  # 4.1 MEM_LOG `%p` of the entry: its address in Xen's direct map, 16 hex digits, no 0x.
+                va = DIRECTMAP_VIRT_START + (table << PAGE_SHIFT) + slot * 8
+                self._mem_log(f"Illegal L4 update attempt in Xen-private area {va:016x}")
             raise XenError("EINVAL", f"L4 slot {slot} belongs to Xen")
         old = self.entry(table, slot)
         if new is not None:
             bad = new.flags & self.rules.disallow_mask(level)
             if bad:
-                self._mem_log(f"Bad L{level} flags {bad:x}")
+                self._mem_log(self._bad_flags_line(level, bad))
                 raise XenError("EINVAL", f"L{level} entry has disallowed flags {bad:#x}")
             compare = self.rules.l1_fastpath_compare if level == 1 else self.rules.upper_fastpath_compare
             if old is not None and old.mfn == new.mfn and not (old.flags ^ new.flags) & compare:
@@ -896,10 +925,15 @@ class Hypervisor:
 
     def _require_owned(self, mfn: int, what: str) -> Frame:
         """`get_page_from_pagenr(mfn, d)` as a check: the ref it takes is dropped again by the same call, so
-        xenpin takes none; on failure it logs what Xen logs, then `what`."""
+        xenpin takes none; on failure it logs what Xen logs, then `what`. Modern Xen's callers
+        (`do_mmu_update`, `MMUEXT_UNPIN_TABLE`) use `get_page_from_gfn`, which is `get_page` for a PV guest:
+        only get_page's line."""
         page = self._node.get(mfn)
         if page is None or page.owner != self.domain:
-            self._get_page_from_pagenr(mfn, self.domain)  # fails, with get_page's and its own log lines
+            if self._modern_texts:
+                self._get_page(mfn, self.domain)
+            else:
+                self._get_page_from_pagenr(mfn, self.domain)  # fails, with get_page's and its own log lines
             self._mem_log(what)
             raise XenError("EINVAL", f"frame {mfn:#x} is not owned by d{self.domain}")
         return page
@@ -927,7 +961,12 @@ class Hypervisor:
                 self._mod_entry(1, mfn, slot, entry)
             except XenError as err:
                 # `ptwr_emulated_update`: get_page_from_l1e failed -> X86EMUL_UNHANDLEABLE -> the guest's #PF.
-                self._mem_log("ptwr_emulate: could not get_page_from_l1e()")
+                # modern `pv/ro-page-fault.c`: gdprintk "could not get_page_from_l1e()"
+                self._mem_log(
+                    "could not get_page_from_l1e()"
+                    if self._modern_texts
+                    else "ptwr_emulate: could not get_page_from_l1e()"
+                )
                 raise XenError(
                     "EFAULT", f"ptwr emulation refused the store ({err.errno}: {err.reason}): page fault"
                 ) from err
@@ -1060,6 +1099,9 @@ class Hypervisor:
         return self._hypercall(f"pin_l{level} {mfn:#x}", self._do_pin, level, mfn)
 
     def _do_pin(self, level: int, mfn: int) -> None:
+        if self._modern_texts:
+            self._do_pin_modern(level, mfn)
+            return
         try:
             page = self._get_page_and_type(mfn, LEVEL_TYPE[level], self.domain)
         except XenError:
@@ -1070,15 +1112,34 @@ class Hypervisor:
             raise XenError("EINVAL", f"frame {mfn:#x} is already pinned")
         page.type_info |= PGT_pinned
 
+    def _do_pin_modern(self, level: int, mfn: int) -> None:
+        """Modern `do_mmuext_op` `pin_page`: `get_page_from_gfn` (get_page's line only, `-EINVAL`), then
+        `get_page_type_preemptible` ("Error %d while pinning mfn %" PRI_mfn), then `_PGT_pinned`."""
+        page = self._get_page(mfn, self.domain)
+        if page is None:
+            raise XenError("EINVAL", f"frame {mfn:#x} is not owned by d{self.domain}")
+        try:
+            self._get_page_type(page, LEVEL_TYPE[level])
+        except XenError as err:
+            self._mem_log(f"Error {-_ERRNO[err.errno]} while pinning mfn {mfn:05x}")
+            raise
+        if page.type_info & PGT_pinned:
+            self._mem_log(f"mfn {mfn:05x} already pinned")
+            raise XenError("EINVAL", f"frame {mfn:#x} is already pinned")
+        page.type_info |= PGT_pinned
+
     def unpin(self, mfn: int) -> Result:
         """`MMUEXT_UNPIN_TABLE`."""
         self._check_mfn(mfn)
         return self._hypercall(f"unpin {mfn:#x}", self._do_unpin, mfn)
 
     def _do_unpin(self, mfn: int) -> None:
-        page = self._require_owned(mfn, f"Mfn {mfn:x} bad domain")
+        if self._modern_texts:
+            page = self._require_owned(mfn, f"mfn {mfn:05x} bad, or bad owner d{self.domain}")
+        else:
+            page = self._require_owned(mfn, f"Mfn {mfn:x} bad domain")
         if not page.type_info & PGT_pinned:
-            self._mem_log(f"Mfn {mfn:x} not pinned")
+            self._mem_log(f"mfn {mfn:05x} not pinned" if self._modern_texts else f"Mfn {mfn:x} not pinned")
             raise XenError("EINVAL", f"frame {mfn:#x} is not pinned")
         self._save(page)
         page.type_info &= ~PGT_pinned
@@ -1093,7 +1154,7 @@ class Hypervisor:
         try:
             self._get_page_and_type(mfn, PGT_l4_page_table, self.domain)
         except XenError:
-            self._mem_log(f"Error while installing new baseptr {mfn:x}")
+            self._mem_log(f"Error while installing new baseptr {self._mfn(mfn)}")
             raise
         old = self.baseptr
         self._set_attr("baseptr", mfn)

@@ -11,7 +11,8 @@ Sources: `xen/arch/x86/mm.c` at RELEASE-4.1.0 and current master, and the XSA-14
   `alloc_l1_table`. Modern returns an errno: `could_not_pin` gives `-EBUSY` both for a frame that cannot take the
   `writable` type and for a frame of another domain (`real_pg_owner != pg_owner`; `xsm_priv_mapping` only decides
   whether a privileged domain may map it); an mfn that is no RAM page (`!mfn_valid`) takes the MMIO path, where
-  a domain without I/O capabilities gets `-EPERM` ("non-privileged attempt to map MMIO space").
+  a domain without I/O capabilities gets `-EPERM` ("non-privileged attempt to map MMIO space"), except for
+  `INVALID_MFN` (`mfn == PADDR_MASK >> PAGE_SHIFT`), which gets `-EINVAL` and no line (4.1: no line either).
 - Linear page tables (XSA-240): modern Xen counts, per page, linear entries *in* it (`inc_linear_entries`) and
   linear uses *of* it (`inc_linear_uses`) in one signed `linear_pt_count`, so a table may have linear entries or
   be the target of one, never both: chains of linear entries are refused (`-EINVAL`). 4.1 has no such rule.
