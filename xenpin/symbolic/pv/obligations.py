@@ -1,0 +1,382 @@
+"""One obligation per (operation, invariant, rule set): `invariants(s) and step(s, a) = s'  =>  invariant(s')`.
+
+The premise is the invariants of `invariants.PREMISES` on the state before the step (global safety follows from
+them: `SAFETY_LEMMA`), the operation's case and well-formed arguments, and that the step stays inside the
+unrolling (`step.Outcome.outside`, which `op_facts` proves unreachable from the premise). The conclusion is
+split into the invariant's clauses (per frame, per table, per root: `invariants.clauses`), each decided in a
+fresh Z3 solver with the same limits as `xenpin prove`; the obligation is `proved` only if every clause is
+`unsat`, the premise is satisfiable, and the operation can succeed and can fail from it (otherwise `vacuous`).
+The first clause that is `sat` gives the counterexample: the witness is searched again at the fewest frames
+that still break the invariant, minimised (fewest entries, entries that name real frames, fewest flags, the
+lowest arguments), rebuilt from a fresh guest (`witness.construction`), and the executable validator run on
+it: the verdict is `counterexample` only if the validator gives the same answer and state as the symbolic step
+and `check_invariants` reports the same invariant violated. Anything else is `unknown`, with the reason.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass, field
+
+import z3
+
+from xenpin.symbolic.minimise import lexicographic_min
+from xenpin.symbolic.pv import invariants as inv
+from xenpin.symbolic.pv.operations import OPERATIONS, Operation, operation
+from xenpin.symbolic.pv.state import DEFAULT_BOUND, Bound, Concrete, SymState, c, evaluate, of_hypervisor
+from xenpin.symbolic.pv.step import ERRNO_NAME, Outcome, entry_mfn, has, type_count, type_of
+from xenpin.symbolic.pv.witness import Call, construction, fresh_hypervisor, run_calls, scenario_text
+from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S, SolverAnswer, check
+from xenpin.xen.flags import ALL_FLAGS, RW, Entry, P
+from xenpin.xen.frame import PGT_count_mask
+from xenpin.xen.invariants import check_invariants
+from xenpin.xen.rules import RULES, RuleSet, get_rules
+
+DEFAULT_FUEL = 1
+SAFETY_LEMMA = "global_safety from the premises"
+
+
+@dataclass(frozen=True)
+class Encoding:
+    rules: RuleSet
+    op: Operation
+    bound: Bound
+    state: SymState
+    args: dict
+    outcome: Outcome
+    premise: z3.BoolRef  # without the unrolling condition
+
+
+@functools.cache
+def encoding(
+    rules_name: str, op_name: str, bound: Bound = DEFAULT_BOUND, fuel: int = DEFAULT_FUEL
+) -> Encoding:
+    rules, op = get_rules(rules_name), operation(op_name)
+    s = SymState.fresh(bound)
+    args = op.symbolic_args()
+    outcome = op.run(s, args, rules, fuel)
+    premise = z3.And(inv.premises_hold(s, rules), op.precondition(s, args))
+    return Encoding(rules, op, bound, s, args, outcome, premise)
+
+
+@dataclass(frozen=True)
+class OpFacts:
+    """What the premise of an operation allows: the checks every verdict of its row rests on."""
+
+    rules: str
+    operation: str
+    premise: str  # "sat" | "unsat" | "unknown"
+    can_succeed: str
+    can_fail: str
+    inside_bound: str  # "unsat" (proved: no path leaves the unrolling) | "sat" | "unknown"
+    seconds: float
+
+    @property
+    def problem(self) -> str | None:
+        """Why no obligation of the row can be `proved`, or None."""
+        if self.premise != "sat":
+            return f"the premise is {self.premise}"
+        if self.can_succeed != "sat":
+            return f"the operation cannot succeed from the premise ({self.can_succeed})"
+        if self.can_fail != "sat":
+            return f"the operation cannot fail from the premise ({self.can_fail})"
+        if self.inside_bound != "unsat":
+            return f"a step from the premise may leave the unrolling ({self.inside_bound})"
+        return None
+
+
+@dataclass(frozen=True)
+class RuleVerdict:
+    rules: str
+    operation: str
+    invariant: str
+    verdict: str  # proved | counterexample | vacuous | unknown
+    seconds: float
+    bound: str
+    clause: str | None = None  # the clause a counterexample breaks
+    note: str = ""
+    scenario: str | None = None  # the generated file's text (the CLI writes it and records the path)
+    steps: tuple[str, ...] = ()  # the construction and the step, for the report
+    violations: tuple[str, ...] = ()  # what check_invariants reported after the step
+    checks: int = 0
+    timings: tuple[float, ...] = field(default=(), compare=False)
+
+
+def _status(answer: SolverAnswer) -> str:
+    return answer.status
+
+
+def op_facts(rules_name: str, op_name: str, bound: Bound = DEFAULT_BOUND, **limits) -> OpFacts:
+    enc = encoding(rules_name, op_name, bound)
+    t = time.perf_counter()
+    out = enc.outcome
+    premise = check(enc.premise, **limits).status
+    succeed = check(z3.And(enc.premise, out.accepted, z3.Not(out.outside)), **limits).status
+    fail = check(z3.And(enc.premise, z3.Not(out.accepted), z3.Not(out.outside)), **limits).status
+    outside = check(z3.And(enc.premise, out.outside), **limits).status
+    return OpFacts(rules_name, op_name, premise, succeed, fail, outside, time.perf_counter() - t)
+
+
+def decide(
+    rules_name: str,
+    op_name: str,
+    invariant: str,
+    facts: OpFacts,
+    bound: Bound = DEFAULT_BOUND,
+    rlimit: int = DEFAULT_RLIMIT,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> RuleVerdict:
+    """The verdict of one obligation (see the module docstring)."""
+    limits = {"rlimit": rlimit, "timeout_s": timeout_s}
+    enc = encoding(rules_name, op_name, bound)
+    t0 = time.perf_counter()
+    base = {"rules": rules_name, "operation": op_name, "invariant": invariant, "bound": str(bound)}
+    inside = z3.Not(enc.outcome.outside)
+    unknowns, timings = [], []
+    for name, clause in inv.clauses(invariant, enc.outcome.state, enc.rules):
+        answer = check(z3.And(enc.premise, inside, z3.Not(clause)), **limits)
+        timings.append(answer.seconds)
+        if answer.status == "sat":
+            verdict = counterexample(enc, invariant, name, limits)
+            return RuleVerdict(**base, **verdict, seconds=time.perf_counter() - t0, timings=tuple(timings))
+        if answer.status == "unknown":
+            unknowns.append(f"{name}: {answer.reason}")
+    seconds = time.perf_counter() - t0
+    checks = len(timings)
+    if unknowns:
+        note = f"the solver gave up on {len(unknowns)} of {checks} clauses ({unknowns[0]})"
+        return RuleVerdict(
+            **base, verdict="unknown", seconds=seconds, note=note, checks=checks, timings=tuple(timings)
+        )
+    problem = facts.problem
+    if problem:
+        verdict = "vacuous" if facts.premise == "unsat" or facts.can_succeed == "unsat" else "unknown"
+        return RuleVerdict(
+            **base, verdict=verdict, seconds=seconds, note=problem, checks=checks, timings=tuple(timings)
+        )
+    return RuleVerdict(
+        **base,
+        verdict="proved",
+        seconds=seconds,
+        note=f"{checks} clauses unsat",
+        checks=checks,
+        timings=tuple(timings),
+    )
+
+
+# ------------------------------------------------------------------------------------------ counterexamples
+
+
+def _violates(enc: Encoding, invariant: str) -> z3.BoolRef:
+    return z3.And(
+        enc.premise, z3.Not(enc.outcome.outside), z3.Not(inv.holds(invariant, enc.outcome.state, enc.rules))
+    )
+
+
+def _cost_terms(enc: Encoding) -> list:
+    """What a witness is minimised on, most important first."""
+    s, n = enc.state, enc.bound.frames
+    one, zero = c(1), c(0)
+    entries = [e for row in s.entries for e in row]
+    if "entry" in enc.args:
+        entries.append(enc.args["entry"])
+
+    def count(conds):
+        return sum((z3.If(x, one, zero) for x in conds), zero)
+
+    extra_flags = ALL_FLAGS & ~(P | RW)
+    return [
+        count(z3.And(has(e, P), z3.UGT(entry_mfn(e), n)) for e in entries),  # entries that name no frame
+        count(has(e, P) for e in entries),
+        count(e & extra_flags != 0 for e in entries),
+        count(z3.And(type_count(ti) == 0, type_of(ti) != 0) for ti in s.type_info),
+        *[enc.args[k] for k in enc.op.args],
+    ]
+
+
+def _smallest_bound(enc: Encoding, invariant: str, limits: dict) -> tuple[Encoding, z3.ModelRef | None]:
+    """The encoding at the fewest guest frames that still break the invariant, with a model of it."""
+    for frames in range(1, enc.bound.frames + 1):
+        bound = Bound(frames, enc.bound.slots)
+        small = encoding(enc.rules.name, enc.op.name, bound)
+        answer = check(_violates(small, invariant), **limits)
+        if answer.status == "sat":
+            return small, answer.model
+    return enc, None
+
+
+def _call_of(enc: Encoding, values: dict[str, int]) -> Call:
+    args: dict = {}
+    if enc.op.level is not None:
+        args["level"] = enc.op.level
+    for key in enc.op.args:
+        v = values[key]
+        if key == "entry":
+            args[key] = Entry((v >> 12) & ((1 << 40) - 1), v & ALL_FLAGS) if v else None
+        else:
+            args[key] = v
+    return Call(enc.op.call, args)
+
+
+def counterexample(enc: Encoding, invariant: str, clause: str, limits: dict) -> dict:
+    """Minimise, rebuild, replay (see the module docstring); the verdict's fields."""
+    small, model = _smallest_bound(enc, invariant, limits)
+    if model is None:
+        return {"verdict": "unknown", "clause": clause, "note": "sat, but no model again at any bound"}
+    formula = _violates(small, invariant)
+    terms = _cost_terms(small)
+    least = lexicographic_min(formula, terms, model, **limits)
+    model = least.model
+    pre = evaluate(small.state, model)
+    values = {k: model.eval(v, model_completion=True).as_long() for k, v in small.args.items()}
+    accepted = z3.is_true(model.eval(small.outcome.accepted, model_completion=True))
+    errno = model.eval(small.outcome.errno, model_completion=True).as_long()
+    outcome = "ok" if accepted else ERRNO_NAME.get(errno, str(errno))
+    post = evaluate(small.outcome.state, model)
+    broken = [
+        name
+        for name, cl in inv.clauses(invariant, small.outcome.state, small.rules)
+        if not z3.is_true(model.eval(cl, model_completion=True))
+    ]
+    step = _call_of(small, values)
+    fields = {"clause": broken[0] if broken else clause}
+    if values.get("entry") and (values["entry"] >> 12) & ((1 << 40) - 1) > small.bound.frames:
+        return {**fields, "verdict": "unknown", "note": f"the witness's entry names no frame: {step}"}
+    if any(z3.is_true(model.eval(t > 0, model_completion=True)) for t in terms[:1]):
+        return {**fields, "verdict": "unknown", "note": "the witness's state has entries that name no frame"}
+    calls = construction(pre, small.bound, small.rules)
+    if calls is None:
+        return {
+            **fields,
+            "verdict": "unknown",
+            "note": "the state before the step is not reachable from a fresh guest by xenpin's construction; the invariants may need strengthening",
+        }
+    hv = run_calls(calls, small.bound, small.rules)
+    result = step.apply(hv)
+    real = "ok" if result.ok else str(result.errno)
+    violations = tuple(str(v) for v in check_invariants(hv))
+    steps = (*tuple(str(call) for call in calls), f"{step} -> {real}")
+    after = of_hypervisor(hv, small.bound)
+    if real != outcome or after != post:
+        return {
+            **fields,
+            "verdict": "unknown",
+            "steps": steps,
+            "violations": violations,
+            "note": f"the symbolic step ({outcome}) and the validator ({real}) disagree on {step}",
+        }
+    if not any(v.split(":", 1)[0] == invariant for v in violations):
+        return {
+            **fields,
+            "verdict": "unknown",
+            "steps": steps,
+            "violations": violations,
+            "note": f"the validator shows no {invariant} violation after {step}",
+        }
+    title = f"verify-rules: {small.op.name} breaks {invariant} under {small.rules.name}"
+    notes = [
+        f"Generated by xenpin verify-rules: a counterexample to {invariant} ({fields['clause']}) for {small.op.name},",
+        f"found by Z3 in the bound of {small.bound} and minimised; the state before the step is rebuilt from a",
+        "fresh guest by accepted calls, then the step runs and check_invariants reports the violation.",
+    ]
+    text = scenario_text(title, notes, small.rules, small.bound, calls, step, outcome, invariant)
+    note = f"{step} -> {outcome}; {violations[0]}" if violations else str(step)
+    return {
+        **fields,
+        "verdict": "counterexample",
+        "scenario": text,
+        "steps": steps,
+        "violations": violations,
+        "note": note,
+    }
+
+
+# ---------------------------------------------------------------------------------------- the state lemmas
+
+
+def safety_lemma(rules_name: str, bound: Bound = DEFAULT_BOUND, **limits) -> RuleVerdict:
+    """Global safety follows from the premises in every state of the bound."""
+    rules = get_rules(rules_name)
+    s = SymState.fresh(bound, "l")
+    t0 = time.perf_counter()
+    prem = inv.premises_hold(s, rules)
+    for name, clause in inv.clauses("global_safety", s, rules):
+        answer = check(z3.And(prem, z3.Not(clause)), **limits)
+        if answer.status != "unsat":
+            return RuleVerdict(
+                rules_name,
+                "(state)",
+                SAFETY_LEMMA,
+                "unknown",
+                time.perf_counter() - t0,
+                str(bound),
+                clause=name,
+                note=f"{answer.status}: {answer.reason or 'a safe-looking state is unsafe'}",
+            )
+    return RuleVerdict(rules_name, "(state)", SAFETY_LEMMA, "proved", time.perf_counter() - t0, str(bound))
+
+
+def invariant_witness(rules_name: str, invariant: str, bound: Bound = DEFAULT_BOUND, **limits) -> RuleVerdict:
+    """Non-vacuity of an invariant: a state reachable from a fresh guest where it holds and speaks of something."""
+    rules = get_rules(rules_name)
+    s = SymState.fresh(bound, "w")
+    t0 = time.perf_counter()
+    answer = check(z3.And(inv.all_hold(s, rules), inv.subject(invariant, s)), **limits)
+    base = (rules_name, "(state)", invariant)
+    if answer.status != "sat":
+        verdict = "vacuous" if answer.status == "unsat" else "unknown"
+        return RuleVerdict(
+            *base,
+            verdict,
+            time.perf_counter() - t0,
+            str(bound),
+            note=f"no state of the bound: {answer.status}",
+        )
+    pre: Concrete = evaluate(s, answer.model)
+    calls = construction(pre, bound, rules)
+    if calls is None:
+        return RuleVerdict(
+            *base,
+            "unknown",
+            time.perf_counter() - t0,
+            str(bound),
+            note="the witness state is not reachable by xenpin's construction",
+        )
+    violations = check_invariants(run_calls(calls, bound, rules))
+    if violations:
+        return RuleVerdict(
+            *base,
+            "unknown",
+            time.perf_counter() - t0,
+            str(bound),
+            note=f"the validator finds {violations[0]}",
+        )
+    return RuleVerdict(
+        *base,
+        "proved",
+        time.perf_counter() - t0,
+        str(bound),
+        steps=tuple(map(str, calls)),
+        note="a reachable state where it holds non-trivially",
+    )
+
+
+def rule_names() -> tuple[str, ...]:
+    return tuple(RULES)
+
+
+__all__ = [
+    "DEFAULT_FUEL",
+    "OPERATIONS",
+    "Encoding",
+    "OpFacts",
+    "RuleVerdict",
+    "decide",
+    "encoding",
+    "invariant_witness",
+    "op_facts",
+    "safety_lemma",
+]
+
+_ = (fresh_hypervisor, PGT_count_mask)

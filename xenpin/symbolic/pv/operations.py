@@ -1,0 +1,104 @@
+"""The operations a PV guest can ask of Xen's pagetable code, as cases of the symbolic step.
+
+Each `Operation` names one hypercall of `xenpin.xen.hypervisor.Hypervisor` (the method `call`) and, where the
+hypercall does different things for different frames, one case of it: `mmu_update` of a live L1 .. L4 (with
+each level's fast path) or of any other frame; a guest store into a live L1 (ptwr emulation) or anywhere else;
+`pin` at each level. The cases of a hypercall together cover every argument the executable accepts (a frame of
+the model, a slot of the bound, a well-formed entry); the obligation matrix has a row per case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import z3
+
+from xenpin.symbolic.pv.state import BV, ENTRY_BITS, SymState, W
+from xenpin.symbolic.pv.step import Outcome, Run, finish, has, live_level
+from xenpin.xen.flags import ENTRIES_PER_TABLE, P
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    call: str  # the Hypervisor method
+    args: tuple[str, ...]  # of "mfn", "slot", "entry", "va"
+    level: int | None = None  # pin's level
+    frame_level: int | None = None  # the case: the live level of the frame `mfn` (0: not a live table)
+    ptwr: bool | None = None  # write's case: into a live L1 or not
+
+    @property
+    def levels(self) -> tuple[int, ...]:
+        """The live levels `mfn` may have in this case (the step builds only their branches)."""
+        if self.frame_level is not None:
+            return (self.frame_level,)
+        if self.ptwr is not None:
+            return (1,) if self.ptwr else (0, 2, 3, 4)
+        return (0, 1, 2, 3, 4)
+
+    def symbolic_args(self, prefix: str = "a") -> dict[str, BV]:
+        return {name: z3.BitVec(f"{prefix}.{name}", W) for name in self.args}
+
+    def precondition(self, s: SymState, args: dict[str, BV]) -> z3.BoolRef:
+        """What the executable accepts as arguments (else ValueError), within the bound, and this case."""
+        n = s.bound.frames
+        parts = []
+        if "mfn" in args:
+            parts.append(z3.ULE(args["mfn"], n))  # a frame of the model: the guest's or the foreign one
+        if "slot" in args:
+            parts.append(z3.Or([args["slot"] == k for k in s.bound.slots]))
+        if "entry" in args:
+            e = args["entry"]
+            parts += [e & ~ENTRY_BITS == 0, z3.Implies(z3.Not(has(e, P)), e == 0)]
+        if "va" in args:
+            l1_slot = z3.LShR(args["va"], 12) & (ENTRIES_PER_TABLE - 1)
+            parts.append(z3.Or([l1_slot == k for k in s.bound.slots]))  # the entry it edits is in the bound
+        level = live_level(s.ti(args["mfn"])) if "mfn" in args else None
+        if self.frame_level is not None:
+            guest = z3.ULT(args["mfn"], n)
+            parts.append(
+                z3.And(guest, level == self.frame_level)
+                if self.frame_level
+                else z3.Or(z3.Not(guest), level == 0)
+            )
+        if self.ptwr is not None:
+            parts.append(level == 1 if self.ptwr else level != 1)
+        return z3.And(parts)
+
+    def run(self, s: SymState, args: dict[str, BV], rules, fuel: int) -> Outcome:
+        r = Run(s, rules, fuel, self.levels)
+        method: Callable = getattr(r, self.call)
+        values = [args[name] for name in self.args]
+        if self.level is not None:
+            method(self.level, *values)
+        else:
+            method(*values)
+        return finish(s, r)
+
+
+OPERATIONS: tuple[Operation, ...] = (
+    *(
+        Operation(f"mmu_update[l{lv}]", "mmu_update", ("mfn", "slot", "entry"), frame_level=lv)
+        for lv in (1, 2, 3, 4)
+    ),
+    Operation("mmu_update[other]", "mmu_update", ("mfn", "slot", "entry"), frame_level=0),
+    Operation("write[ptwr]", "write", ("mfn", "slot", "entry"), ptwr=True),
+    Operation("write[plain]", "write", ("mfn", "slot", "entry"), ptwr=False),
+    Operation("update_va_mapping", "update_va_mapping", ("va", "entry")),
+    *(Operation(f"pin[l{lv}]", "pin", ("mfn",), level=lv) for lv in (1, 2, 3, 4)),
+    Operation("unpin", "unpin", ("mfn",)),
+    Operation("new_baseptr", "new_baseptr", ("mfn",)),
+    Operation("set_gdt", "set_gdt", ("mfn",)),
+)
+OPERATION_NAMES = tuple(op.name for op in OPERATIONS)
+
+
+def operation(name: str) -> Operation:
+    for op in OPERATIONS:
+        if op.name == name:
+            return op
+    raise KeyError(name)
+
+
+__all__ = ["OPERATIONS", "OPERATION_NAMES", "Operation", "operation"]
