@@ -13,8 +13,8 @@ differential test in `tests/symbolic/pv/` checks it):
   protected frame (PSE leaves and linear entries included).
 `wellformed` holds in every state a guest can reach and is what makes the others inductive: entries and counts
 use only the bits Xen's encoding has, the foreign frame is untouched, a pinned frame is a live table, the base
-pointer a live L4, the GDT a descriptor page in use, a table with no type count is not validated, and a
-writable page always is.
+pointer a live L4, the GDT a descriptor page in use, a table with no type count is not validated, a writable or
+descriptor page always is, and an untyped page never.
 """
 
 from __future__ import annotations
@@ -257,7 +257,10 @@ def wellformed(s: SymState, rules: RuleSet) -> Clauses:
             z3.Or([type_of(ti) == t for t in known_types]),
             z3.Implies(has(ti, PGT_pinned), live_level(ti) != 0),
             z3.Implies(z3.And(is_table_type(ti), type_count(ti) == 0), z3.Not(has(ti, PGT_validated))),
+            # writable and descriptor pages are validated once typed and stay so; type none never is
             z3.Implies(type_of(ti) == PGT_writable_page, has(ti, PGT_validated)),
+            z3.Implies(type_of(ti) == PGT_seg_desc_page, has(ti, PGT_validated)),
+            z3.Implies(type_of(ti) == 0, z3.Not(has(ti, PGT_validated))),
         ]
         if m < n:
             for e in s.entries[m]:

@@ -14,7 +14,7 @@ from concurrent.futures import as_completed
 from dataclasses import dataclass, replace
 
 from xenpin.symbolic.batch import _spawning, worker_pool
-from xenpin.symbolic.pv.invariants import STATE_INVARIANTS
+from xenpin.symbolic.pv.invariants import PREMISES, STATE_INVARIANTS
 from xenpin.symbolic.pv.obligations import (
     SAFETY_LEMMA,
     OpFacts,
@@ -59,8 +59,28 @@ def _verdict_task(
     witness: RuleVerdict,
     bound: Bound,
     limits: dict,
+    premises: tuple[RuleVerdict, ...] = (),
 ) -> RuleVerdict:
-    verdict = decide(rules, op, invariant, facts, bound, **limits)
+    """One obligation; global safety without a solver where the step keeps every premise (`premises`, the
+    row's verdicts) and the lemma holds."""
+    if (
+        invariant == "global_safety"
+        and lemma.verdict == "proved"
+        and premises
+        and all(p.verdict == "proved" for p in premises)
+    ):
+        names = ", ".join(p.invariant for p in premises)
+        verdict = RuleVerdict(
+            rules,
+            op,
+            invariant,
+            "proved",
+            0.0,
+            str(bound),
+            note=f"from this step's {names} verdicts and the lemma that {SAFETY_LEMMA}",
+        )
+    else:
+        verdict = decide(rules, op, invariant, facts, bound, **limits)
     return qualify(verdict, lemma, witness)
 
 
@@ -94,16 +114,28 @@ def verify(
     limits = {"rlimit": rlimit, "timeout_s": timeout_s}
     report = on_verdict or (lambda verdict: None)
     rows = [(r, op) for r in rules for op in operations]
-    cells = [(r, op, i) for r, op in rows for i in invariants]
+    # global safety last: where the step keeps every premise and the lemma holds, it follows without a solver
+    first = [i for i in invariants if i != "global_safety"]
+    last = [i for i in invariants if i == "global_safety"]
     pairs = [(r, i) for r in rules for i in invariants]
+    done: dict[tuple[str, str, str], RuleVerdict] = {}
+
+    def premises_of(r: str, op: str) -> tuple[RuleVerdict, ...]:
+        got = tuple(done[r, op, p] for p in PREMISES if (r, op, p) in done)
+        return got if len(got) == len(PREMISES) else ()
+
     if workers <= 1:
         facts = {row: _fact_task(*row, bound, limits) for row in rows}
         lemmas = {r: _lemma_task(r, bound, limits) for r in rules}
         witnesses = {p: _witness_task(*p, bound, limits) for p in pairs}
-        verdicts = []
-        for r, op, i in cells:
-            verdicts.append(_verdict_task(r, op, i, facts[r, op], lemmas[r], witnesses[r, i], bound, limits))
-            report(verdicts[-1])
+        for phase in (first, last):
+            for r, op in rows:
+                for i in phase:
+                    v = _verdict_task(
+                        r, op, i, facts[r, op], lemmas[r], witnesses[r, i], bound, limits, premises_of(r, op)
+                    )
+                    done[r, op, i] = v
+                    report(v)
     else:
         with worker_pool(workers) as pool:
             with _spawning():
@@ -113,16 +145,28 @@ def verify(
             facts = {k: f.result() for k, f in f_fut.items()}
             lemmas = {k: f.result() for k, f in l_fut.items()}
             witnesses = {k: f.result() for k, f in w_fut.items()}
-            with _spawning():
-                v_fut = [
-                    pool.submit(
-                        _verdict_task, r, op, i, facts[r, op], lemmas[r], witnesses[r, i], bound, limits
-                    )
-                    for r, op, i in cells
-                ]
-            for future in as_completed(v_fut):
-                report(future.result())
-            verdicts = [f.result() for f in v_fut]
+            for phase in (first, last):
+                with _spawning():
+                    futures = {
+                        pool.submit(
+                            _verdict_task,
+                            r,
+                            op,
+                            i,
+                            facts[r, op],
+                            lemmas[r],
+                            witnesses[r, i],
+                            bound,
+                            limits,
+                            premises_of(r, op),
+                        ): (r, op, i)
+                        for r, op in rows
+                        for i in phase
+                    }
+                for future in as_completed(futures):
+                    done[futures[future]] = future.result()
+                    report(done[futures[future]])
+    verdicts = [done[r, op, i] for r, op in rows for i in invariants]
     return Matrix(
         bound,
         tuple(facts[row] for row in rows),

@@ -33,7 +33,6 @@ from xenpin.xen.frame import PGT_count_mask
 from xenpin.xen.invariants import check_invariants
 from xenpin.xen.rules import RULES, RuleSet, get_rules
 
-DEFAULT_FUEL = 1
 SAFETY_LEMMA = "global_safety from the premises"
 
 
@@ -49,13 +48,11 @@ class Encoding:
 
 
 @functools.cache
-def encoding(
-    rules_name: str, op_name: str, bound: Bound = DEFAULT_BOUND, fuel: int = DEFAULT_FUEL
-) -> Encoding:
+def encoding(rules_name: str, op_name: str, bound: Bound = DEFAULT_BOUND) -> Encoding:
     rules, op = get_rules(rules_name), operation(op_name)
     s = SymState.fresh(bound)
     args = op.symbolic_args()
-    outcome = op.run(s, args, rules, fuel)
+    outcome = op.run(s, args, rules)
     premise = z3.And(inv.premises_hold(s, rules), op.precondition(s, args))
     return Encoding(rules, op, bound, s, args, outcome, premise)
 
@@ -174,25 +171,28 @@ def _violates(enc: Encoding, invariant: str) -> z3.BoolRef:
     )
 
 
-def _cost_terms(enc: Encoding) -> list:
-    """What a witness is minimised on, most important first."""
-    s, n = enc.state, enc.bound.frames
+def state_cost(s: SymState, extra_entries: tuple = ()) -> list:
+    """What a witness state is minimised on, most important first: entries that name no frame (a scenario
+    cannot write them), entries, flags beyond P and RW, frames whose type outlived their last reference."""
+    n = s.bound.frames
     one, zero = c(1), c(0)
-    entries = [e for row in s.entries for e in row]
-    if "entry" in enc.args:
-        entries.append(enc.args["entry"])
+    entries = [e for row in s.entries for e in row] + list(extra_entries)
 
     def count(conds):
         return sum((z3.If(x, one, zero) for x in conds), zero)
 
     extra_flags = ALL_FLAGS & ~(P | RW)
     return [
-        count(z3.And(has(e, P), z3.UGT(entry_mfn(e), n)) for e in entries),  # entries that name no frame
+        count(z3.And(has(e, P), z3.UGT(entry_mfn(e), n)) for e in entries),
         count(has(e, P) for e in entries),
-        count(e & extra_flags != 0 for e in entries),
         count(z3.And(type_count(ti) == 0, type_of(ti) != 0) for ti in s.type_info),
-        *[enc.args[k] for k in enc.op.args],
+        count(e & extra_flags != 0 for e in entries),
     ]
+
+
+def _cost_terms(enc: Encoding) -> list:
+    extra = (enc.args["entry"],) if "entry" in enc.args else ()
+    return [*state_cost(enc.state, extra), *[enc.args[k] for k in enc.op.args]]
 
 
 def _smallest_bound(enc: Encoding, invariant: str, limits: dict) -> tuple[Encoding, z3.ModelRef | None]:
@@ -317,9 +317,16 @@ def safety_lemma(rules_name: str, bound: Bound = DEFAULT_BOUND, **limits) -> Rul
     return RuleVerdict(rules_name, "(state)", SAFETY_LEMMA, "proved", time.perf_counter() - t0, str(bound))
 
 
-def invariant_witness(rules_name: str, invariant: str, bound: Bound = DEFAULT_BOUND, **limits) -> RuleVerdict:
+def invariant_witness(
+    rules_name: str,
+    invariant: str,
+    bound: Bound = DEFAULT_BOUND,
+    rlimit: int = DEFAULT_RLIMIT,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> RuleVerdict:
     """Non-vacuity of an invariant: a state reachable from a fresh guest where it holds and speaks of something."""
     rules = get_rules(rules_name)
+    limits = {"rlimit": rlimit, "timeout_s": timeout_s}
     s = SymState.fresh(bound, "w")
     t0 = time.perf_counter()
     answer = check(z3.And(inv.all_hold(s, rules), inv.subject(invariant, s)), **limits)
@@ -333,7 +340,9 @@ def invariant_witness(rules_name: str, invariant: str, bound: Bound = DEFAULT_BO
             str(bound),
             note=f"no state of the bound: {answer.status}",
         )
-    pre: Concrete = evaluate(s, answer.model)
+    formula = z3.And(inv.all_hold(s, rules), inv.subject(invariant, s))
+    least = lexicographic_min(formula, state_cost(s), answer.model, **limits)
+    pre: Concrete = evaluate(s, least.model)
     calls = construction(pre, bound, rules)
     if calls is None:
         return RuleVerdict(
@@ -367,7 +376,6 @@ def rule_names() -> tuple[str, ...]:
 
 
 __all__ = [
-    "DEFAULT_FUEL",
     "OPERATIONS",
     "Encoding",
     "OpFacts",

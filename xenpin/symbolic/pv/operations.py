@@ -66,8 +66,8 @@ class Operation:
             parts.append(level == 1 if self.ptwr else level != 1)
         return z3.And(parts)
 
-    def run(self, s: SymState, args: dict[str, BV], rules, fuel: int) -> Outcome:
-        r = Run(s, rules, fuel, self.levels)
+    def run(self, s: SymState, args: dict[str, BV], rules, fold: bool = False) -> Outcome:
+        r = Run(s, rules, self.levels, fold)
         method: Callable = getattr(r, self.call)
         values = [args[name] for name in self.args]
         if self.level is not None:
@@ -87,7 +87,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("write[plain]", "write", ("mfn", "slot", "entry"), ptwr=False),
     Operation("update_va_mapping", "update_va_mapping", ("va", "entry")),
     *(Operation(f"pin[l{lv}]", "pin", ("mfn",), level=lv) for lv in (1, 2, 3, 4)),
-    Operation("unpin", "unpin", ("mfn",)),
+    *(Operation(f"unpin[l{lv}]", "unpin", ("mfn",), frame_level=lv) for lv in (1, 2, 3, 4)),
+    Operation("unpin[other]", "unpin", ("mfn",), frame_level=0),
     Operation("new_baseptr", "new_baseptr", ("mfn",)),
     Operation("set_gdt", "set_gdt", ("mfn",)),
 )

@@ -10,8 +10,10 @@ the base pointer (`v->arch.guest_table`), the GDT frame, and whether Xen's own a
 The bound (`Bound`): the guest owns frames (mfns) `0 .. frames-1`; mfn `frames` is one frame of another domain
 (d2), whose state the guest cannot change except through Xen 4.1's `put_superpage`; every larger mfn has no
 page (`!mfn_valid`: I/O space). Only the slots in `slots` of each table are modelled; every other slot holds a
-not-present entry. The default, 4 frames and slots 0, 1 and 256, is the least that holds XSA-148's tree
-(L4 -> L3 -> L2 -> L1, 2 MiB-aligned) with two entries a table and one of Xen's own L4 slots (256..271). The
+not-present entry. The default, 5 frames and slot 0 of each table, is the least in which a safe state has a
+writable mapping at all (L4 -> L3 -> L2 -> L1 -> a data page: with 4 frames global safety would hold vacuously,
+and `obligations.invariant_witness` says so) and which holds XSA-148's and XSA-182's trees; more slots (`Bound(5,
+(0, 1, 256))`: two entries a table and one of Xen's own L4 slots) cover more and cost far more solver time. The
 bound is part of every verdict: a proof covers every state within it, not every state of a real machine.
 """
 
@@ -40,8 +42,8 @@ def c(v: int) -> BV:
 class Bound:
     """How much of the machine the symbolic state holds (see the module docstring)."""
 
-    frames: int = 4
-    slots: tuple[int, ...] = (0, 1)
+    frames: int = 5
+    slots: tuple[int, ...] = (0,)
 
     def __post_init__(self) -> None:
         if self.frames < 1:

@@ -15,10 +15,16 @@ state update is guarded by it, so a failed path freezes where Xen raised (what t
 unwinds; the executable rolls its journal back).
 
 Recursion: validation goes down one level per call (an L4 validates L3s, ... L1s), so it is unrolled exactly to
-the architecture's four levels. Devalidation also goes down one level per call, except through a linear entry
-(same level) and through 4.1's `put_superpage` (any level); those nestings spend `fuel`, and a path that would
-need more is marked `outside` -- `obligations` proves, per operation, that no such path starts from a state of
-the invariants, which makes the unrolling exact there.
+the architecture's four levels. Devalidation frees a table at the level its type says, and a free may nest
+another (down a level, across a linear entry, or anywhere through 4.1's `put_superpage`); below a put of a
+table frees nest at most one deep per frame of the bound (`depth_for`), which is exact: a chain of nested frees
+visits distinct frames. Two puts get no nested free at all -- a data page's (an RW L1 entry's target) and those
+of `put_superpage` inside a free -- and a path that would need one is marked `outside`; `obligations` proves,
+per operation, that no such path starts from a state of the invariants (and where it cannot, no verdict of that
+operation is `proved`).
+
+`fold` (for runs on constant states, as the refinement test makes) simplifies every guard and value as it goes,
+so such a run stays small and skips the branches it does not take; it changes no answer.
 """
 
 from __future__ import annotations
@@ -141,46 +147,66 @@ class Run:
     """One operation in progress on one symbolic state (see the module docstring)."""
 
     def __init__(
-        self, state: SymState, rules: RuleSet, fuel: int, levels: tuple[int, ...] = (0, 1, 2, 3, 4)
+        self,
+        state: SymState,
+        rules: RuleSet,
+        levels: tuple[int, ...] = (0, 1, 2, 3, 4),
+        fold: bool = False,
     ) -> None:
         self.s = state
+        # `fold`: simplify as the run goes (a state of constants stays constants, and dead branches are skipped)
+        self.fold = z3.simplify if fold else (lambda t: t)
         # the live levels the operation's frame may have: an operation case leaves the other branches out
         self.levels = levels
         self.rules = rules
-        self.fuel = fuel
         self.ok: z3.BoolRef = z3.BoolVal(True)
         self.err: BV = z3.BitVecVal(0, ERR_BITS)
         self.outside_bound: z3.BoolRef = z3.BoolVal(False)
         self.n = state.bound.frames
 
+    def depth_for(self, level: int) -> int:
+        """The nested frees the unrolling allows below a put of a level-`level` table: one per frame of the
+        bound. That is always enough: a table being freed loses `PGT_validated` before its entries are put and
+        nothing validates during a put, so a chain of nested frees visits distinct frames."""
+        return self.n
+
     # ---------------------------------------------------------------------------------- the run itself
 
+    @property
+    def dead(self) -> bool:
+        """No path reaches here (known only where the guard folded to False)."""
+        return z3.is_false(self.ok)
+
     def fail_if(self, cond: z3.BoolRef, name: str) -> None:
-        hit = z3.And(self.ok, cond)
-        self.err = z3.If(hit, errno(name), self.err)
-        self.ok = z3.And(self.ok, z3.Not(cond))
+        if self.dead:
+            return
+        hit = self.fold(z3.And(self.ok, cond))
+        self.err = self.fold(z3.If(hit, errno(name), self.err))
+        self.ok = self.fold(z3.And(self.ok, z3.Not(cond)))
 
     def set_errno_where(self, cond: z3.BoolRef, name: str) -> None:
-        self.err = z3.If(cond, errno(name), self.err)
+        self.err = self.fold(z3.If(cond, errno(name), self.err))
 
     def outside(self, cond: z3.BoolRef) -> None:
         """This path needs more unrolling than the bound gives: flag it, and stop it here."""
-        self.outside_bound = z3.Or(self.outside_bound, z3.And(self.ok, cond))
+        if self.dead:
+            return
+        self.outside_bound = self.fold(z3.Or(self.outside_bound, z3.And(self.ok, cond)))
         self.fail_if(cond, "EINVAL")
 
     @contextmanager
     def when(self, cond: z3.BoolRef) -> Iterator[None]:
         """Run the block only on the paths where `cond` holds."""
         ok0 = self.ok
-        self.ok = z3.And(ok0, cond)
+        self.ok = self.fold(z3.And(ok0, cond))
         yield
-        self.ok = z3.Or(z3.And(ok0, z3.Not(cond)), self.ok)
+        self.ok = self.fold(z3.Or(z3.And(ok0, z3.Not(cond)), self.ok))
 
     def attempt(self, body: Callable[[], None]) -> z3.BoolRef:
         """Run `body`; the paths on which it failed (a raised XenError, still propagating)."""
         ok0 = self.ok
         body()
-        return z3.And(ok0, z3.Not(self.ok))
+        return self.fold(z3.And(ok0, z3.Not(self.ok)))
 
     def on_failure(self, failed: z3.BoolRef, cleanup: Callable[[], None]) -> None:
         """`except XenError: cleanup(); raise` -- the cleanup runs on the failed paths, which stay failed."""
@@ -193,9 +219,14 @@ class Run:
 
     def frame_update(self, name: str, mfn: BV, value: Callable[[BV], BV], cond=True) -> None:
         old = getattr(self.s, name)
-        guard = z3.And(self.ok, cond)
-        new = tuple(z3.If(z3.And(guard, mfn == i), value(v), v) for i, v in enumerate(old))
-        self.s = self.s.with_(**{name: new})
+        guard = self.fold(z3.And(self.ok, cond))
+        if z3.is_false(guard):
+            return
+        new = []
+        for i, v in enumerate(old):
+            hit = self.fold(z3.And(guard, mfn == i))
+            new.append(v if z3.is_false(hit) else self.fold(z3.If(hit, value(v), v)))
+        self.s = self.s.with_(**{name: tuple(new)})
 
     def write_entry(self, table: BV, slot: BV, value: BV) -> None:
         """`_write_entry`: the entry's bytes (no reference counting)."""
@@ -208,7 +239,7 @@ class Run:
 
     def note_damage(self, kind: str, cond) -> None:
         name = "damage_type" if kind == "type_count" else "damage_general"
-        self.s = self.s.with_(**{name: z3.Or(getattr(self.s, name), z3.And(self.ok, cond))})
+        self.s = self.s.with_(**{name: self.fold(z3.Or(getattr(self.s, name), z3.And(self.ok, cond)))})
 
     # ------------------------------------------------------------------------------------- frames
 
@@ -237,6 +268,8 @@ class Run:
 
     def get_page_type(self, mfn: BV, type_: int) -> None:
         """`_get_page_type`: retype at count 0, refuse another type, validate on the first ref."""
+        if self.dead:
+            return
         x = self.s.ti(mfn)
         count0 = type_count(x) == 0
         retyped = (x & ~(PGT_type_mask | PGT_validated)) | type_
@@ -244,28 +277,31 @@ class Run:
             retyped = retyped | PGT_validated  # "No special validation needed for writable pages."
         x = z3.If(z3.And(count0, type_of(x) != type_), retyped, x)
         self.fail_if(z3.And(z3.Not(count0), type_of(x) != type_), "EINVAL")
-        # a table being validated reached again: the executable asserts this cannot happen
-        self.outside(z3.And(z3.Not(count0), z3.Not(has(x, PGT_validated))))
+        # A frame with a type count but not validated is one this very call is validating, and validation only
+        # asks for the next level down: the frame is requested again only at another level, a type mismatch
+        # (refused above). So this cannot happen (the executable asserts it); it is refused like a mismatch.
+        self.fail_if(z3.And(z3.Not(count0), z3.Not(has(x, PGT_validated))), "EINVAL")
         self.frame_update("type_info", mfn, lambda _old: x + 1)
         with self.when(z3.Not(has(x, PGT_validated))):
             self.alloc_page_type(mfn, type_)
             self.frame_update("type_info", mfn, lambda t: t | PGT_validated)
 
-    def put_page_type(self, mfn: BV, frees: dict[int, int]) -> None:
-        """`_put_page_type`: the last ref of a validated table devalidates it and frees its entries.
-
-        `frees` maps each table level this frame may have here to the fuel of the nested `free_page_table`;
-        a free at any other level is outside the unrolling."""
+    def put_page_type(self, mfn: BV, depth: int) -> None:
+        """`_put_page_type`: the last ref of a validated table devalidates it and frees its entries, at the
+        frame's own level; `depth` is how many nested frees the unrolling still allows."""
+        if self.dead:
+            return
         x = self.s.ti(mfn)
         zero = type_count(x) == 0
         self.note_damage("type_count", zero)
         nx = x - 1
         free = z3.And(z3.Not(zero), type_count(nx) == 0, is_table_type(x), has(x, PGT_validated))
         self.frame_update("type_info", mfn, lambda _old: z3.If(free, nx & ~PGT_validated, nx), z3.Not(zero))
-        for level, fuel in frees.items():
-            with self.when(z3.And(free, type_of(x) == LEVEL_TYPE[level])):
-                self.free_page_table(mfn, level, fuel)
-        self.outside(z3.And(free, z3.And([type_of(x) != LEVEL_TYPE[level] for level in frees])))
+        if depth:
+            with self.when(free):
+                self.free_page_table(mfn, z3.LShR(type_of(x), 60), depth - 1)
+        else:
+            self.outside(free)
 
     def get_page_and_type(self, mfn: BV, type_: int) -> None:
         """`_get_page_and_type`: general ref, then type ref; on failure the general ref is dropped again."""
@@ -274,8 +310,8 @@ class Run:
         failed = self.attempt(lambda: self.get_page_type(mfn, type_))
         self.on_failure(failed, lambda: self.put_page(mfn))
 
-    def put_page_and_type(self, mfn: BV, frees: dict[int, int]) -> None:
-        self.put_page_type(mfn, frees)
+    def put_page_and_type(self, mfn: BV, depth: int) -> None:
+        self.put_page_type(mfn, depth)
         self.put_page(mfn)
 
     # ---------------------------------------------------------------------------------- validation
@@ -293,22 +329,32 @@ class Run:
         return [s for s in self.s.bound.slots if not (level == 4 and s in XEN_L4_SLOTS)]
 
     def alloc_l1_table(self, mfn: BV) -> None:
+        if self.dead:
+            return
         for slot in self.guest_slots(1):
             e = self.s.entry(mfn, slot)
             with self.when(has(e, P)):
                 self.get_page_from_l1e(entry_mfn(e), entry_flags(e))
 
     def alloc_upper_table(self, mfn: BV, level: int) -> None:
+        if self.dead:
+            return
         for slot in self.guest_slots(level):
             e = self.s.entry(mfn, slot)
             with self.when(has(e, P)):
                 self.get_page_from_upper(level, mfn, entry_mfn(e), entry_flags(e))
 
-    def free_page_table(self, mfn: BV, level: int, fuel: int) -> None:
-        for slot in self.guest_slots(level):
+    def free_page_table(self, mfn: BV, level: BV, depth: int) -> None:
+        """`_free_page_table` at the (symbolic) level of the frame: drop what every entry holds."""
+        if self.dead:
+            return
+        for slot in self.s.bound.slots:
             e = self.s.entry(mfn, slot)
-            with self.when(has(e, P)):
-                self.put_page_from_entry(level, mfn, entry_mfn(e), entry_flags(e), fuel)
+            cond = has(e, P)
+            if slot in XEN_L4_SLOTS:
+                cond = z3.And(cond, level != 4)
+            with self.when(cond):
+                self.put_page_from_entry(level, mfn, entry_mfn(e), entry_flags(e), depth)
 
     def get_page_from_l1e(self, target: BV, flags: BV) -> None:
         self.fail_if(flags & self.rules.disallow_mask(1) != 0, "EINVAL")
@@ -325,6 +371,8 @@ class Run:
             self.get_page(target)
 
     def get_page_from_upper(self, level: int, table: BV, target: BV, flags: BV) -> None:
+        if self.dead:
+            return
         self.fail_if(flags & self.rules.disallow_mask(level) != 0, "EINVAL")
         if level == 2:
             self.fail_if(has(flags, PSE), "EINVAL")  # 4.1: no `allowsuperpage`
@@ -332,10 +380,10 @@ class Run:
         self.get_page_and_type(target, LEVEL_TYPE[level - 1])
         ok_after = self.ok
         # only -EINVAL may be a linear-pagetable attempt
-        self.ok = z3.And(ok0, z3.Not(ok_after), self.err == errno("EINVAL"))
+        self.ok = self.fold(z3.And(ok0, z3.Not(ok_after), self.err == errno("EINVAL")))
         linear = self.get_linear_pagetable(level, table, target, flags)
         self.fail_if(z3.Not(linear), "EINVAL")
-        self.ok = z3.Or(ok_after, self.ok)
+        self.ok = self.fold(z3.Or(ok_after, self.ok))
 
     def get_linear_pagetable(self, level: int, table: BV, target: BV, flags: BV) -> z3.BoolRef:
         """`_get_linear_pagetable`: read-only, to itself or to a validated table of the same level."""
@@ -354,36 +402,43 @@ class Run:
 
     # ---------------------------------------------------------------------------------- devalidation
 
-    def put_page_from_entry(self, level: int, table: BV, target: BV, flags: BV, fuel: int) -> None:
-        if level == 1:
-            rw = has(flags, RW)
-            with self.when(rw):
-                self.put_page_and_type(target, {})
-            with self.when(z3.Not(rw)):
-                self.put_page(target)
+    def put_page_from_entry(self, level: int | BV, table: BV, target: BV, flags: BV, depth: int) -> None:
+        """`_put_page_from_entry` for an entry of a table at `level` (a number, or a term when freeing)."""
+        if self.dead:
             return
-        normal = z3.And(target != table, z3.Not(has(flags, PSE)) if level == 2 else z3.BoolVal(True))
-        frees = {level - 1: fuel}
-        if fuel:
-            frees[level] = fuel - 1  # a linear entry: the same level, one nesting spent
-        with self.when(normal):
-            self.put_page_and_type(target, frees)
-        if level == 2:
-            with self.when(z3.And(target != table, has(flags, PSE))):
-                self.put_superpage(target, flags, fuel)
+        nested = not isinstance(level, int)
+        level = c(level) if isinstance(level, int) else level
+        rw, pse = has(flags, RW), has(flags, PSE)
+        l1 = level == 1
+        upper = z3.And(z3.Not(l1), target != table)  # a self-linear entry holds nothing
+        superpage = z3.And(level == 2, pse)
+        with self.when(z3.And(l1, rw)):
+            self.put_page_and_type(target, 0)  # a data page: no table to free (else outside the unrolling)
+        with self.when(z3.And(upper, z3.Not(superpage))):
+            self.put_page_and_type(target, depth)
+        with self.when(z3.And(l1, z3.Not(rw))):
+            self.put_page(target)
+        if nested:
+            # a PSE entry in a table being freed: only one the XSA-148 fast path flipped, never one of a state of
+            # the invariants; the unrolling stops there (`obligations` proves no step from the invariants gets here)
+            self.outside(z3.And(upper, superpage))
+        else:
+            with self.when(z3.And(upper, superpage)):
+                self.put_superpage(target, flags, 0)  # its puts get no nested frees either
 
-    def put_superpage(self, mfn: BV, flags: BV, fuel: int) -> None:
+    def put_superpage(self, mfn: BV, flags: BV, depth: int) -> None:
         """`_put_superpage`: 4.1 drops a type and a general ref on each frame mfn .. mfn+511 (XSA-148)."""
-        frees = {level: fuel - 1 for level in (1, 2, 3, 4)} if fuel else {}
+        if self.dead:
+            return
         for frame in range(self.n + 1):
             in_range = z3.And(z3.ULE(mfn, frame), z3.ULT(c(frame), mfn + ENTRIES_PER_TABLE))
             m = c(frame)
             if self.rules.pse_put_all_types:
                 with self.when(in_range):
-                    self.put_page_and_type(m, frees)
+                    self.put_page_and_type(m, depth)
             else:
                 with self.when(z3.And(in_range, has(flags, RW))):
-                    self.put_page_and_type(m, frees)
+                    self.put_page_and_type(m, depth)
                 with self.when(z3.And(in_range, z3.Not(has(flags, RW)))):
                     self.put_page(m)
         if self.rules.pse_put_all_types:
@@ -408,7 +463,7 @@ class Run:
                     self.get_page_from_upper(level, table, entry_mfn(new), entry_flags(new))
         self.write_entry(table, slot, new)
         with self.when(z3.And(z3.Not(z3.And(present, fast)), has(old, P))):
-            self.put_page_from_entry(level, table, entry_mfn(old), entry_flags(old), self.fuel)
+            self.put_page_from_entry(level, table, entry_mfn(old), entry_flags(old), self.depth_for(level))
 
     # ------------------------------------------------------------------------------------ operations
 
@@ -424,7 +479,7 @@ class Run:
             self.fail_if(z3.And(type_of(x) == PGT_seg_desc_page, type_count(x) != 0), "EINVAL")
             self.get_page_type(mfn, PGT_writable_page)  # a transient writable type for the plain write
             self.write_entry(mfn, slot, new)
-            self.put_page_type(mfn, {})
+            self.put_page_type(mfn, 0)  # the transient writable type: nothing to free
 
     def write(self, mfn: BV, slot: BV, new: BV) -> None:
         """A guest store: plain into a frame that is no live table, emulated (ptwr) into a live L1."""
@@ -473,27 +528,32 @@ class Run:
         self.fail_if(z3.Not(self.is_guest(mfn)), "EINVAL")
         self.fail_if(z3.Not(has(self.s.ti(mfn), PGT_pinned)), "EINVAL")
         self.frame_update("type_info", mfn, lambda t: t & ~PGT_pinned)
-        self.put_page_and_type(mfn, {level: self.fuel for level in (1, 2, 3, 4)})
+        self.put_page_and_type(
+            mfn, max(self.depth_for(level) for level in self.levels if level) if any(self.levels) else 0
+        )
 
     def new_baseptr(self, mfn: BV) -> None:
         self.get_page_and_type(mfn, PGT_l4_page_table)
         old, had = self.s.baseptr, self.s.has_baseptr
         self.set_root("baseptr", mfn)
         with self.when(had):
-            self.put_page_and_type(old, {4: self.fuel})
+            self.put_page_and_type(old, self.depth_for(4))
 
     def set_gdt(self, mfn: BV) -> None:
         self.get_page_and_type(mfn, PGT_seg_desc_page)
         old, had = self.s.gdt, self.s.has_gdt
         self.set_root("gdt", mfn)
         with self.when(had):
-            self.put_page_and_type(old, {})
+            self.put_page_and_type(old, 0)  # a descriptor page: nothing to free
 
     def set_root(self, name: str, mfn: BV) -> None:
         s = self.s
         flag = "has_" + name
         self.s = s.with_(
-            **{name: z3.If(self.ok, mfn, getattr(s, name)), flag: z3.Or(getattr(s, flag), self.ok)}
+            **{
+                name: self.fold(z3.If(self.ok, mfn, getattr(s, name))),
+                flag: self.fold(z3.Or(getattr(s, flag), self.ok)),
+            }
         )
 
 
