@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import z3
 
@@ -31,7 +31,7 @@ from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S, SolverAnsw
 from xenpin.xen.flags import ALL_FLAGS, RW, Entry, P
 from xenpin.xen.frame import PGT_count_mask
 from xenpin.xen.invariants import check_invariants
-from xenpin.xen.rules import RULES, RuleSet, get_rules
+from xenpin.xen.rules import FASTPATH_FLAG_WHITELIST, RULES, RuleSet, get_rules
 
 SAFETY_LEMMA = "global_safety from the premises"
 
@@ -48,7 +48,7 @@ class Encoding:
 
 
 @functools.cache
-def encoding(rules_name: str, op_name: str, bound: Bound = DEFAULT_BOUND) -> Encoding:
+def encoding(rules_name: str | RuleSet, op_name: str, bound: Bound = DEFAULT_BOUND) -> Encoding:
     rules, op = get_rules(rules_name), operation(op_name)
     s = SymState.fresh(bound)
     args = op.symbolic_args()
@@ -98,6 +98,9 @@ class RuleVerdict:
     violations: tuple[str, ...] = ()  # what check_invariants reported after the step
     checks: int = 0
     timings: tuple[float, ...] = field(default=(), compare=False)
+    changed: int | None = None  # a counterexample's step: the flags it changes in the entry it writes
+    # further counterexamples of the same obligation that change other flags (each replayed like the first)
+    alternatives: tuple[RuleVerdict, ...] = ()
 
 
 def _status(answer: SolverAnswer) -> str:
@@ -112,7 +115,7 @@ def op_facts(rules_name: str, op_name: str, bound: Bound = DEFAULT_BOUND, **limi
     succeed = check(z3.And(enc.premise, out.accepted, z3.Not(out.outside)), **limits).status
     fail = check(z3.And(enc.premise, z3.Not(out.accepted), z3.Not(out.outside)), **limits).status
     outside = check(z3.And(enc.premise, out.outside), **limits).status
-    return OpFacts(rules_name, op_name, premise, succeed, fail, outside, time.perf_counter() - t)
+    return OpFacts(enc.rules.name, op_name, premise, succeed, fail, outside, time.perf_counter() - t)
 
 
 def decide(
@@ -128,15 +131,18 @@ def decide(
     limits = {"rlimit": rlimit, "timeout_s": timeout_s}
     enc = encoding(rules_name, op_name, bound)
     t0 = time.perf_counter()
-    base = {"rules": rules_name, "operation": op_name, "invariant": invariant, "bound": str(bound)}
+    base = {"rules": enc.rules.name, "operation": op_name, "invariant": invariant, "bound": str(bound)}
     inside = z3.Not(enc.outcome.outside)
     unknowns, timings = [], []
     for name, clause in inv.clauses(invariant, enc.outcome.state, enc.rules):
         answer = check(z3.And(enc.premise, inside, z3.Not(clause)), **limits)
         timings.append(answer.seconds)
         if answer.status == "sat":
-            verdict = counterexample(enc, invariant, name, limits)
-            return RuleVerdict(**base, **verdict, seconds=time.perf_counter() - t0, timings=tuple(timings))
+            first = RuleVerdict(
+                **base, **counterexample(enc, invariant, name, limits), timings=tuple(timings), seconds=0.0
+            )
+            others = _alternatives(enc, invariant, first, base, limits)
+            return replace(first, alternatives=others, seconds=time.perf_counter() - t0)
         if answer.status == "unknown":
             unknowns.append(f"{name}: {answer.reason}")
     seconds = time.perf_counter() - t0
@@ -165,10 +171,24 @@ def decide(
 # ------------------------------------------------------------------------------------------ counterexamples
 
 
-def _violates(enc: Encoding, invariant: str) -> z3.BoolRef:
+def _violates(enc: Encoding, invariant: str, excluded: tuple[int, ...] = ()) -> z3.BoolRef:
     return z3.And(
-        enc.premise, z3.Not(enc.outcome.outside), z3.Not(inv.holds(invariant, enc.outcome.state, enc.rules))
+        enc.premise,
+        z3.Not(enc.outcome.outside),
+        z3.Not(inv.holds(invariant, enc.outcome.state, enc.rules)),
+        *[changed_flags(enc) != sig for sig in excluded],
     )
+
+
+def changed_flags(enc: Encoding) -> z3.BitVecRef:
+    """The flags outside modern Xen's `FASTPATH_FLAG_WHITELIST` (P, RW, PSE) that a step writing an entry changes
+    in it (old XOR new): what tells one fast-path hole from another (XSA-182 flips RW, XSA-148 flips PSE)."""
+    a = enc.args
+    return (enc.state.entry(a["mfn"], a["slot"]) ^ a["entry"]) & (ALL_FLAGS & ~FASTPATH_FLAG_WHITELIST)
+
+
+def writes_an_entry(op: Operation) -> bool:
+    return {"mfn", "slot", "entry"} <= set(op.args)
 
 
 def state_cost(s: SymState, extra_entries: tuple = ()) -> list:
@@ -195,12 +215,14 @@ def _cost_terms(enc: Encoding) -> list:
     return [*state_cost(enc.state, extra), *[enc.args[k] for k in enc.op.args]]
 
 
-def _smallest_bound(enc: Encoding, invariant: str, limits: dict) -> tuple[Encoding, z3.ModelRef | None]:
+def _smallest_bound(
+    enc: Encoding, invariant: str, limits: dict, excluded: tuple[int, ...] = ()
+) -> tuple[Encoding, z3.ModelRef | None]:
     """The encoding at the fewest guest frames that still break the invariant, with a model of it."""
     for frames in range(1, enc.bound.frames + 1):
         bound = Bound(frames, enc.bound.slots)
-        small = encoding(enc.rules.name, enc.op.name, bound)
-        answer = check(_violates(small, invariant), **limits)
+        small = encoding(enc.rules, enc.op.name, bound)
+        answer = check(_violates(small, invariant, excluded), **limits)
         if answer.status == "sat":
             return small, answer.model
     return enc, None
@@ -219,12 +241,15 @@ def _call_of(enc: Encoding, values: dict[str, int]) -> Call:
     return Call(enc.op.call, args)
 
 
-def counterexample(enc: Encoding, invariant: str, clause: str, limits: dict) -> dict:
-    """Minimise, rebuild, replay (see the module docstring); the verdict's fields."""
-    small, model = _smallest_bound(enc, invariant, limits)
+def counterexample(
+    enc: Encoding, invariant: str, clause: str, limits: dict, excluded: tuple[int, ...] = ()
+) -> dict:
+    """Minimise, rebuild, replay (see the module docstring); the verdict's fields. `excluded`: flag changes of
+    counterexamples already found (the witness must change others)."""
+    small, model = _smallest_bound(enc, invariant, limits, excluded)
     if model is None:
         return {"verdict": "unknown", "clause": clause, "note": "sat, but no model again at any bound"}
-    formula = _violates(small, invariant)
+    formula = _violates(small, invariant, excluded)
     terms = _cost_terms(small)
     least = lexicographic_min(formula, terms, model, **limits)
     model = least.model
@@ -241,6 +266,8 @@ def counterexample(enc: Encoding, invariant: str, clause: str, limits: dict) -> 
     ]
     step = _call_of(small, values)
     fields = {"clause": broken[0] if broken else clause}
+    if writes_an_entry(small.op):
+        fields["changed"] = model.eval(changed_flags(small), model_completion=True).as_long()
     if values.get("entry") and (values["entry"] >> 12) & ((1 << 40) - 1) > small.bound.frames:
         return {**fields, "verdict": "unknown", "note": f"the witness's entry names no frame: {step}"}
     if any(z3.is_true(model.eval(t > 0, model_completion=True)) for t in terms[:1]):
@@ -281,7 +308,8 @@ def counterexample(enc: Encoding, invariant: str, clause: str, limits: dict) -> 
         "fresh guest by accepted calls, then the step runs and check_invariants reports the violation.",
     ]
     text = scenario_text(title, notes, small.rules, small.bound, calls, step, outcome, invariant)
-    note = f"{step} -> {outcome}; {violations[0]}" if violations else str(step)
+    same = [v for v in violations if v.split(":", 1)[0] == invariant]
+    note = f"{step} -> {outcome}; {same[0]}"
     return {
         **fields,
         "verdict": "counterexample",
@@ -290,6 +318,28 @@ def counterexample(enc: Encoding, invariant: str, clause: str, limits: dict) -> 
         "violations": violations,
         "note": note,
     }
+
+
+MAX_ALTERNATIVES = 2
+
+
+def _alternatives(enc: Encoding, invariant: str, first: RuleVerdict, base: dict, limits: dict) -> tuple:
+    """Other holes in the same step: counterexamples that change other flags of the entry (up to
+    MAX_ALTERNATIVES), so that one hole does not hide another (under 4.1, XSA-182's RW flip of a linear entry
+    is the smallest counterexample for an L2 update; XSA-148's PSE flip is the next)."""
+    if first.verdict != "counterexample" or first.changed is None:
+        return ()
+    found, excluded = [], (first.changed,)
+    for _ in range(MAX_ALTERNATIVES):
+        if check(_violates(enc, invariant, excluded), **limits).status != "sat":
+            break
+        fields = counterexample(enc, invariant, first.clause or "", limits, excluded)
+        v = RuleVerdict(**base, **fields, seconds=0.0)
+        if v.changed is None:
+            break
+        found.append(v)
+        excluded = (*excluded, v.changed)
+    return tuple(found)
 
 
 # ---------------------------------------------------------------------------------------- the state lemmas
