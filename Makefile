@@ -21,6 +21,7 @@ prove: $(STAMP)
 	$(VENV_PY) -m xenpin boot models/kernels
 	$(VENV_PY) -m xenpin logs
 	$(VENV_PY) -m xenpin prove
+	$(VENV_PY) -m xenpin verify-rules
 
 test: $(STAMP)
 	$(VENV_PY) -m ruff check xenpin tests

@@ -13,6 +13,8 @@ KERNELS = MODELS / "kernels"
 SCENARIOS = MODELS / "scenarios"
 LOGS = MODELS / "logs"
 MANIFEST = LOGS / "manifest.toml"
+RULES = MODELS / "rules"
+RULES_EXPECT = RULES / "expect.toml"  # the verdicts `xenpin verify-rules` expects
 PROOFS = PACKAGE / "proofs"
 
 

@@ -64,7 +64,7 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_every_command_has_a_schema_file() -> None:
-    names = {"replay", "boot", "boot --dmesg", "logs", "prove", "explore", "equiv", "list"}
+    names = {"replay", "boot", "boot --dmesg", "logs", "prove", "explore", "equiv", "list", "verify-rules"}
     assert {p.name for p in SCHEMAS.glob("*.json")} == {schema_name(n) for n in names}
     for name in names:
         schema = load_schema(name)
@@ -174,4 +174,30 @@ def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(doc["variants"]) >= 16 and {r["rules"] for r in doc["rule_sets"]} == {"xen-4.1", "modern"}
     bad = copy.deepcopy(doc)
     bad["variants"][0]["expect"]["buffer_fits"] = "maybe"
+    assert _invalid(bad)
+
+
+def test_verify_rules(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [
+        "verify-rules",
+        "--rules",
+        "modern",
+        "--op",
+        "set_gdt",
+        "--invariant",
+        "type_count",
+        "--frames",
+        "1",
+    ]
+    doc = _valid(_json([*argv, "--jobs", "1", "--scenarios", str(tmp_path / "cex"), "--json"], capsys))
+    (ob,) = doc["obligations"]
+    assert (ob["rules"], ob["operation"], ob["verdict"], ob["scenario"]) == (
+        "modern",
+        "set_gdt",
+        "proved",
+        None,
+    )
+    assert doc["summary"]["proved"] == 1 and doc["facts"][0]["premise"] == "sat"
+    bad = copy.deepcopy(doc)
+    bad["summary"]["proved"] = "1"
     assert _invalid(bad)

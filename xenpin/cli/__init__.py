@@ -17,11 +17,11 @@ import sys
 from collections.abc import Sequence
 
 from xenpin import __version__
-from xenpin.cli import boot, equiv, explore, list_cmd, logs, prove, replay, signals
+from xenpin.cli import boot, equiv, explore, list_cmd, logs, prove, replay, signals, verify_rules
 from xenpin.cli.common import EXIT_BAD_INPUT, InputError, Parser
 
 # Each module's `register` adds one subcommand and sets `handler`; add new commands here.
-SUBCOMMANDS = [replay, boot, logs, prove, explore, equiv, list_cmd]
+SUBCOMMANDS = [replay, boot, logs, prove, explore, equiv, list_cmd, verify_rules]
 
 _STDOUT_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EBADF, errno.EFBIG}
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # 141, what the shell reports for a command killed by SIGPIPE
