@@ -168,9 +168,9 @@ def test_scenarios_dir_is_checked_before_solving(
         ('[[expect]]\nrules = "xen-4.1"\noperation = "nope"\ninvariant = "closure"\nverdict = "proved"\n'
          'why = "x"\n', ":3: entry 1: field 'operation': unknown operation 'nope'"),
         ('[[expect]]\nrules = "xen-4.1"\n', ":1: entry 1: field 'operation': missing"),
-        ('[[expect]]\nrules = "xen-4.1"\noperation = "unpin"\ninvariant = "closure"\nverdict = "maybe"\n'
+        ('[[expect]]\nrules = "xen-4.1"\noperation = "unpin[l1]"\ninvariant = "closure"\nverdict = "maybe"\n'
          'why = "x"\n', ":5: entry 1: field 'verdict': 'maybe' is not one of proved, counterexample"),
-        ('[[expect]]\nrules = "xen-4.1"\noperation = "unpin"\ninvariant = "closure"\nverdict = "proved"\n'
+        ('[[expect]]\nrules = "xen-4.1"\noperation = "unpin[l1]"\ninvariant = "closure"\nverdict = "proved"\n'
          'why = "x"\ncolour = "red"\n', ":7: entry 1: field 'colour': unknown"),
         ("[[expect]\n", ":1: TOML syntax: "),
         ('[other]\nx = 1\n', ":1: field 'other': unknown"),
@@ -195,12 +195,12 @@ def test_duplicate_expectation_names_both_lines(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr("xenpin.symbolic.pv.matrix.verify", _no_solver)
-    entry = '[[expect]]\nrules = "modern"\noperation = "unpin"\ninvariant = "closure"\nverdict = "proved"\nwhy = "x"\n'
+    entry = '[[expect]]\nrules = "modern"\noperation = "unpin[l1]"\ninvariant = "closure"\nverdict = "proved"\nwhy = "x"\n'
     expect = tmp_path / "expect.toml"
     expect.write_text(entry + "\n" + entry)
     code, _, err = _run([*XSA182, "--expect", str(expect)], capsys)
     assert code == 2 and err == (
-        f"xenpin: {expect}:11: entry 2: field 'invariant': modern unpin closure is already expected on line 1\n"
+        f"xenpin: {expect}:11: entry 2: field 'invariant': modern unpin[l1] closure is already expected on line 1\n"
     )
     assert os.path.exists(expect)
 

@@ -307,7 +307,14 @@ def run(args: argparse.Namespace) -> int:
     expectations = load_expectations(args.expect or str(shipped.RULES_EXPECT), known)
     cells = [(r, op, i) for r in rule_sets for op in operations for i in invariants]
     names = {cell: scenario_name(*cell) for cell in cells}
-    check_scenarios_dir(args.scenarios, list(names.values()))  # before any solver work
+    check_scenarios_dir(
+        args.scenarios,
+        [
+            n.removesuffix(".toml") + suffix
+            for n in names.values()
+            for suffix in (".toml", ".alt1.toml", ".alt2.toml")
+        ],
+    )  # before any solver work
 
     workers = min(args.jobs or default_workers(), default_workers(), len(cells))
     started = time.perf_counter()
@@ -331,6 +338,11 @@ def run(args: argparse.Namespace) -> int:
             name = names[v.rules, v.operation, v.invariant]
             texts[name] = v.scenario
             paths[v.rules, v.operation, v.invariant] = os.path.join(args.scenarios, name)
+            for n, alt in enumerate(v.alternatives, 1):  # other holes in the same step: `<name>.altN.toml`
+                if alt.verdict == "counterexample" and alt.scenario is not None:
+                    alt_name = name.removesuffix(".toml") + f".alt{n}.toml"
+                    texts[alt_name] = alt.scenario
+                    paths[v.rules, v.operation, v.invariant, n] = os.path.join(args.scenarios, alt_name)
     write_scenarios(args.scenarios, texts)  # before anything is printed: a write error leaves no output
     if args.json:
         print(json.dumps(verify_rules_json(matrix, expectations, paths, seconds), indent=2))

@@ -63,7 +63,9 @@ def _matrix_lines(matrix: Matrix, expectations: dict) -> list[str]:
     return out
 
 
-def _counterexample_lines(v: RuleVerdict, expectations: dict, path: str | None) -> list[str]:
+def _counterexample_lines(
+    v: RuleVerdict, expectations: dict, path: str | None, alt_paths: dict | None = None
+) -> list[str]:
     wanted, why = expected(expectations, v), _why(expectations, v)
     head = f"{v.rules} {v.operation} {v.invariant}: counterexample"
     head += f" (expected: {why})" if wanted == "counterexample" and why else f" (expected {wanted})"
@@ -75,6 +77,16 @@ def _counterexample_lines(v: RuleVerdict, expectations: dict, path: str | None) 
         if len(v.violations) > 3:
             out.append(f"                    ... and {len(v.violations) - 3} more")
     out.append(f"  scenario: {shown_path(path) if path else '(not written)'}")
+    for n, alt in enumerate(v.alternatives, 1):
+        if alt.verdict != "counterexample":
+            out.append(f"  another hole, flipping other flags: {alt.verdict}: {alt.note}")
+            continue
+        out.append(f"  another hole, flipping other flags: {alt.steps[-1] if alt.steps else alt.note}")
+        same = [line for line in alt.violations if line.split(":", 1)[0] == v.invariant]
+        if same:
+            out.append(f"    check_invariants: {same[0]}")
+        alt_path = (alt_paths or {}).get(n)
+        out.append(f"    scenario: {shown_path(alt_path) if alt_path else '(not written)'}")
     return out
 
 
@@ -104,7 +116,8 @@ def render_text(matrix: Matrix, expectations: dict, paths: dict, seconds: float)
     cexes = [v for v in matrix.verdicts if v.verdict == "counterexample"]
     for v in cexes:
         out.append("")
-        out.extend(_counterexample_lines(v, expectations, paths.get(_key(v))))
+        alts = {k[3]: p for k, p in paths.items() if len(k) == 4 and k[:3] == _key(v)}
+        out.extend(_counterexample_lines(v, expectations, paths.get(_key(v)), alts))
     open_ = [v for v in matrix.verdicts if v.verdict in ("vacuous", "unknown")]
     if open_:
         out.append("")
