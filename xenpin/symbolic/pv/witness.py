@@ -4,7 +4,9 @@
 state `pre`: plain stores of every entry while no frame is a table yet; then, for a frame whose type outlived
 its last reference, the history that leaves it (a transient writable type from `mmu_update`, a pin and unpin,
 an earlier GDT); then the holders -- pins, the base pointer, the GDT -- in an order that validates each table
-after the tables its linear entries name. Every call must be accepted and the validator's state must equal
+after the tables its linear entries name; if no order does, again with every live table that is not pinned
+pinned first (lowest levels first) and unpinned at the end, which is how a table held only by linear entries
+came to be validated. Every call must be accepted and the validator's state must equal
 `pre` (`state.of_hypervisor`); a state no order reaches is reported as not reachable this way.
 
 `scenario_text` writes the construction, a `check` that the invariants hold, the operation with the result the
@@ -24,6 +26,7 @@ from xenpin.xen.frame import (
     PGT_pinned,
     PGT_seg_desc_page,
     PGT_type_mask,
+    PGT_validated,
     PGT_writable_page,
     table_level,
 )
@@ -121,10 +124,28 @@ def construction(pre: Concrete, bound: Bound, rules: RuleSet) -> list[Call] | No
         holders.append(Call("new_baseptr", {"mfn": pre.baseptr}))
     if pre.gdt is not None:
         holders.append(Call("set_gdt", {"mfn": pre.gdt}))
-    for order in itertools.islice(itertools.permutations(holders), MAX_ORDERS):
-        calls = writes + stale + list(order)
-        if reaches(calls, pre, bound, rules):
-            return calls
+    # a live table held only by linear entries was validated while something else held it: pin it for the
+    # while, lowest levels first, and unpin it once its holders are in place
+    held_for_a_while = sorted(
+        (
+            m
+            for m in range(bound.frames)
+            if pre.type_info[m] & PGT_count_mask
+            and table_level(pre.type_info[m] & PGT_type_mask)
+            and pre.type_info[m] & PGT_validated
+            and not pre.type_info[m] & PGT_pinned
+        ),
+        key=lambda m: table_level(pre.type_info[m] & PGT_type_mask),
+    )
+    for temporary in ([], held_for_a_while):
+        pins = [
+            Call("pin", {"level": table_level(pre.type_info[m] & PGT_type_mask), "mfn": m}) for m in temporary
+        ]
+        unpins = [Call("unpin", {"mfn": m}) for m in temporary]
+        for order in itertools.islice(itertools.permutations(holders), MAX_ORDERS):
+            calls = writes + stale + pins + list(order) + unpins
+            if reaches(calls, pre, bound, rules):
+                return calls
     return None
 
 
