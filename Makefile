@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(VENV_PY) tests/benchmarks/bench_validator.py
 	$(VENV_PY) tests/benchmarks/bench_boot.py
 	$(VENV_PY) tests/benchmarks/bench_prove.py
+	$(VENV_PY) tests/benchmarks/bench_verify_rules.py
 
 clean:
 	rm -rf .venv build *.egg-info

@@ -14,16 +14,27 @@ from xenpin.symbolic.pv.state import Bound, c, constant, evaluate, of_hypervisor
 from xenpin.symbolic.pv.step import ERRNO_NAME
 from xenpin.symbolic.pv.witness import Call, fresh_hypervisor
 from xenpin.xen.flags import NX, PSE, RW, US, Entry, P
+from xenpin.xen.hypervisor import INVALID_MFN
 from xenpin.xen.invariants import check_invariants
 from xenpin.xen.rules import RULES
 
-BOUND = Bound(3, (0, 1))
+BOUND = Bound(4, (0, 1))
+# an L4 -> L3 -> L2 -> L1 chain, pinned and installed: most update_va_mapping calls need one to succeed
+TREE = [
+    Call("write", {"mfn": 0, "slot": 0, "entry": Entry(1, P | RW)}),
+    Call("write", {"mfn": 1, "slot": 0, "entry": Entry(2, P | RW)}),
+    Call("write", {"mfn": 2, "slot": 0, "entry": Entry(3, P | RW)}),
+    Call("pin", {"level": 4, "mfn": 0}),
+    Call("new_baseptr", {"mfn": 0}),
+]
 EMPTY_MODEL = (lambda s: (s.check(), s.model())[1])(z3.Solver())
 FLAGS = (P, P | RW, P | PSE, P | RW | PSE, P | US, P | RW | NX)
 
 
 def entries():
-    present = st.builds(Entry, st.integers(0, BOUND.foreign), st.sampled_from(FLAGS))
+    # frames of the model, an mfn with no page, and INVALID_MFN
+    mfns = st.integers(0, BOUND.foreign) | st.sampled_from((BOUND.foreign + 1, INVALID_MFN))
+    present = st.builds(Entry, mfns, st.sampled_from(FLAGS))
     return st.none() | present
 
 
@@ -52,7 +63,7 @@ def calls():
 
 
 def symbolic_call(call: Call) -> tuple[Operation, dict]:
-    names = tuple(k for k in ("mfn", "slot", "entry", "va") if k in call.args)
+    names = tuple(k for k in ("mfn", "va", "slot", "entry") if k in call.args)  # the order of the call
     op = Operation(call.op, call.op, names, level=call.args.get("level"))
     values = {}
     for k in names:
@@ -67,10 +78,10 @@ def value(t) -> int | bool:
 
 
 @settings(max_examples=int(__import__("os").environ.get("PV_EXAMPLES", 60)), deadline=None)
-@given(st.sampled_from(sorted(RULES)), st.lists(calls(), min_size=1, max_size=12))
-def test_symbolic_step_refines_the_validator(rules_name, sequence):
+@given(st.sampled_from(sorted(RULES)), st.booleans(), st.lists(calls(), min_size=1, max_size=12))
+def test_symbolic_step_refines_the_validator(rules_name, tree, sequence):
     hv = fresh_hypervisor(BOUND, RULES[rules_name])
-    for call in sequence:
+    for call in (TREE if tree else []) + sequence:
         before = of_hypervisor(hv, BOUND)
         op, args = symbolic_call(call)
         out = op.run(constant(BOUND, before), args, RULES[rules_name], fold=True)

@@ -430,6 +430,7 @@ class Run:
         """`_put_superpage`: 4.1 drops a type and a general ref on each frame mfn .. mfn+511 (XSA-148)."""
         if self.dead:
             return
+        kept = (self.s.damage_type, self.s.damage_general)
         for frame in range(self.n + 1):
             in_range = z3.And(z3.ULE(mfn, frame), z3.ULT(c(frame), mfn + ENTRIES_PER_TABLE))
             m = c(frame)
@@ -443,6 +444,8 @@ class Run:
                     self.put_page(m)
         if self.rules.pse_put_all_types:
             self.note_damage("type_count", z3.BoolVal(True))
+        else:  # modern: the per-frame events are not recorded (`_put_superpage` returns before noting them)
+            self.s = self.s.with_(damage_type=kept[0], damage_general=kept[1])
 
     # ---------------------------------------------------------------------------------- entry updates
 
