@@ -74,7 +74,9 @@ class OpFacts:
         """Why no obligation of the row can be `proved`, or None."""
         if self.premise != "sat":
             return f"the premise is {self.premise}"
-        if self.can_succeed != "sat":
+        if self.can_succeed != "sat" and not (
+            self.can_succeed == "unsat" and operation(self.operation).refused_case
+        ):
             return f"the operation cannot succeed from the premise ({self.can_succeed})"
         if self.can_fail != "sat":
             return f"the operation cannot fail from the premise ({self.can_fail})"
@@ -157,6 +159,11 @@ def decide(
         verdict = "vacuous" if facts.premise == "unsat" or facts.can_succeed == "unsat" else "unknown"
         return RuleVerdict(
             **base, verdict=verdict, seconds=seconds, note=problem, checks=checks, timings=tuple(timings)
+        )
+    if facts.can_succeed == "unsat":  # a refused case (`Operation.refused_case`): the state cannot change
+        note = f"{checks} clauses unsat; every call of this case is refused (the hypercall succeeds in its other cases)"
+        return RuleVerdict(
+            **base, verdict="proved", seconds=seconds, note=note, checks=checks, timings=tuple(timings)
         )
     return RuleVerdict(
         **base,

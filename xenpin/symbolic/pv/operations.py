@@ -27,6 +27,9 @@ class Operation:
     level: int | None = None  # pin's level
     frame_level: int | None = None  # the case: the live level of the frame `mfn` (0: not a live table)
     ptwr: bool | None = None  # write's case: into a live L1 or not
+    # a case Xen always refuses (unpin of a frame that is no live table: only a live table is ever pinned); its
+    # obligations hold because a refusal changes nothing, and the hypercall's other cases can succeed
+    refused_case: bool = False
 
     @property
     def levels(self) -> tuple[int, ...]:
@@ -88,7 +91,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("update_va_mapping", "update_va_mapping", ("va", "entry")),
     *(Operation(f"pin[l{lv}]", "pin", ("mfn",), level=lv) for lv in (1, 2, 3, 4)),
     *(Operation(f"unpin[l{lv}]", "unpin", ("mfn",), frame_level=lv) for lv in (1, 2, 3, 4)),
-    Operation("unpin[other]", "unpin", ("mfn",), frame_level=0),
+    Operation("unpin[other]", "unpin", ("mfn",), frame_level=0, refused_case=True),
     Operation("new_baseptr", "new_baseptr", ("mfn",)),
     Operation("set_gdt", "set_gdt", ("mfn",)),
 )
