@@ -159,3 +159,26 @@ def add_output_flags(p: argparse.ArgumentParser, progress: bool = True) -> None:
         else "accepted by every command (this one shows no progress)"
     )
     p.add_argument("--quiet", action="store_true", help=quiet)
+
+
+def add_solver_flags(p: argparse.ArgumentParser) -> None:
+    """`--timeout S`, `--rlimit N` and `--jobs N`: the limits of every solver call and the worker processes, as
+    `prove` and `verify-rules` take them."""
+    p.add_argument(
+        "--timeout", type=float, default=None, metavar="S", help="wall-clock backstop per solver call"
+    )
+    p.add_argument(
+        "--rlimit",
+        default=None,
+        metavar="N",
+        help="Z3 resource limit per solver call: a whole number, e.g. 400000000, 400_000_000 or 4e8"
+        " (default 4e8; at most 2**32 - 1)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="worker processes for the solver calls (default and at most: the cores this process may use,"
+        " and no more than the obligations; 1 runs in-process)",
+    )

@@ -21,6 +21,7 @@ from xenpin.cli.common import (
     MAX_RLIMIT,
     InputError,
     add_output_flags,
+    add_solver_flags,
     whole_number,
 )
 
@@ -38,16 +39,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="PATH",
         help="variant files, proof scripts (*.py), or directories of either (default: the shipped variants)",
     )
-    p.add_argument(
-        "--timeout", type=float, default=None, metavar="S", help="wall-clock backstop per solver call"
-    )
-    p.add_argument(
-        "--rlimit",
-        default=None,
-        metavar="N",
-        help="Z3 resource limit per solver call: a whole number, e.g. 400000000, 400_000_000 or 4e8"
-        " (default 4e8; at most 2**32 - 1)",
-    )
     p.add_argument("--property", action="append", default=None, help="only these properties (repeatable)")
     p.add_argument("--smt2", metavar="DIR", help="also write each obligation as SMT-LIB 2 into DIR")
     p.add_argument(
@@ -57,14 +48,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="who decides: z3 alone (default); cvc5 alone (z3 only minimises its counterexamples); both, which"
         " must agree (a disagreement is unknown)",
     )
-    p.add_argument(
-        "--jobs",
-        type=int,
-        default=None,
-        metavar="N",
-        help="worker processes for the solver calls (default and at most: the cores this process may use,"
-        " and no more than the obligations; 1 runs in-process)",
-    )
+    add_solver_flags(p)
     add_output_flags(p)
     p.set_defaults(handler=run)
 

@@ -29,10 +29,12 @@ from xenpin.cli.common import (
     MAX_RLIMIT,
     InputError,
     add_output_flags,
+    add_solver_flags,
     check_target,
     whole_number,
     write_whole,
 )
+from xenpin.xen.scenario import toml_error_position
 
 MAX_FRAMES = 6
 DEFAULT_SCENARIOS = "verify-rules-counterexamples"
@@ -77,23 +79,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help=f"the bound's guest frames, 1..{MAX_FRAMES} (default: the engine's bound)",
     )
     p.add_argument(
-        "--rlimit",
-        default=None,
-        metavar="N",
-        help="Z3 resource limit per solver call, e.g. 400000000 or 4e8 (default 4e8; at most 2**32 - 1)",
-    )
-    p.add_argument(
-        "--timeout", type=float, default=None, metavar="S", help="wall-clock backstop per solver call"
-    )
-    p.add_argument(
-        "--jobs",
-        type=int,
-        default=None,
-        metavar="N",
-        help="worker processes (default and at most: the cores this process may use, and no more than the"
-        " obligations; 1 runs in-process)",
-    )
-    p.add_argument(
         "--scenarios",
         default=DEFAULT_SCENARIOS,
         metavar="DIR",
@@ -106,6 +91,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="FILE",
         help="the expected verdicts (default: the shipped models/rules/expect.toml)",
     )
+    add_solver_flags(p)
     add_output_flags(p)
     p.set_defaults(handler=run)
 
@@ -125,7 +111,6 @@ class Expectation:
 
 Key = tuple[str, str, str]  # (rules, operation, invariant)
 
-_TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 _HEADER = re.compile(r"^\s*\[\[\s*(?:expect|\"expect\"|'expect')\s*\]\]")
 
 
@@ -149,12 +134,7 @@ def load_expectations(path: str, known: dict[str, tuple[str, ...]]) -> dict[Key,
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        match = _TOML_POS.search(message)
-        if match:
-            line, message = int(match.group(1)), f"{message[: match.start()]} (column {match.group(2)})"
-        else:
-            line = max(1, len(text.splitlines()))
+        line, message = toml_error_position(exc, text)
         raise InputError(f"{path}:{line}: TOML syntax: {message}") from None
     lines = text.splitlines()
     for key in data:

@@ -406,20 +406,23 @@ _TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 _TOML_END = re.compile(r"\s*\(at end of document\)\s*$")
 
 
+def toml_error_position(exc: tomllib.TOMLDecodeError, text: str) -> tuple[int, str]:
+    """A TOML syntax error as one-line errors print it: its line, and its message with the column (or "at end
+    of file")."""
+    message = str(exc)
+    match = _TOML_POS.search(message)
+    if match:
+        return int(match.group(1)), f"{message[: match.start()]} (column {match.group(2)})"
+    return max(1, len(text.splitlines())), f"{_TOML_END.sub('', message)} (at end of file)"
+
+
 def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     """Parse and validate scenario text; `path` is used in error messages."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        match = _TOML_POS.search(message)
-        if match:
-            line = int(match.group(1))
-            message = f"TOML syntax: {message[: match.start()]} (column {match.group(2)})"
-        else:
-            line = max(1, len(text.splitlines()))
-            message = f"TOML syntax: {_TOML_END.sub('', message)} (at end of file)"
-        raise ScenarioError(path, line, message) from None
+        line, message = toml_error_position(exc, text)
+        raise ScenarioError(path, line, f"TOML syntax: {message}") from None
     return _Loader(path, text).load(data)
 
 
