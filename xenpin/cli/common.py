@@ -8,6 +8,7 @@ import os
 import re
 import stat
 import tempfile
+from pathlib import Path
 from typing import NoReturn
 
 EXIT_OK = 0
@@ -182,3 +183,23 @@ def add_solver_flags(p: argparse.ArgumentParser) -> None:
         help="worker processes for the solver calls (default and at most: the cores this process may use,"
         " and no more than the obligations; 1 runs in-process)",
     )
+
+
+def check_output_dir(flag: str, directory: str) -> bool:
+    """An output folder (`--smt2 DIR`, `--scenarios DIR`) before any work: a directory one can write to, or a
+    name one can be created under; not empty, not a file. True if it exists already."""
+    if not directory:
+        raise InputError(f"{flag}: empty directory name")
+    path = Path(directory)
+    if path.exists() or path.is_symlink():
+        if not path.is_dir():
+            raise InputError(f"{flag}: {directory}: not a directory")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise InputError(f"{flag}: {directory}: cannot write: permission denied")
+        return True
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"{flag}: cannot create {directory} under {parent}")
+    return False

@@ -22,6 +22,7 @@ from xenpin.cli.common import (
     InputError,
     add_output_flags,
     add_solver_flags,
+    check_output_dir,
     whole_number,
 )
 
@@ -54,21 +55,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def check_smt2_dir(directory: str) -> None:
-    """`--smt2 DIR` before any work: a directory, or a name one can be created under; not empty, not a file."""
-    if not directory:
-        raise InputError("--smt2: empty directory name")
-    path = Path(directory)
-    if path.exists() or path.is_symlink():
-        if not path.is_dir():
-            raise InputError(f"--smt2: {directory}: not a directory")
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise InputError(f"--smt2: {directory}: cannot write: permission denied")
-        return
-    parent = path.absolute().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"--smt2: cannot create {directory} under {parent}")
+    """`--smt2 DIR` before any work (`common.check_output_dir`)."""
+    check_output_dir("--smt2", directory)
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

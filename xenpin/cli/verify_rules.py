@@ -30,6 +30,7 @@ from xenpin.cli.common import (
     InputError,
     add_output_flags,
     add_solver_flags,
+    check_output_dir,
     check_target,
     whole_number,
     write_whole,
@@ -200,24 +201,11 @@ def scenario_name(rules: str, operation: str, invariant: str) -> str:
 
 
 def check_scenarios_dir(directory: str, names: list[str]) -> None:
-    """`--scenarios DIR` before any solver work: a directory, or a name one can be created under; and none of
-    the files a counterexample could be written to exists as something other than a regular file."""
-    if not directory:
-        raise InputError("--scenarios: empty directory name")
-    path = Path(directory)
-    if path.exists() or path.is_symlink():
-        if not path.is_dir():
-            raise InputError(f"--scenarios: {directory}: not a directory")
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise InputError(f"--scenarios: {directory}: cannot write: permission denied")
+    """`--scenarios DIR` before any solver work (`common.check_output_dir`); and none of the files a
+    counterexample could be written to exists as something other than a regular file."""
+    if check_output_dir("--scenarios", directory):
         for name in names:
-            check_target(str(path / name))
-        return
-    parent = path.absolute().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"--scenarios: cannot create {directory} under {parent}")
+            check_target(str(Path(directory) / name))
 
 
 def write_scenarios(directory: str, texts: dict[str, str]) -> None:

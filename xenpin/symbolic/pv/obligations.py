@@ -26,12 +26,11 @@ from xenpin.symbolic.pv import invariants as inv
 from xenpin.symbolic.pv.operations import OPERATIONS, Operation, operation
 from xenpin.symbolic.pv.state import DEFAULT_BOUND, Bound, Concrete, SymState, c, evaluate, of_hypervisor
 from xenpin.symbolic.pv.step import ERRNO_NAME, Outcome, entry_mfn, has, type_count, type_of
-from xenpin.symbolic.pv.witness import Call, construction, fresh_hypervisor, run_calls, scenario_text
-from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S, SolverAnswer, check
+from xenpin.symbolic.pv.witness import Call, construction, run_calls, scenario_text
+from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S, check
 from xenpin.xen.flags import ALL_FLAGS, RW, Entry, P
-from xenpin.xen.frame import PGT_count_mask
 from xenpin.xen.invariants import check_invariants
-from xenpin.xen.rules import FASTPATH_FLAG_WHITELIST, RULES, RuleSet, get_rules
+from xenpin.xen.rules import FASTPATH_FLAG_WHITELIST, RuleSet, get_rules
 
 SAFETY_LEMMA = "global_safety from the premises"
 
@@ -103,10 +102,6 @@ class RuleVerdict:
     changed: int | None = None  # a counterexample's step: the flags it changes in the entry it writes
     # further counterexamples of the same obligation that change other flags (each replayed like the first)
     alternatives: tuple[RuleVerdict, ...] = ()
-
-
-def _status(answer: SolverAnswer) -> str:
-    return answer.status
 
 
 def op_facts(rules_name: str, op_name: str, bound: Bound = DEFAULT_BOUND, **limits) -> OpFacts:
@@ -428,10 +423,6 @@ def invariant_witness(
     )
 
 
-def rule_names() -> tuple[str, ...]:
-    return tuple(RULES)
-
-
 __all__ = [
     "OPERATIONS",
     "Encoding",
@@ -443,5 +434,3 @@ __all__ = [
     "op_facts",
     "safety_lemma",
 ]
-
-_ = (fresh_hypervisor, PGT_count_mask)

@@ -19,12 +19,12 @@ bound is part of every verdict: a proof covers every state within it, not every 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import z3
 
 from xenpin.xen.flags import ALL_FLAGS, ENTRIES_PER_TABLE, PAGE_SHIFT, Entry
-from xenpin.xen.frame import FRESH_COUNT_INFO, PGT_none
+from xenpin.xen.frame import PGT_none
 from xenpin.xen.hypervisor import FOREIGN_DOMAIN, GUEST_DOMAIN, Hypervisor
 
 W = 64
@@ -259,22 +259,6 @@ def of_hypervisor(hv: Hypervisor, bound: Bound) -> Concrete:
     )
 
 
-def fresh_concrete(bound: Bound) -> Concrete:
-    """A fresh guest: every frame allocated with no other reference, no type, no entries."""
-    n = bound.frames
-    return Concrete(
-        (FRESH_COUNT_INFO,) * (n + 1),
-        (PGT_none,) * (n + 1),
-        tuple((0,) * len(bound.slots) for _ in range(n)),
-        None,
-        None,
-        False,
-        False,
-    )
-
-
-STATE_FIELDS = tuple(f.name for f in fields(SymState) if f.name != "bound")
-
 __all__ = [
     "BV",
     "DEFAULT_BOUND",
@@ -288,7 +272,6 @@ __all__ = [
     "c",
     "constant",
     "evaluate",
-    "fresh_concrete",
     "of_hypervisor",
     "select",
 ]
