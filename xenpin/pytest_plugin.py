@@ -7,7 +7,8 @@ collection of PATH (files or directories) also yields:
   iff every step gives the result it expects; a failure lists the mismatched steps as `xenpin replay` shows them;
 - every (kernel variant x property) of a variant file (`*.toml` with `platform`/`[expect]`):
   `<file>::<variant name>::<property>`, passing iff the verdict is the one the variant's `[expect]` gives
-  (`unknown` fails unless expected); a failure is the counterexample with its replayed boot;
+  (`vacuous` and `unknown` fail unless expected: a vacuous proof is no evidence); a failure is the
+  counterexample with its replayed boot, or the notes that say why the verdict is vacuous or unknown;
 - every theorem of a proof script (`*.py` defining `THEOREMS`): `<script>::<variant name>::<property>`.
 
 Items are also matched by `-k` on `variant::property` and `script.py::variant::property`. Each item is proved

@@ -58,7 +58,9 @@ def test_lemmas_are_listed_once_grouped_per_lemma_and_the_unproved_named() -> No
     )
     assert cells[1].endswith("models/kernels/3.1.toml")  # the variant's file in its row
     assert f"      note: rests on lemma alloc_monotone[{LOW}, call 1], which is unknown (timeout)" in lines
-    assert lines[-1].startswith("2 obligations: 1 proved (resting on 3/4 proved lemmas), 0 counterexample, 1")
+    assert lines[-1].startswith(
+        "2 obligations: 1 proved (resting on 3/4 proved lemmas), 0 counterexample, 0 vacuous, 1 unknown;"
+    )
     assert "1 differ from expectation; 1.0 s; z3 " in lines[-1] and lines[-1].endswith("64-bit bit-vectors")
 
 
@@ -124,9 +126,13 @@ def test_json_document_shape() -> None:
     assert doc["summary"]["bit_width"] == 64 and doc["summary"]["counterexample"] == 2
     alias, tail, proved = doc["obligations"]
     keys = {"variant", "file", "property", "verdict", "expected", "as_expected", "vacuous", "seconds", "witness", "lemmas",
-            "replay", "notes"}  # fmt: skip
+            "replay", "witnesses", "non_vacuity", "notes"}  # fmt: skip
     assert all(set(o) == keys for o in doc["obligations"])
-    assert set(alias["witness"]) == {"call", "mem_bytes", "machine", "pfn", "alloc", "minimal"}
+    assert set(alias["witness"]) == {"call", "mem_bytes", "machine", "pfn", "alloc", "minimal", "limit"}
+    assert alias["witness"]["limit"] is None and alias["witnesses"][0]["witness"] == alias["witness"]
+    assert alias["witnesses"][0]["confirmed"] and alias["witnesses"][0]["replay"] == alias["replay"]
+    assert alias["non_vacuity"] == [] and not proved["vacuous"]
+    assert proved["non_vacuity"] == [{"call": k, "premise": "sat", "situation": "sat"} for k in (0, 1)]
     assert alias["witness"]["machine"] == {"nr": "0x4000000", "kernel": "0x103b000", "ramdisk": "0xbff000",
                                            "slack": "0x800000"}  # fmt: skip
     assert alias["witness"]["mem_bytes"] == "0x4000000" and alias["witness"]["pfn"].startswith("0x")

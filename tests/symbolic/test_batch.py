@@ -15,12 +15,13 @@ from xenpin.cli import main
 from xenpin.report.prove import prove_json
 from xenpin.symbolic.batch import prove_many
 
-# a counterexample replayed with Xen's lines, one replayed without a failure, a vacuous proof, bare metal, and
-# proofs resting on lemmas of a high and a low buffer (call 1 of the high one on call 0's reservation too)
+# a counterexample replayed with Xen's lines, one replayed without a failure, a proof with its non-vacuity
+# checks, bare metal, and proofs resting on lemmas of a high and a low buffer (call 1 of the high one on call
+# 0's reservation too)
 SAMPLE = [
     ("bisect-4b239f458", "no_rw_alias"),
     ("2.6.39-rc6", "spare_writable"),
-    ("3.9", "live_reserved"),
+    ("3.0", "alias_writable"),
     ("2.6.39-native", "buffer_fits"),
     ("2.6.39", "spare_writable"),
     ("3.1", "no_rw_alias"),
@@ -38,6 +39,8 @@ def _summary(v) -> tuple:
         v.replay.failure.pfn if v.replay and v.replay.failure else None,
         v.notes,
         [(lv.ref, lv.verdict) for lv in v.lemmas],
+        v.checks,
+        [(att.source, att.witness, att.confirmed) for att in v.attempts],
     )
 
 
@@ -52,7 +55,8 @@ def test_two_workers_give_the_verdicts_of_one(verdicts) -> None:
         "proved",
         "proved",
     ]
-    assert serial[2].vacuous and serial[4].lemmas and serial[5].lemmas
+    assert serial[2].checks and not serial[2].vacuous and serial[4].lemmas and serial[5].lemmas
+    assert serial[1].attempts[0].witness is serial[1].witness and serial[1].attempts[0].confirmed
 
 
 def _without_times(doc: dict) -> dict:

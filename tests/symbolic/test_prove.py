@@ -31,17 +31,40 @@ from xenpin.symbolic.prove import CALLS, Witness, defaults, prove_property, viol
 from xenpin.symbolic.solver import SolverAnswer, check
 from xenpin.symbolic.walk import c
 
+# 3.9's top-down allocation has no closed form here yet (its encoding is built apart): until it is hooked into
+# `obligations.build`, its situations cannot arise and its verdicts are `vacuous`, never `proved`.
+PENDING_ENCODING = {n for n in NAMES if VARIANTS[n].placement == "mapped"}
+
 
 def test_every_shipped_verdict_is_as_expected(verdicts) -> None:
     assert set(verdicts) == {(name, prop) for name in NAMES for prop in PROPERTIES}
-    differ = {key: (v.verdict, v.expected, v.notes) for key, v in verdicts.items() if not v.as_expected}
+    differ = {
+        key: (v.verdict, v.expected, v.notes)
+        for key, v in verdicts.items()
+        if not v.as_expected and not (key[0] in PENDING_ENCODING and v.verdict == "vacuous")
+    }
     assert differ == {}
     for v in verdicts.values():
         if v.verdict == "proved":
             assert v.notes == [] and v.witness is None and v.lemmas, (v.variant.name, v.prop)
             assert all(lv.verdict == "proved" for lv in v.lemmas)
+        elif v.verdict == "vacuous":
+            assert v.variant.name in PENDING_ENCODING and v.notes and v.witness is None
         else:
             assert v.verdict == "counterexample" and v.replay is not None
+
+
+def test_no_shipped_proof_is_vacuous(verdicts) -> None:
+    """Every `proved` verdict's premise and situation can arise in each call its domain makes; a vacuous one is
+    `vacuous`, and says which call's situation cannot arise."""
+    for v in verdicts.values():
+        if v.verdict == "proved":
+            assert [(ch.call, ch.premise, ch.situation) for ch in v.checks] == [
+                (k, "sat", "sat") for k in CALLS
+            ], (v.variant.name, v.prop)
+        if v.verdict == "vacuous":
+            assert any(ch.situation == "unsat" or ch.premise == "unsat" for ch in v.checks)
+            assert any("situation never arises" in n or "premise is unsatisfiable" in n for n in v.notes)
 
 
 def test_every_lemma_the_obligations_rest_on_is_proved(verdicts) -> None:
@@ -61,14 +84,6 @@ def test_every_lemma_the_obligations_rest_on_is_proved(verdicts) -> None:
     order = lemmas.closure(sorted(needed))
     for i, ref in enumerate(order):  # each after the lemmas its own proof uses
         assert set(lemmas.proof(ref)[1]) <= set(order[:i]), ref
-
-
-def test_vacuity_is_flagged_for_3_9_only(verdicts) -> None:
-    """3.9 has no pgt_buf buffer and its allocations are not in closed form: every property holds for want of an
-    allocation or a page to talk about, and says so."""
-    vacuous = {key for key, v in verdicts.items() if v.vacuous}
-    three_nine = [n for n in NAMES if VARIANTS[n].placement == "mapped"]
-    assert three_nine and vacuous == {(n, p) for n in three_nine for p in PROPERTIES}
 
 
 def _counterexamples(verdicts):
@@ -116,7 +131,9 @@ def test_a_counterexample_that_does_not_replay_is_unknown(monkeypatch: pytest.Mo
 
 
 def test_a_replay_that_fails_in_another_call_is_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_boot = prove_mod.boot
+    """Where only call 0's obligation is satisfiable (call 1's made to hold here) and its replay shows the
+    violation in call 1 instead, nothing confirms: unknown."""
+    real_boot, real_build = prove_mod.boot, prove_mod.build
 
     def other_call(variant, config):  # the boot's call-0 buffer, reported as call 1's
         r = real_boot(variant, config)
@@ -124,16 +141,24 @@ def test_a_replay_that_fails_in_another_call_is_unknown(monkeypatch: pytest.Monk
             r, buffers=[dataclasses.replace(b, call=1) for b in r.buffers if b.call == 0]
         )
 
+    def call_1_holds(variant, prop, call):
+        ob = real_build(variant, prop, call)
+        return dataclasses.replace(ob, violation=z3.BoolVal(False)) if call == 1 else ob
+
     monkeypatch.setattr(prove_mod, "boot", other_call)
+    monkeypatch.setattr(prove_mod, "build", call_1_holds)
     v = prove_property(VARIANTS["2.6.39-rc6"], "spare_writable")
     assert v.verdict == "unknown"
     assert any("but the boot walk violates spare_writable in call 1" in n for n in v.notes), v.notes
 
 
 def test_a_counterexample_past_the_replay_limit_is_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """None of at most 1 MiB exists (the domain starts at 64 MiB): unknown, and the note says so."""
     monkeypatch.setattr(prove_mod, "REPLAY_LIMIT_BYTES", 1 << 20)
     v = prove_property(VARIANTS["2.6.39-rc6"], "spare_writable")
-    assert v.verdict == "unknown" and v.replay is None and "replay limit" in v.notes[-1]
+    assert v.verdict == "unknown" and v.replay is None and all(att.replay is None for att in v.attempts)
+    assert any("more than the replay limit (0x100000" in n and "there is none of at most that size" in n
+               for n in v.notes), v.notes  # fmt: skip
 
 
 def test_solver_disagreement_is_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -159,15 +184,26 @@ def test_a_resource_limit_is_unknown_never_proved() -> None:
 def test_call_1_rests_on_call_0_reserving_its_buffer_exactly() -> None:
     """A reservation that skips pgt_buf_start moves call 1's buffer up by a page, onto call 0's first table,
     which call 1's hook then makes RW: the boot fails no_rw_alias in call 1. The closed form places call 1 below
-    [start, end), so its `unsat` there must not count: the verdict is unknown (it was once `proved`), and the
-    call-0 counterexample that the boot fails in call 1 before showing is still confirmed (it was once not)."""
+    [start, end), so its `unsat` there must not count (it was once `proved`); booted at call 0's live_reserved
+    witness, the walk shows the violation, so it is a counterexample (it was once `unknown`) with both witnesses.
+    The call-0 counterexample that the boot fails in call 1 before showing is still confirmed (it was once not)."""
     v = mutant("2.6.39", reserve="pgt_buf_start + 1 <= pfn < pgt_buf_end")
     r = boot_of(v, domu(0x4000))
     assert boot_violates(r, "no_rw_alias", 1) is True and boot_violates(r, "live_reserved", 0) is True
     assert build(v, "no_rw_alias", 1).rests_on == (("live_reserved", 0), ("spare_freed", 0))
     alias = prove_property(v, "no_rw_alias")
-    assert alias.verdict == "unknown"
-    assert any("live_reserved in call 0 is violated" in n for n in alias.notes), alias.notes
+    assert alias.verdict == "counterexample" and alias.witness.call == 1 and not alias.witness.minimal
+    assert alias.witness.machine == (
+        ("nr", 0x4000),
+        ("kernel", KERNEL),
+        ("ramdisk", RAMDISK),
+        ("slack", SLACK),
+    )
+    assert alias.replay.failure.violates == "no_rw_alias" and alias.witness.pfn == alias.replay.failure.pfn
+    premise = alias.attempts[1]
+    assert premise.source == "call 0's live_reserved, which call 1 rests on" and premise.witness.call == 0
+    assert premise.witness.machine == alias.witness.machine and premise.witness.minimal
+    assert any("live_reserved fails in call 0" in n for n in alias.notes), alias.notes
     live = prove_property(v, "live_reserved")
     assert live.verdict == "counterexample" and live.witness.call == 0
     assert live.replay.failure is not None and live.replay.failure.violates == "no_rw_alias"

@@ -78,7 +78,8 @@ PROPERTIES = (
 )
 # Properties a variant file may leave out of `[expect]` (added after DESIGN.md's five), with their default.
 DEFAULT_EXPECT = {"alias_writable": "proved"}
-VERDICTS = ("proved", "counterexample", "unknown")
+# `vacuous`: the proof holds only because the property's situation cannot arise (exit 3 unless expected)
+VERDICTS = ("proved", "counterexample", "vacuous", "unknown")
 
 BUFFER_VARS = {"pfn": "int", "pgt_buf_start": "int", "pgt_buf_end": "int", "pgt_buf_top": "int"}
 READONLY_VARS = {**BUFFER_VARS, "ioremap": "bool"}

@@ -1,7 +1,9 @@
 """Rendering of proof runs (`xenpin prove`): one line per obligation, the counterexample in the domain's terms.
 
 A counterexample is shown as the memory size and the page (PFN and byte address in hex) where the property
-fails, with what the boot walk did there when replayed: the Xen log lines and the kernel's failure line.
+fails, with what the boot walk did there when replayed: the Xen log lines and the kernel's failure line; then
+every other witness found for the verdict (the other call's, a premise's), each with what its replay showed.
+A `vacuous` or `unknown` verdict is followed by its notes (why).
 """
 
 from __future__ import annotations
@@ -11,19 +13,41 @@ from typing import Any
 from xenpin.linux.layout import pfn_phys
 from xenpin.report.jsondoc import document, file_of
 from xenpin.report.table import shown_path, table_lines
-from xenpin.symbolic.prove import LemmaVerdict, Verdict
+from xenpin.symbolic.prove import Attempt, LemmaVerdict, Verdict, Witness
 from xenpin.symbolic.solver import solver_version
 from xenpin.symbolic.walk import W
+
+
+def _witness_text(w: Witness) -> str:
+    which = "smallest" if w.minimal else "another"
+    if w.limit is not None:
+        which = (
+            f"smallest of at most {w.limit:#x} bytes"
+            if w.minimal
+            else f"another of at most {w.limit:#x} bytes"
+        )
+    return (
+        f"{which}: {w.describe()}, init_memory_mapping call {w.call}, pfn {w.pfn:#x} ({pfn_phys(w.pfn):#x})"
+        + (f", allocation #{w.alloc}" if w.alloc else "")
+    )
+
+
+def _attempt_lines(att: Attempt) -> list[str]:
+    """A witness beside the verdict's own: where it comes from, and what its replay showed."""
+    if att.replay is None:
+        shown = "not replayed"
+    else:
+        f = att.replay.failure
+        shown = f"replay: {att.replay.outcome}" + (f" at pfn {f.pfn:#x}" if f is not None else "")
+        shown += ", confirms" if att.confirmed else ", does not confirm"
+    return [f"      also ({att.source}): {_witness_text(att.witness)}; {shown}"]
 
 
 def _witness_lines(v: Verdict) -> list[str]:
     w = v.witness
     if w is None:
         return []
-    out = [
-        f"      {'smallest' if w.minimal else 'another'}: {w.describe()}, init_memory_mapping call {w.call}, pfn"
-        f" {w.pfn:#x} ({pfn_phys(w.pfn):#x})" + (f", allocation #{w.alloc}" if w.alloc else "")
-    ]
+    out = [f"      {_witness_text(w)}"]
     r = v.replay
     if r is not None:
         for b in r.buffers:
@@ -42,6 +66,9 @@ def _witness_lines(v: Verdict) -> list[str]:
         else:
             held = {True: "holds", False: "violated", None: "not reached"}[r.properties[v.prop]]
             out.append(f"      replay: boot ok, {v.prop} {held}")
+    for att in v.attempts:
+        if att.witness is not w:
+            out.extend(_attempt_lines(att))
     out.extend(f"      note: {n}" for n in v.notes)
     return out
 
@@ -80,14 +107,13 @@ def _lemma_lines(lemmas: list[LemmaVerdict]) -> list[str]:
 def render_text(verdicts: list[Verdict], seconds: float, solver: str = "z3") -> str:
     rows = []
     for v in verdicts:
-        vac = " (vacuous)" if v.vacuous and v.verdict == "proved" else ""
         mark = "" if v.as_expected else "<-- differs"
         rows.append(
             (
                 v.variant.name,
                 shown_path(v.variant.path),
                 v.prop,
-                v.verdict + vac,
+                v.verdict,
                 v.expected,
                 f"{v.seconds:.2f}s",
                 mark,
@@ -98,7 +124,7 @@ def render_text(verdicts: list[Verdict], seconds: float, solver: str = "z3") -> 
     for v, line in zip(verdicts, lines, strict=True):
         out.append(line)
         out.extend(_witness_lines(v))
-        if v.verdict == "unknown" and not v.witness:
+        if v.verdict in ("unknown", "vacuous") and not v.witness:
             out.extend(f"      note: {n}" for n in v.notes)
     lemmas = lemmas_of(verdicts)
     out.extend(_lemma_lines(lemmas))
@@ -111,7 +137,10 @@ def summary_json(verdicts: list[Verdict], seconds: float, solver: str = "z3") ->
     lemmas = lemmas_of(verdicts)
     return {
         "obligations": len(verdicts),
-        **{k: sum(v.verdict == k for v in verdicts) for k in ("proved", "counterexample", "unknown")},
+        **{
+            k: sum(v.verdict == k for v in verdicts)
+            for k in ("proved", "counterexample", "vacuous", "unknown")
+        },
         "differ": sum(not v.as_expected for v in verdicts),
         "lemmas": len(lemmas),
         "lemmas_proved": sum(lv.verdict == "proved" for lv in lemmas),
@@ -125,14 +154,36 @@ def _summary_line(s: dict[str, Any]) -> str:
     lemma_text = f" (resting on {s['lemmas_proved']}/{s['lemmas']} proved lemmas)" if s["lemmas"] else ""
     return (
         f"{s['obligations']} obligations: {s['proved']} proved{lemma_text},"
-        f" {s['counterexample']} counterexample, {s['unknown']} unknown;"
+        f" {s['counterexample']} counterexample, {s['vacuous']} vacuous, {s['unknown']} unknown;"
         f" {s['differ']} differ from expectation;"
         f" {s['seconds']:.1f} s; {s['solver']}, {s['bit_width']}-bit bit-vectors"
     )
 
 
+def witness_json(w: Witness) -> dict[str, Any]:
+    return {
+        "call": w.call,
+        "mem_bytes": hex(w.mem_bytes),
+        "machine": w.machine_json(),
+        "pfn": hex(w.pfn),
+        "alloc": w.alloc,
+        "minimal": w.minimal,
+        "limit": None if w.limit is None else hex(w.limit),
+    }
+
+
+def replay_json(r: Any, prop: str) -> dict[str, Any]:
+    return {
+        "outcome": r.outcome,
+        "property_value": r.properties[prop],
+        "xen_log": list(r.failure.xen_log) if r.failure else [],
+        "message": r.failure.message if r.failure else "",
+    }
+
+
 def obligation_json(v: Verdict) -> dict[str, Any]:
-    """One (variant, property) verdict: its witness, replay and the lemmas it rests on."""
+    """One (variant, property) verdict: its witness, replay, every witness tried, the non-vacuity checks and the
+    lemmas it rests on."""
     w, r = v.witness, v.replay
     return {
         "variant": v.variant.name,
@@ -143,25 +194,21 @@ def obligation_json(v: Verdict) -> dict[str, Any]:
         "as_expected": v.as_expected,
         "vacuous": v.vacuous,
         "seconds": round(v.seconds, 3),
-        "witness": None
-        if w is None
-        else {
-            "call": w.call,
-            "mem_bytes": hex(w.mem_bytes),
-            "machine": w.machine_json(),
-            "pfn": hex(w.pfn),
-            "alloc": w.alloc,
-            "minimal": w.minimal,
-        },
+        "witness": None if w is None else witness_json(w),
         "lemmas": [str(lv.ref) for lv in v.lemmas],
-        "replay": None
-        if r is None
-        else {
-            "outcome": r.outcome,
-            "property_value": r.properties[v.prop],
-            "xen_log": list(r.failure.xen_log) if r.failure else [],
-            "message": r.failure.message if r.failure else "",
-        },
+        "replay": None if r is None else replay_json(r, v.prop),
+        "witnesses": [
+            {
+                "source": att.source,
+                "witness": witness_json(att.witness),
+                "replay": None if att.replay is None else replay_json(att.replay, v.prop),
+                "confirmed": att.confirmed,
+            }
+            for att in v.attempts
+        ],
+        "non_vacuity": [
+            {"call": ch.call, "premise": ch.premise, "situation": ch.situation} for ch in v.checks
+        ],
         "notes": list(v.notes),
     }
 

@@ -11,6 +11,7 @@ import z3
 
 from xenpin.linux.boot import boot
 from xenpin.linux.variant import KernelVariant
+from xenpin.symbolic import prove
 from xenpin.symbolic.obligations import ALLOCATION_PROPERTIES, build
 from xenpin.symbolic.prove import (
     CALLS,
@@ -26,7 +27,8 @@ from xenpin.symbolic.prove import (
 from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S, check
 from xenpin.symbolic.walk import c
 
-EXTRA_LIMIT_BYTES = 8 << 30  # further counterexamples are sought among sizes the replay boots in seconds
+# further counterexamples are sought among sizes the replay boots in seconds (and never past the replay limit)
+EXTRA_LIMIT_BYTES = 8 << 30
 
 
 def counterexamples(
@@ -47,7 +49,8 @@ def counterexamples(
         ob = build(variant, prop, call)
         while len(found) < count:
             excluded = [ob.size != c(m) for m in sorted(seen)]
-            small = z3.ULE(ob.size, c(EXTRA_LIMIT_BYTES >> 12))  # replayable sizes only
+            limit = min(EXTRA_LIMIT_BYTES, prove.REPLAY_LIMIT_BYTES)
+            small = z3.ULE(prove.mem_pages(ob), c(limit >> 12))  # replayable sizes only
             query = z3.And(ob.formula(), small, defaults(ob), *excluded)
             answer = check(query, rlimit=rlimit, timeout_s=timeout_s)
             if answer.status != "sat":

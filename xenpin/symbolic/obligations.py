@@ -380,9 +380,45 @@ __all__ = [
     "ALLOCATION_PROPERTIES",
     "BRK_HOLE",
     "PROPERTY_TEXT",
+    "SITUATIONS",
     "Equivalence",
     "Obligation",
     "build",
     "build_equiv",
     "reservation_premises",
+    "situation",
 ]
+
+
+# --- the situation each property talks about ---------------------------------------------------------------
+
+# What must be able to happen in a call for a proof of the property to say anything about it: `prove.py` checks
+# it satisfiable together with the call's domain (besides each obligation's own premise), else the verdict is
+# `vacuous`. Stated over the walk's terms only (no pfn, no allocation number): one machine where it holds.
+SITUATIONS: dict[str, str] = {
+    "buffer_fits": "alloc_low_page is called",
+    "alias_writable": "alloc_low_page hands out a page and maps it through an early_memremap alias (3.9's"
+    " alloc_low_pages hands out pages the direct map already covers: no alias)",
+    "no_rw_alias": "a page becomes a live page table (alloc_low_page is called)",
+    "spare_writable": "a spare tail [pgt_buf_end, pgt_buf_top) is left after the walk",
+    "spare_freed": "the reserve step runs and a spare tail [pgt_buf_end, pgt_buf_top) is left",
+    "live_reserved": "a live table page in [pgt_buf_start, pgt_buf_end) exists",
+}
+
+
+def situation(ob: Obligation) -> z3.BoolRef:
+    """`SITUATIONS[ob.prop]` for the obligation's call, as a formula over the machine's parameters."""
+    k = ob.terms.call(ob.call)
+    allocates = z3.UGE(k.total_allocs, c(1))
+    tail = z3.ULT(k.pgt_buf_end, k.pgt_buf_top)
+    aliased = (
+        ob.variant.code.get("kernel_physical_mapping_init") != "3.9"
+    )  # init_memory_mapping.alloc_low_page
+    return {
+        "buffer_fits": allocates,
+        "alias_writable": z3.And(allocates, z3.BoolVal(aliased)),
+        "no_rw_alias": allocates,
+        "spare_writable": tail,
+        "spare_freed": z3.And(_hook_ran(k), tail),
+        "live_reserved": z3.ULT(k.pgt_buf_start, k.pgt_buf_end),
+    }[ob.prop]

@@ -1,16 +1,24 @@
 """Verdicts: run each obligation, minimise a counterexample, replay it in the boot walk.
 
-Per (variant, property): one obligation per `init_memory_mapping` call, each in a fresh solver. `proved` when
-every call's obligation is `unsat` AND every lemma those obligations assume (`lemmas.py`, transitively) is
-proved in its own fresh solver AND every obligation they rest on (`Obligation.rests_on`: call 1's placement
-below call 0's reservation) is `unsat`; `counterexample` when one is `sat` AND the minimised configuration,
-booted in the executable model (`xenpin.linux.boot`), violates the same property in the same call
-(`violated_in`); otherwise `unknown` (a limit hit, a lemma or premise not proved, or a replay that does not
-confirm: both sides are kept so the disagreement can be read). A non-vacuity check per property says whether the
-situation the property talks about can arise at all.
-
-The smallest counterexample is the least over both calls with the default kernel image, ramdisk and slack if
-any call has one there, else the least over every machine of the domain.
+Per (variant, property): one obligation per `init_memory_mapping` call, each in a fresh solver. The verdict is
+- `counterexample` when some call's obligation is `sat` AND a minimised configuration, booted in the executable
+  model (`xenpin.linux.boot`), violates the same property in the same call (`violated_in`). Each satisfiable
+  call gets its own witness, smallest first (the default kernel image, ramdisk and slack where that call fails
+  with them); they are replayed in that order until one confirms, and all are reported. A witness past the
+  replay limit (`replay_limit.py`: what this machine can boot) is minimised again among the machines under the
+  limit, and that one is replayed. Where call 1's `unsat` cannot be trusted because call 0 reserves something
+  else than the closed form assumes (`Obligation.rests_on` is violated), the premise's witness is replayed and
+  a boot that violates the property in call 1 there is a counterexample too, shown with the premise's witness;
+- `proved` when every call's obligation is `unsat` AND every lemma those obligations assume (`lemmas.py`,
+  transitively) is proved in its own fresh solver AND every obligation they rest on is `unsat` AND nothing is
+  vacuous: in every call the domain reaches, the obligation's premise is satisfiable with the same lemmas and
+  the property's situation (`obligations.SITUATIONS`: allocations happen, a spare tail exists, ...) is
+  satisfiable with the domain, each in a fresh solver with the same limits;
+- `vacuous` when the obligations are `unsat` but one of those two checks is `unsat`: the proof holds because
+  its situation cannot arise, which is no evidence about the kernel;
+- `unknown` otherwise: a limit hit (in an obligation or a non-vacuity check), a lemma or premise not proved, a
+  replay that does not confirm (both sides are kept so the disagreement can be read), or a counterexample that
+  needs more memory than this machine can boot, with no smaller one (each note says which).
 
 Lemmas never weaken a counterexample: they only add facts true over the whole domain, so a `sat` answer with
 them is a `sat` answer without them, and the replay confirms it independently.
@@ -30,9 +38,18 @@ from xenpin.linux.layout import DEFAULT_KERNEL_BYTES, DEFAULT_RAMDISK_BYTES, XEN
 from xenpin.linux.policy import unparse
 from xenpin.linux.variant import POLICY_VARS, KernelVariant
 from xenpin.symbolic import lemmas
+from xenpin.symbolic.form import FOUR_G
 from xenpin.symbolic.lemmas import LemmaRef
 from xenpin.symbolic.minimise import lexicographic_min
-from xenpin.symbolic.obligations import ALLOCATION_PROPERTIES, Equivalence, Obligation, build
+from xenpin.symbolic.obligations import (
+    ALLOCATION_PROPERTIES,
+    SITUATIONS,
+    Equivalence,
+    Obligation,
+    build,
+    situation,
+)
+from xenpin.symbolic.replay_limit import replay_limit_bytes
 from xenpin.symbolic.solver import (
     DEFAULT_RLIMIT,
     DEFAULT_TIMEOUT_S,
@@ -44,9 +61,22 @@ from xenpin.symbolic.solver import (
 from xenpin.symbolic.walk import c
 
 CALLS = (0, 1)
-# The largest guest the replay boots (a 16 GiB boot takes ~4 GiB of RSS and ~20 s); a bigger counterexample is
-# reported `unknown`, never shown unconfirmed.
-REPLAY_LIMIT_BYTES = 32 << 30
+# The largest guest the replay boots, from this machine's RAM (`replay_limit.py`); a counterexample past it is
+# minimised again under it, and is `unknown` only if there is none there (never shown unconfirmed).
+REPLAY_LIMIT_BYTES = replay_limit_bytes()
+# Verdicts that are no evidence either way: exit 3 where something else was expected
+UNDECIDED = ("vacuous", "unknown")
+EXIT_OK, EXIT_MISMATCH, EXIT_UNDECIDED = 0, 1, 3
+
+
+def exit_code(verdicts: list[Verdict]) -> int:
+    """`prove`'s (and a proof script's) exit code: 1 if a `proved` or `counterexample` verdict differs from its
+    expectation, whatever the others are; else 3 if a `vacuous` or `unknown` one does; else 0 (a vacuous or
+    unknown verdict that was expected is as expected)."""
+    differs = [v for v in verdicts if not v.as_expected]
+    if any(v.verdict not in UNDECIDED for v in differs):
+        return EXIT_MISMATCH
+    return EXIT_UNDECIDED if differs else EXIT_OK
 
 
 # The machine parameters a witness names, and the defaults a minimised witness keeps where it can
@@ -68,6 +98,7 @@ class Witness:
     pfn: int
     alloc: int | None
     minimal: bool = True  # the least configuration (False: another one, or a minimisation a limit cut short)
+    limit: int | None = None  # the least among machines of at most this many bytes (the replay limit), if set
 
     def __getitem__(self, name: str) -> int:
         return dict(self.machine)[name]
@@ -172,17 +203,45 @@ def unproved_lemmas(verdicts: list[LemmaVerdict]) -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class NonVacuity:
+    """One call's non-vacuity checks, each `sat` (it can arise), `unsat`, `unknown` (a limit), or `none` (the
+    domain never makes this call): the obligation's premise, and the property's situation (`SITUATIONS`)."""
+
+    call: int
+    premise: str
+    situation: str
+    reason: str = ""  # why a check is `unknown`
+
+
+@dataclass
+class Attempt:
+    """One witness tried for a verdict: where it comes from, its replay (None: not booted) and whether the
+    replay confirms it (violates the verdict's property in the witness's call)."""
+
+    witness: Witness
+    source: str  # "call 0's obligation", "call 0's live_reserved, which call 1's proof rests on"
+    replay: BootResult | None = None
+    confirmed: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
 @dataclass
 class Verdict:
     variant: KernelVariant
     prop: str
-    verdict: str  # proved | counterexample | unknown
+    verdict: str  # proved | counterexample | vacuous | unknown
     seconds: float
-    witness: Witness | None = None
-    replay: BootResult | None = None
-    vacuous: bool = False
+    witness: Witness | None = None  # the confirmed witness (or, if none confirms, the smallest)
+    replay: BootResult | None = None  # its replay
     notes: list[str] = field(default_factory=list)
     lemmas: list[LemmaVerdict] = field(default_factory=list)  # what a `proved` rests on
+    checks: list[NonVacuity] = field(default_factory=list)  # per call, where the obligations are `unsat`
+    attempts: list[Attempt] = field(default_factory=list)  # every witness tried or found, the confirmed first
+
+    @property
+    def vacuous(self) -> bool:
+        return self.verdict == "vacuous"
 
     @property
     def expected(self) -> str:
@@ -251,20 +310,17 @@ def prove_property(
     limits = {"rlimit": rlimit, "timeout_s": timeout_s}
     t = time.perf_counter()
     obligations = [build(variant, prop, call) for call in CALLS]
-    answers: list[tuple[int, SolverAnswer]] = []
-    for ob in obligations:
-        answer = _decide(ob.formula(), solver, limits)
-        answers.append((ob.call, answer))
-        if answer.status == "sat":
-            break
-    sat = [(call, a) for call, a in answers if a.status == "sat"]
-    unknown = [(call, a) for call, a in answers if a.status == "unknown"]
+    answers = [(ob, _decide(ob.formula(), solver, limits)) for ob in obligations]
+    sat = [(ob, a) for ob, a in answers if a.status == "sat"]
+    unknown = [(ob.call, a) for ob, a in answers if a.status == "unknown"]
     verdict = Verdict(variant, prop, "unknown", 0.0)
+    gave_up = [f"call {call}: solver gave up ({a.reason})" for call, a in unknown]
     if sat:
-        call, answer = sat[0]
-        _confirm(verdict, _smallest(obligations[call:], answer.model, limits), limits)
+        _counterexample(verdict, obligations, sat, unknown, limits)
+        if verdict.verdict != "counterexample":
+            verdict.notes.extend(gave_up)
     elif unknown:
-        verdict.notes.extend(f"call {call}: solver gave up ({a.reason})" for call, a in unknown)
+        verdict.notes.extend(gave_up)
     else:
         premises = _premises(variant, obligations)
         verdict.lemmas = prove_lemmas(
@@ -272,42 +328,88 @@ def prove_property(
         )
         verdict.notes.extend(_unproved_premises(premises, solver, limits))
         verdict.notes.extend(unproved_lemmas(verdict.lemmas))
-        verdict.verdict = "unknown" if verdict.notes else "proved"
-        # Vacuous: no call can even reach the situation the property talks about (each premise `unsat`).
-        verdict.vacuous = not any(_reachable(ob, limits) for ob in obligations)
+        violated = [(ob, a) for ob, a in _premise_answers(premises, solver, limits) if a.status == "sat"]
+        if violated:
+            _premise_counterexample(verdict, obligations, violated, limits)
+        elif not verdict.notes:
+            _judge_vacuity(verdict, obligations, solver, limits)
     verdict.seconds = time.perf_counter() - t
     return verdict
 
 
-# One machine of each walk shape's domain per call (None: the call is never made), shared by the verdicts of
-# one process: most non-vacuity questions are answered by it without a search over machines.
-_MACHINES: dict[tuple[str, int, int], dict | None] = {}
+# --- non-vacuity ------------------------------------------------------------------------------------------
+
+# One machine of each walk shape's domain per call (None: the call is never made, or the domain is not
+# decided), shared by the verdicts of one process: most non-vacuity questions are answered by it without a
+# search over machines.
+_MACHINES: dict[tuple[str, int, int], tuple[SolverAnswer, dict | None]] = {}
 
 
-def _machine_of(ob: Obligation, limits: dict) -> dict | None:
+def _machine_of(ob: Obligation, limits: dict) -> tuple[SolverAnswer, dict | None]:
     key = (ob.terms.shape.key, ob.call, limits["rlimit"])
     if key not in _MACHINES:
         answer = check(ob.domain, **limits)
         p = ob.params
         names = [f.name for f in dataclasses.fields(p)]
         _MACHINES[key] = (
+            answer,
             {n: answer.model.eval(getattr(p, n), model_completion=True) for n in names}
             if answer.status == "sat"
-            else None
+            else None,
         )
     return _MACHINES[key]
 
 
-def _reachable(ob: Obligation, limits: dict) -> bool:
-    """The situation the obligation talks about can arise (`non_vacuity` is `sat`): first at one machine of
-    the domain (a model found there is a model of the whole question), then over every machine."""
-    machine = _machine_of(ob, limits)
+def _satisfiable(formula: z3.BoolRef, ob: Obligation, solver: str, limits: dict) -> SolverAnswer:
+    """Is `formula` (the domain and more) satisfiable: first at the shape's one machine (a model there is a
+    model of the whole question), then over every machine, in a fresh solver."""
+    _, machine = _machine_of(ob, limits)
     if machine is not None:
         p = ob.params
-        at = z3.substitute(ob.non_vacuity(), *((getattr(p, n), v) for n, v in machine.items()))
-        if check(at, **limits).status == "sat":
-            return True
-    return check(ob.non_vacuity(), **limits).status == "sat"
+        at = z3.substitute(formula, *((getattr(p, n), v) for n, v in machine.items()))
+        answer = check(at, **limits)
+        if answer.status == "sat":
+            return answer
+    return _decide(formula, solver, limits)
+
+
+def non_vacuity(ob: Obligation, solver: str = "z3", limits: dict | None = None) -> NonVacuity:
+    """The obligation's premise, and its property's situation, each checked satisfiable in its domain."""
+    limits = limits or {"rlimit": DEFAULT_RLIMIT, "timeout_s": DEFAULT_TIMEOUT_S}
+    made, _ = _machine_of(ob, limits)
+    if made.status == "unsat":
+        return NonVacuity(ob.call, "none", "none")
+    if made.status == "unknown":
+        return NonVacuity(ob.call, "unknown", "unknown", made.reason)
+    premise = _satisfiable(ob.non_vacuity(), ob, solver, limits)
+    reached = _satisfiable(z3.And(ob.domain, situation(ob)), ob, solver, limits)
+    reason = "; ".join(a.reason for a in (premise, reached) if a.status == "unknown" and a.reason)
+    return NonVacuity(ob.call, premise.status, reached.status, reason)
+
+
+def _judge_vacuity(verdict: Verdict, obligations: list[Obligation], solver: str, limits: dict) -> None:
+    """`proved`, or `vacuous` where a call's premise or situation cannot arise, or `unknown` where that is not
+    decided (an `unsat` cut short by a limit is not an `unsat`)."""
+    verdict.checks = [non_vacuity(ob, solver, limits) for ob in obligations]
+    vacuous, undecided = [], []
+    for ch in verdict.checks:
+        if ch.premise == "none":
+            continue
+        if ch.situation == "unsat":
+            vacuous.append(
+                f"call {ch.call}: the property's situation never arises in the domain ({SITUATIONS[verdict.prop]})"
+            )
+        elif ch.premise == "unsat":
+            vacuous.append(f"call {ch.call}: the obligation's premise is unsatisfiable in the domain")
+        if "unknown" in (ch.premise, ch.situation):
+            undecided.append(f"call {ch.call}: non-vacuity not decided ({ch.reason or 'a solver limit'})")
+    if all(ch.premise == "none" for ch in verdict.checks):
+        vacuous.append("the domain makes no init_memory_mapping call")
+    verdict.notes.extend(vacuous + undecided)
+    verdict.verdict = "vacuous" if vacuous else "unknown" if undecided else "proved"
+
+
+# --- premises: call 1 rests on call 0's reservation --------------------------------------------------------
 
 
 def _premises(variant: KernelVariant, obligations: list[Obligation]) -> list[Obligation]:
@@ -328,14 +430,23 @@ def _obligation_key(ob: Obligation) -> tuple:
             ob.call)  # fmt: skip
 
 
-def _unproved_premises(premises: list[Obligation], solver: str, limits: dict) -> list[str]:
-    """A note for each premise obligation that is not `unsat` (each in a fresh solver)."""
+def _premise_answers(
+    premises: list[Obligation], solver: str, limits: dict
+) -> list[tuple[Obligation, SolverAnswer]]:
+    """Each premise obligation's answer (each in a fresh solver, once per process)."""
     out = []
     for ob in premises:
         key = (*_obligation_key(ob), solver, limits["rlimit"])
         if key not in _PREMISE_ANSWERS:
             _PREMISE_ANSWERS[key] = _decide(ob.formula(), solver, limits)
-        answer = _PREMISE_ANSWERS[key]
+        out.append((ob, _PREMISE_ANSWERS[key]))
+    return out
+
+
+def _unproved_premises(premises: list[Obligation], solver: str, limits: dict) -> list[str]:
+    """A note for each premise obligation that is not `unsat`."""
+    out = []
+    for ob, answer in _premise_answers(premises, solver, limits):
         if answer.status != "unsat":
             what = "violated" if answer.status == "sat" else f"not decided ({answer.reason})"
             out.append(
@@ -343,6 +454,79 @@ def _unproved_premises(premises: list[Obligation], solver: str, limits: dict) ->
                 f" [pgt_buf_start, pgt_buf_end); {ob.prop} in call {ob.call} is {what}, so it may be elsewhere"
             )
     return out
+
+
+def _premise_counterexample(
+    verdict: Verdict,
+    obligations: list[Obligation],
+    violated: list[tuple[Obligation, SolverAnswer]],
+    limits: dict,
+) -> None:
+    """Where a premise is violated the closed form says nothing of call 1: boot the premise's smallest witness
+    (under the replay limit) and judge the verdict's property in the calls that rest on it there. A violation
+    is a counterexample, shown with the premise's witness; otherwise the verdict stays `unknown`."""
+    dependent = [ob.call for ob in obligations if ob.rests_on]
+    for premise, answer in violated:
+        found = _smallest([premise], answer.model, limits)
+        source = f"call {premise.call}'s {premise.prop}, which call {', '.join(map(str, dependent))} rests on"
+        att = Attempt(found, source)
+        verdict.attempts.append(att)
+        witness = _replayable(premise, found, att.notes, limits)
+        if witness is None:
+            continue
+        att.witness = witness
+        att.replay = boot(verdict.variant, witness.config())
+        for call in dependent:
+            if violated_in(att.replay, verdict.prop, call):
+                pfn = _boot_pfn(att.replay, verdict.prop, call)
+                shown = Witness(
+                    call, witness.machine, witness.pfn if pfn is None else pfn, None, False, witness.limit
+                )
+                verdict.attempts.insert(0, Attempt(shown, f"the boot at {source.split(',')[0]}'s witness",
+                                                   att.replay, True))  # fmt: skip
+                verdict.verdict = "counterexample"
+                verdict.witness, verdict.replay = shown, att.replay
+                verdict.notes[:] = [
+                    f"{premise.prop} fails in call {premise.call} ({witness.describe()}, pfn {witness.pfn:#x}), so"
+                    f" the closed form does not say where call {call}'s buffer goes; booted there, the walk violates"
+                    f" {verdict.prop} in call {call}",
+                    *att.notes,
+                ]
+                return
+        judged = {False: "holds", None: "is not reached"}
+        verdict.notes.append(
+            f"booted at the smallest machine where call {premise.call}'s {premise.prop} fails"
+            f" ({witness.describe()}), {verdict.prop} "
+            + ", ".join(
+                f"{judged[violated_in(att.replay, verdict.prop, call)]} in call {call}" for call in dependent
+            )
+            + f" (outcome {att.replay.outcome}): not confirmed"
+        )
+    verdict.notes.extend(n for att in verdict.attempts for n in att.notes)
+
+
+def _boot_pfn(replay: BootResult, prop: str, call: int) -> int | None:
+    """The page where the boot walk shows `prop` violated in `call` (its failure, or the buffer's lowest page
+    the property is about)."""
+    failure = replay.failure
+    if failure is not None and failure.violates == prop:
+        return failure.pfn
+    buf = replay.buffer(call)
+    pages = (
+        {
+            "spare_writable": buf.ro_after_reserve,
+            "spare_freed": buf.spare_reserved,
+            "live_reserved": buf.used_unreserved,
+        }.get(prop, ())
+        if buf is not None
+        else ()
+    )
+    if pages:
+        return min(pages)
+    return failure.pfn if failure is not None else None
+
+
+# --- counterexamples ---------------------------------------------------------------------------------------
 
 
 def _smallest(obligations: list[Obligation], model: z3.ModelRef, limits: dict) -> Witness:
@@ -364,6 +548,83 @@ def _smallest(obligations: list[Obligation], model: z3.ModelRef, limits: dict) -
         if best is not None:
             return dataclasses.replace(best, minimal=best.minimal and not cut_short)
     raise AssertionError("the first obligation was satisfiable")  # pragma: no cover
+
+
+def mem_pages(ob: Obligation) -> z3.BitVecRef:
+    """`Witness.mem_bytes` in pages, as a term: a domU's nr; bare metal's low RAM and RAM above 4 GiB."""
+    p = ob.params
+    if ob.terms.shape.platform == "xen":
+        return p.nr
+    return p.low_end + z3.If(z3.UGT(p.high_end, c(FOUR_G)), p.high_end - c(FOUR_G), c(0))
+
+
+def _replayable(ob: Obligation, witness: Witness, notes: list[str], limits: dict) -> Witness | None:
+    """`witness` if the replay can boot it; else the smallest witness of `ob` among machines under the replay
+    limit; None (and why, in `notes`) if there is none there or that is not decided."""
+    if witness.mem_bytes <= REPLAY_LIMIT_BYTES:
+        return witness
+    limit = REPLAY_LIMIT_BYTES
+    head = (
+        f"call {witness.call}'s smallest counterexample needs {witness.mem_bytes:#x} bytes, more than the replay"
+        f" limit ({limit:#x}, what this machine can boot)"
+    )
+    cap = z3.ULE(mem_pages(ob), c(limit >> 12))
+    undecided = ""
+    for usual in (True, False):
+        query = z3.And(ob.formula(), cap, defaults(ob) if usual else True)
+        answer = check(query, **limits)
+        if answer.status == "sat":
+            notes.append(f"{head}; replayed instead: the smallest of at most {limit:#x} bytes")
+            return dataclasses.replace(_minimise(ob, answer.model, limits, query), limit=limit)
+        if answer.status == "unknown":
+            undecided = answer.reason or "a solver limit"
+    if undecided:
+        notes.append(
+            f"{head}; whether one of at most that size exists is not decided ({undecided}): not confirmed"
+        )
+    else:
+        notes.append(f"{head}, and there is none of at most that size (unsat): not confirmed by a boot here")
+    return None
+
+
+def _counterexample(
+    verdict: Verdict,
+    obligations: list[Obligation],
+    sat: list[tuple[Obligation, SolverAnswer]],
+    undecided: list[tuple[int, SolverAnswer]],
+    limits: dict,
+) -> None:
+    """The smallest witness over the calls (`_smallest`), replayed; each other satisfiable call's own smallest
+    witness beside it, replayed in turn only while none confirms. `counterexample` when one confirms (it is
+    then the verdict's witness), `unknown` if none does; every witness is kept. A call whose obligation is not
+    decided may hold a smaller one: the witness is then not called the smallest."""
+    first = sat[0][0]
+    primary = Attempt(_smallest(obligations[first.call :], sat[0][1].model, limits), "")
+    primary.source = f"call {primary.witness.call}'s obligation"
+    _confirm(verdict, obligations[primary.witness.call], primary, limits)
+    verdict.attempts.append(primary)
+    for ob, answer in sat:
+        if ob.call == primary.witness.call:
+            continue
+        att = Attempt(_smallest([ob], answer.model, limits), f"call {ob.call}'s obligation")
+        verdict.attempts.append(att)
+        if not any(other.confirmed for other in verdict.attempts):
+            _confirm(verdict, ob, att, limits)
+    confirmed = [att for att in verdict.attempts if att.confirmed]
+    shown = confirmed[0] if confirmed else primary
+    verdict.attempts.remove(shown)
+    verdict.attempts.insert(0, shown)
+    if confirmed and undecided and shown.witness.minimal:
+        shown.witness = dataclasses.replace(shown.witness, minimal=False)
+        shown.notes.extend(
+            f"call {call}'s obligation is not decided ({a.reason}): a smaller counterexample may be there"
+            for call, a in undecided
+        )
+    verdict.verdict = "counterexample" if confirmed else "unknown"
+    verdict.witness, verdict.replay = shown.witness, shown.replay
+    verdict.notes.extend(shown.notes)
+    if not confirmed:
+        verdict.notes.extend(n for att in verdict.attempts[1:] for n in att.notes)
 
 
 WALK_PROPERTIES = ("buffer_fits", "alias_writable", "no_rw_alias")
@@ -401,10 +662,16 @@ def placed_witness(verdict: Verdict, witness: Witness, limits: dict) -> Witness 
     """A bare-metal witness's page where the boot put the buffer: the closed form leaves a native buffer's place
     free (`closed_form.py`), so the solver's model puts it anywhere; fixed to the machine and to the replay's
     `pgt_buf_start` of each call, the lowest failing page (and allocation) there. None: no page fails there."""
-    ob = build(verdict.variant, verdict.prop, witness.call)
+    return _placed(verdict.variant, verdict.prop, verdict.replay, witness, limits)
+
+
+def _placed(
+    variant: KernelVariant, prop: str, replay: BootResult, witness: Witness, limits: dict
+) -> Witness | None:
+    ob = build(variant, prop, witness.call)
     p = ob.params
     fixed = [getattr(p, name) == c(value) for name, value in witness.machine]
-    starts = {b.call: b.pgt_buf_start for b in verdict.replay.buffers if b.call in CALLS}
+    starts = {b.call: b.pgt_buf_start for b in replay.buffers if b.call in CALLS}
     fixed += [
         base == c(starts[call])
         for call, base in zip(CALLS, (p.base0, p.base1), strict=True)
@@ -422,55 +689,54 @@ def placed_witness(verdict: Verdict, witness: Witness, limits: dict) -> Witness 
     )
 
 
-def _confirm(verdict: Verdict, witness: Witness, limits: dict) -> None:
-    """Replay `witness` in the boot walk: `counterexample` only if the walk violates the same property in the
-    same call (a bare-metal witness's page is then moved to where the boot placed the buffer)."""
-    verdict.witness = witness
+def _confirm(verdict: Verdict, ob: Obligation, att: Attempt, limits: dict) -> None:
+    """Replay `att.witness` (or, past the replay limit, the smallest witness under it) in the boot walk:
+    confirmed only if the walk violates the same property in the same call (a bare-metal witness's page is then
+    moved to where the boot placed the buffer)."""
+    witness = att.witness
     if not witness.minimal:
-        verdict.notes.append("minimisation stopped early (a solver limit): perhaps not the smallest")
-    if witness.mem_bytes > REPLAY_LIMIT_BYTES:
-        verdict.notes.append(
-            f"the smallest counterexample needs {witness.mem_bytes:#x} bytes, more than the replay limit"
-            f" ({REPLAY_LIMIT_BYTES:#x}): not confirmed"
-        )
+        att.notes.append("minimisation stopped early (a solver limit): perhaps not the smallest")
+    replayable = _replayable(ob, witness, att.notes, limits)
+    if replayable is None:
         return
-    verdict.replay = boot(verdict.variant, witness.config())
-    failure = verdict.replay.failure
-    if violated_in(verdict.replay, verdict.prop, witness.call):
-        verdict.verdict = "counterexample"
+    att.witness = witness = replayable
+    att.replay = replay = boot(verdict.variant, witness.config())
+    failure = replay.failure
+    if violated_in(replay, verdict.prop, witness.call):
+        att.confirmed = True
         if not witness.xen:
-            placed = placed_witness(verdict, witness, limits)
+            placed = _placed(verdict.variant, verdict.prop, replay, witness, limits)
             if placed is None:
-                verdict.notes.append(
+                att.notes.append(
                     f"pfn {witness.pfn:#x} is where the solver placed the buffer; at the boot's placement it"
                     " finds no failing page"
                 )
             else:
-                verdict.witness = witness = placed
+                att.witness = witness = placed
         if (
             failure
             and failure.pfn != witness.pfn
             and f"mfn {witness.pfn:x} " not in " ".join(failure.xen_log)
         ):
-            verdict.notes.append(
+            att.notes.append(
                 f"the boot walk stops first at pfn {failure.pfn:#x}, before reaching the witness"
             )
         return
     elsewhere = [
-        other for other in CALLS if other != witness.call and violated_in(verdict.replay, verdict.prop, other)
+        other for other in CALLS if other != witness.call and violated_in(replay, verdict.prop, other)
     ]
     if elsewhere:
         at = f", pfn {failure.pfn:#x}" if failure is not None else ""
-        verdict.notes.append(
+        att.notes.append(
             f"the solver's counterexample is in call {witness.call}, but the boot walk violates {verdict.prop}"
-            f" in call {elsewhere[0]} (outcome {verdict.replay.outcome}{at}): not confirmed"
+            f" in call {elsewhere[0]} (outcome {replay.outcome}{at}): not confirmed"
         )
         return
-    shown = {False: "holds", None: "is not reached"}[violated_in(verdict.replay, verdict.prop, witness.call)]
-    verdict.notes.append(
+    shown = {False: "holds", None: "is not reached"}[violated_in(replay, verdict.prop, witness.call)]
+    att.notes.append(
         f"the solver's counterexample (call {witness.call}, {witness.describe()}, pfn {witness.pfn:#x})"
         f" does not replay: in the boot walk {verdict.prop} {shown} in call {witness.call}"
-        f" (outcome {verdict.replay.outcome})"
+        f" (outcome {replay.outcome})"
     )
 
 

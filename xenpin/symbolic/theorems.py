@@ -2,7 +2,9 @@
 
 `python proofs/NAME.py` runs one script; `xenpin prove proofs/NAME.py` (or `xenpin prove proofs/`) runs it through the
 CLI (text or JSON). A theorem's variant path is relative to the folder of the script that states it, so a script
-works wherever it is installed or run from. Its expected verdict overrides the variant file's `[expect]`.
+works wherever it is installed or run from. Its expected verdict (`proved`, `counterexample`, `vacuous` or
+`unknown`; default `proved`) overrides the variant file's `[expect]`. A `vacuous` verdict never satisfies an
+expected `proved`: a script run exits 3 on it, as on an unexpected `unknown`.
 """
 
 from __future__ import annotations
@@ -108,6 +110,7 @@ def run(theorems: list[Theorem], argv: list[str] | None = None) -> int:
     """Entry point of a proof script: prove every theorem, print the report, return the exit code."""
     from xenpin.report.prove import render_text
     from xenpin.symbolic.batch import default_workers, prove_many
+    from xenpin.symbolic.prove import exit_code
     from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S
 
     del argv
@@ -119,7 +122,4 @@ def run(theorems: list[Theorem], argv: list[str] | None = None) -> int:
         return 2
     verdicts = prove_many(jobs, workers=default_workers(), rlimit=DEFAULT_RLIMIT, timeout_s=DEFAULT_TIMEOUT_S)
     print(render_text(verdicts, time.perf_counter() - t))
-    differs = [v for v in verdicts if not v.as_expected]
-    if any(v.verdict != "unknown" for v in differs):
-        return 1
-    return 3 if differs else 0
+    return exit_code(verdicts)
