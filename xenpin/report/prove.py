@@ -32,10 +32,13 @@ def _witness_text(w: Witness) -> str:
     )
 
 
-def _attempt_lines(att: Attempt) -> list[str]:
-    """A witness beside the verdict's own: where it comes from, and what its replay showed."""
+def _attempt_lines(att: Attempt, replayed: object) -> list[str]:
+    """A witness beside the verdict's own: where it comes from, and what its replay showed (`replayed`: the
+    verdict's own replay, shown above)."""
     if att.replay is None:
         shown = "not replayed"
+    elif att.replay is replayed:
+        shown = "the replay above"
     else:
         f = att.replay.failure
         shown = f"replay: {att.replay.outcome}" + (f" at pfn {f.pfn:#x}" if f is not None else "")
@@ -68,7 +71,7 @@ def _witness_lines(v: Verdict) -> list[str]:
             out.append(f"      replay: boot ok, {v.prop} {held}")
     for att in v.attempts:
         if att.witness is not w:
-            out.extend(_attempt_lines(att))
+            out.extend(_attempt_lines(att, r))
     out.extend(f"      note: {n}" for n in v.notes)
     return out
 

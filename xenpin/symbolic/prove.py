@@ -485,6 +485,7 @@ def _premise_counterexample(
                 verdict.attempts.insert(0, Attempt(shown, f"the boot at {source.split(',')[0]}'s witness",
                                                    att.replay, True))  # fmt: skip
                 verdict.verdict = "counterexample"
+                verdict.lemmas = []  # a counterexample rests on no lemma
                 verdict.witness, verdict.replay = shown, att.replay
                 verdict.notes[:] = [
                     f"{premise.prop} fails in call {premise.call} ({witness.describe()}, pfn {witness.pfn:#x}), so"
