@@ -317,6 +317,10 @@ def prove_property(
     gave_up = [f"call {call}: solver gave up ({a.reason})" for call, a in unknown]
     if sat:
         _counterexample(verdict, obligations, sat, unknown, limits)
+        premises = _premises(variant, obligations) if verdict.verdict != "counterexample" else []
+        violated = [(ob, a) for ob, a in _premise_answers(premises, solver, limits) if a.status == "sat"]
+        if violated:  # call 1's witness may be where the closed form wrongly puts its buffer: boot call 0's
+            _premise_counterexample(verdict, obligations, violated, limits)
         if verdict.verdict != "counterexample":
             verdict.notes.extend(gave_up)
     elif unknown:
@@ -466,11 +470,13 @@ def _premise_counterexample(
     (under the replay limit) and judge the verdict's property in the calls that rest on it there. A violation
     is a counterexample, shown with the premise's witness; otherwise the verdict stays `unknown`."""
     dependent = [ob.call for ob in obligations if ob.rests_on]
+    mine: list[Attempt] = []
     for premise, answer in violated:
         found = _smallest([premise], answer.model, limits)
         source = f"call {premise.call}'s {premise.prop}, which call {', '.join(map(str, dependent))} rests on"
         att = Attempt(found, source)
         verdict.attempts.append(att)
+        mine.append(att)
         witness = _replayable(premise, found, att.notes, limits)
         if witness is None:
             continue
@@ -492,6 +498,7 @@ def _premise_counterexample(
                     f" the closed form does not say where call {call}'s buffer goes; booted there, the walk violates"
                     f" {verdict.prop} in call {call}",
                     *att.notes,
+                    *(n for n in verdict.notes if not n.startswith("rests on lemma")),
                 ]
                 return
         judged = {False: "holds", None: "is not reached"}
@@ -503,7 +510,7 @@ def _premise_counterexample(
             )
             + f" (outcome {att.replay.outcome}): not confirmed"
         )
-    verdict.notes.extend(n for att in verdict.attempts for n in att.notes)
+    verdict.notes.extend(n for att in mine for n in att.notes)
 
 
 def _boot_pfn(replay: BootResult, prop: str, call: int) -> int | None:
