@@ -248,8 +248,8 @@ def test_frame_is_a_view_of_the_arrays():
 
 def one_by_one(hv: Hypervisor) -> Hypervisor:
     """`hv` with every bulk path off: each L1 entry, `fill_table` entry and run write goes alone."""
-    hv._l1_run_refs = lambda raw, n: False  # type: ignore[method-assign]
-    hv._l1_run_puts = lambda raw, n: False  # type: ignore[method-assign]
+    hv._l1_run_refs = lambda raw, n, step=0: False  # type: ignore[method-assign]
+    hv._l1_run_puts = lambda raw, n, step=0: False  # type: ignore[method-assign]
     hv._fill_in_bulk = lambda raws, batch: False  # type: ignore[method-assign]
     return hv
 
@@ -265,13 +265,15 @@ def run_tables(draw: st.DrawFn) -> list[tuple[int, list[tuple[int, int, int]]]]:
         entries, slot = [], 0
         runs = st.tuples(
             st.integers(0, 3),  # gap before the run
+            st.sampled_from((1, -1)),  # frames upward, or downward (a descending p2m)
             st.sampled_from((512, 64, 7, 2, 1)),
             st.sampled_from((0, 0, 5, 300, BIG - 16, BIG - 4, 2000)),  # first frame (2000: no page)
             st.sampled_from((P | RW, P | RW, P, P, P | RW | US, P | 0x100, P | PSE)),
         )
-        for gap, n, first, flags in draw(st.lists(runs, max_size=5)):
+        for gap, step, n, first, flags in draw(st.lists(runs, max_size=5)):
             slot += gap
-            entries += [(s, first + k, flags) for k, s in enumerate(range(slot, min(512, slot + n)))]
+            first += (n - 1) * (step < 0)
+            entries += [(s, first + k * step, flags) for k, s in enumerate(range(slot, min(512, slot + n)))]
             slot += n
         tables.append((table, entries))
     return tables
@@ -325,10 +327,11 @@ def test_bulk_l1_validation_and_fill_table_match_one_by_one(rules, tables, ops):
     st.sampled_from((0, 3, 600, 990, (1 << 40) - 4)),
     st.sampled_from((P, P | RW, P | US | RW, P | PSE, P | 0x100)),
     st.sampled_from(("fresh", "live", "premapped", "upper")),
+    st.sampled_from((1, -1)),
 )
-def test_write_run_is_n_single_writes(rules, slot, n, target, flags, how):
+def test_write_run_is_n_single_writes(rules, slot, n, target, flags, how, step):
     """`write_run` against N `write` calls: the same state, the same rejected (or logged) results."""
-    n = min(n, 512 - slot, (1 << 40) - target)
+    n = min(n, 512 - slot, (1 << 40) - target if step > 0 else target + 1)
     out = []
     for bulk in (True, False):
         hv = Hypervisor(rules, 1000)
@@ -340,9 +343,9 @@ def test_write_run_is_n_single_writes(rules, slot, n, target, flags, how):
         if how == "upper":
             assert hv.pin(2, table).ok
         if bulk:
-            noted = hv.write_run(table, slot, target, n, flags)
+            noted = hv.write_run(table, slot, target, n, flags, step)
         else:
-            rs = [hv.write(table, slot + k, Entry(target + k, flags)) for k in range(n)]
+            rs = [hv.write(table, slot + k, Entry(target + k * step, flags)) for k in range(n)]
             noted = [r for r in rs if not r.ok or r.log]
         out.append(state_and_log(hv, noted))
     assert out[0] == out[1]
@@ -357,6 +360,8 @@ def test_write_run_checks_its_arguments():
         ((1, 510, 1, 3, P), "past slot 511"),
         ((1, 0, 1, 2, RW), "lack P"),
         ((1, 0, (1 << 40) - 1, 2, P), "40-bit"),
+        ((1, 0, 1, 3, P, -1), "40-bit"),
+        ((1, 0, 1, 3, P, 2), "step"),
     ):
         with pytest.raises(ValueError, match=match):
             hv.write_run(*args)
@@ -374,6 +379,10 @@ def test_bulk_paths_on_the_direct_map_match_one_by_one(rules):
         lambda hv: hv.fill_table(1001, [(s, s, P | RW) for s in range(512)]),
         lambda hv: hv.fill_table(1002, [(s, 256 + s, P) for s in range(512)]),
         lambda hv: hv.fill_table(1003, [(s, 990 + s, P | RW) for s in range(20)]),
+        lambda hv: hv.fill_table(1004, [(s, 800 - s, P | RW) for s in range(100)]),  # downward
+        lambda hv: hv.write_run(1005, 10, 800, 50, P, step=-1),
+        lambda hv: hv.pin(1, 1004),
+        lambda hv: hv.pin(1, 1005),
         lambda hv: hv.pin(1, 1000),
         lambda hv: hv.pin(1, 1001),
         lambda hv: hv.pin(1, 1002),
@@ -385,6 +394,9 @@ def test_bulk_paths_on_the_direct_map_match_one_by_one(rules):
         lambda hv: hv.unpin(1002),
         lambda hv: hv.write_run(1001, 0, 600, 1, P),
         lambda hv: hv.unpin(1001),
+        lambda hv: hv.unpin(1004),
+        lambda hv: hv.write_run(1005, 100, 700, 60, P | RW, step=-1),  # into a live L1, downward
+        lambda hv: hv.unpin(1005),
     ]
     fast, slow = Hypervisor(rules, 1100), one_by_one(Hypervisor(rules, 1100))
     for i, step in enumerate(steps):

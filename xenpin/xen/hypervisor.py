@@ -44,7 +44,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import compress
+from itertools import chain, compress
 from operator import itemgetter
 
 from xenpin.xen.console import MemLog
@@ -79,6 +79,7 @@ from xenpin.xen.storage import (
     PageInfo,
     present_mask,
     progression,
+    run_at,
     run_length,
 )
 
@@ -93,6 +94,7 @@ XEN_L4_SLOTS = range(256, 272)
 # The valid slots of a table, for `fill_table`'s one check of a whole batch.
 _SLOT_SET = frozenset(range(ENTRIES_PER_TABLE))
 _SLOT_TUPLE = tuple(range(ENTRIES_PER_TABLE))
+_SLOT_ARRAY = array("Q", _SLOT_TUPLE)
 _COLUMNS = (itemgetter(0), itemgetter(1), itemgetter(2))  # a batch's slots, targets, flags
 
 # An entry's frame number is 40 bits wide (bits 12..51); the all-ones value is INVALID_MFN
@@ -692,26 +694,35 @@ class Hypervisor:
         raws = self._mem.tables.get(page.mfn)
         if raws is None:
             return
-        slot = 0
+        slot, single = 0, -1  # single: the first slot of a span of entries in no run, not yet referenced
         while slot < ENTRIES_PER_TABLE:
             raw = raws[slot]
             if not raw:
                 slot += run_length(raws, slot, ENTRIES_PER_TABLE, 0)
                 continue
-            n = run_length(raws, slot, ENTRIES_PER_TABLE)
-            if n < 2 or not self._l1_run_refs(raw, n):
-                self._l1_entry_refs(raws, slot, slot + n)
+            n, step = run_at(raws, slot)
+            if n < 2:
+                single = slot if single < 0 else single
+            else:
+                if single >= 0:  # slot order: the span before this run first
+                    self._l1_entry_refs(raws, single, slot)
+                    single = -1
+                if not self._l1_run_refs(raw, n, step):
+                    self._l1_entry_refs(raws, slot, slot + n)
             slot += n
+        if single >= 0:
+            self._l1_entry_refs(raws, single, ENTRIES_PER_TABLE)
 
-    def _l1_run_refs(self, raw: int, n: int) -> bool:
-        """`get_page_from_l1e` for n entries `raw`, `raw` + 1 frame, ... in bulk, if all take the common path:
-        allowed flags, frames of the guest in the window, all with one `type_info` that an RO mapping leaves
-        alone or an RW one makes (or keeps) writable. False, changing nothing, otherwise."""
+    def _l1_run_refs(self, raw: int, n: int, step: int = 1 << PAGE_SHIFT) -> bool:
+        """`get_page_from_l1e` for n entries `raw`, `raw + step`, ... (step: plus or minus one frame) in bulk,
+        if all take the common path: allowed flags, frames of the guest in the window, all with one `type_info`
+        that an RO mapping leaves alone or an RW one makes (or keeps) writable. False, changing nothing,
+        otherwise. The frames are distinct and in one state, so their order does not matter."""
         flags = raw & ALL_FLAGS
         if flags & self.rules.disallow_mask(1):
             return False
         mem = self._mem
-        i = ((raw >> PAGE_SHIFT) & MFN_MASK) - mem.lo
+        i = ((raw >> PAGE_SHIFT) & MFN_MASK) - mem.lo - (n - 1 if step < 0 else 0)
         if i < 0 or i + n > mem.window or mem.code[i : i + n] != self._own_run[:n]:
             return False
         ci, ti = mem.count_info, mem.type_info
@@ -805,8 +816,11 @@ class Hypervisor:
             slot = 0
             while raws is not None and slot < ENTRIES_PER_TABLE:
                 raw = raws[slot]
-                n = run_length(raws, slot, ENTRIES_PER_TABLE, 0 if not raw else 1 << PAGE_SHIFT)
-                if raw and (n < 2 or not self._l1_run_puts(raw, n)):
+                if not raw:
+                    slot += run_length(raws, slot, ENTRIES_PER_TABLE, 0)
+                    continue
+                n, step = run_at(raws, slot)
+                if n < 2 or not self._l1_run_puts(raw, n, step):
                     for r in raws[slot : slot + n]:  # a run from a present entry is all present
                         self._put_page_from_entry(1, page.mfn, (r >> PAGE_SHIFT) & MFN_MASK, r & ALL_FLAGS)
                 slot += n
@@ -814,12 +828,12 @@ class Hypervisor:
         for _slot, target, flags in self._guest_entries(page, level):
             self._put_page_from_entry(level, page.mfn, target, flags)
 
-    def _l1_run_puts(self, raw: int, n: int) -> bool:
-        """`put_page_from_l1e` for n entries `raw`, `raw` + 1 frame, ... in bulk, if none of them reaches a
+    def _l1_run_puts(self, raw: int, n: int, step: int = 1 << PAGE_SHIFT) -> bool:
+        """`put_page_from_l1e` for n entries `raw`, `raw + step`, ... in bulk, if none of them reaches a
         zero count and the frames are in the window with one writable `type_info` (RW entries); False,
         changing nothing, otherwise."""
         mem = self._mem
-        i = ((raw >> PAGE_SHIFT) & MFN_MASK) - mem.lo
+        i = ((raw >> PAGE_SHIFT) & MFN_MASK) - mem.lo - (n - 1 if step < 0 else 0)
         if i < 0 or i + n > mem.window or mem.code[i : i + n] != self._own_run[:n]:
             return False
         ci, ti = mem.count_info, mem.type_info
@@ -1191,6 +1205,8 @@ class Hypervisor:
                 return True
             if set(map(len, batch)) != {3}:
                 return False
+            if self._fill_run(raws, batch):
+                return True
             slots, targets, flags = (tuple(map(column, batch)) for column in _COLUMNS)
             if set(map(type, slots)) != {int} or set(map(type, targets)) != {int}:
                 return False
@@ -1225,10 +1241,34 @@ class Hypervisor:
             raws[slot] = target << PAGE_SHIFT | f
         return True
 
-    def write_run(self, mfn: int, slot: int, target: int, n: int, flags: int) -> list[Result]:
-        """`n` plain guest stores `mfn[slot + k] = Entry(target + k, flags)`, k = 0..n-1: the same as `n` calls of
-        `write` in that order (each its own all-or-nothing operation), for a PTE page a guest fills with a run
-        of consecutive frames, such as the direct map.
+    def _fill_run(self, raws: array, batch: list) -> bool:
+        """`_fill_in_bulk` for a batch of 3-tuples that is one run (consecutive slots naming consecutive frames
+        of the window, upward or downward, one valid flag value): the batch flattened into one `array('Q')` (which also refuses
+        anything but ints in 0..2**64-1) and compared column by column with ideal runs, all in C."""
+        try:
+            flat = array("Q", chain.from_iterable(batch))
+        except (TypeError, OverflowError):
+            return False
+        n, first, flags = len(batch), flat[0], flat[2]
+        if first + n > ENTRIES_PER_TABLE or flat[0::3] != _SLOT_ARRAY[first : first + n]:
+            return False
+        if flags not in _EDGE_ATTRS or flat[2::3].count(flags) != n:
+            return False
+        mem, target = self._mem, flat[1]
+        step = -1 if n > 1 and flat[4] == target - 1 else 1  # frames upward, or downward (a descending p2m)
+        i = target - mem.lo - (n - 1 if step < 0 else 0)
+        if i < 0 or i + n > mem.window or mem.code.find(ABSENT, i, i + n) != -1:
+            return False
+        if flat[1::3] != progression(target, step, n):
+            return False
+        raws[first : first + n] = progression(target << PAGE_SHIFT | flags, step << PAGE_SHIFT, n)
+        return True
+
+    def write_run(self, mfn: int, slot: int, target: int, n: int, flags: int, step: int = 1) -> list[Result]:
+        """`n` plain guest stores `mfn[slot + k] = Entry(target + k * step, flags)`, k = 0..n-1, `step` 1 or -1:
+        the same as `n` calls of `write` in that order (each its own all-or-nothing operation), for a PTE page
+        a guest fills with a run of consecutive frames, such as the direct map (`step` -1: a guest's
+        pfn-ordered stores through a descending p2m).
 
         Returns the Results of the stores that were refused or logged a line, in order; every other store
         returned `Result(f"write {mfn:#x}[{slot + k}]", True)`, which is not listed (a million of them would
@@ -1236,7 +1276,7 @@ class Hypervisor:
         (ptwr emulation) whose slots are empty a run that takes `get_page_from_l1e`'s common path is referenced
         in bulk (`_l1_run_refs`); anything else is `n` single writes. ValueError, changing nothing, for a
         frame not in the model, a run not within slots 0..511, a target run not within the 40-bit frame field,
-        or flags no present entry can have.
+        flags no present entry can have, or another step.
         """
         self._check_mfn(mfn)
         self._check_slot(slot)
@@ -1244,20 +1284,22 @@ class Hypervisor:
             raise ValueError(f"write_run: the count must be an int >= 1, not {n!r}")
         if slot + n > ENTRIES_PER_TABLE:
             raise ValueError(f"write_run: {n} entries from slot {slot} run past slot {ENTRIES_PER_TABLE - 1}")
-        problem = _mfn_problem(target) or _mfn_problem(target + n - 1) or _flags_problem(flags)
+        if step not in (1, -1) or type(step) is not int:
+            raise ValueError(f"write_run: step must be 1 or -1, not {step!r}")
+        problem = _mfn_problem(target) or _mfn_problem(target + (n - 1) * step) or _flags_problem(flags)
         if problem:
             raise ValueError(f"write_run: {problem}")
         edge_attrs(flags)
-        if self._write_run_in_bulk(mfn, slot, target, n, flags):
+        if self._write_run_in_bulk(mfn, slot, target, n, flags, step):
             return []
         noted = []
         for k in range(n):
-            result = self.write(mfn, slot + k, Entry(target + k, flags))
+            result = self.write(mfn, slot + k, Entry(target + k * step, flags))
             if not result.ok or result.log:
                 noted.append(result)
         return noted
 
-    def _write_run_in_bulk(self, mfn: int, slot: int, target: int, n: int, flags: int) -> bool:
+    def _write_run_in_bulk(self, mfn: int, slot: int, target: int, n: int, flags: int, step: int) -> bool:
         """`write_run`'s bulk paths; False (nothing changed) where the run must go store by store."""
         mem = self._mem
         page = self._node[mfn]
@@ -1269,14 +1311,15 @@ class Hypervisor:
         ):
             return False  # each store faults: `write` gives each its Result
         raws = mem.table(mfn)
+        run = progression(raw, step << PAGE_SHIFT, n)
         if level == 1:
             if raws[slot : slot + n].count(0) != n:
                 return False  # replacing entries drops their references: one by one
 
             def refs() -> None:
-                if not self._l1_run_refs(raw, n):
+                if not self._l1_run_refs(raw, n, step << PAGE_SHIFT):
                     raise _NotInBulk
-                raws[slot : slot + n] = progression(raw, 1 << PAGE_SHIFT, n)
+                raws[slot : slot + n] = run
                 mem.version += 1
 
             try:
@@ -1284,14 +1327,13 @@ class Hypervisor:
             except _NotInBulk:
                 return False
             return result.ok  # the bulk path raises no XenError: an entry it cannot take sends it back
-        i = target - mem.lo
+        low = min(target, target + (n - 1) * step)
+        i = low - mem.lo
         if i < 0 or i + n > mem.window or mem.code.find(ABSENT, i, i + n) != -1:
-            for t in range(
-                target, target + n
-            ):  # plain stores: any bytes, a "no page" node for an mfn with none
+            for t in range(target, target + n * step, step):  # plain stores: any bytes; a "no page" node
                 if mem.index(t) is None:
                     self._phantom(t)
-        raws[slot : slot + n] = progression(raw, 1 << PAGE_SHIFT, n)
+        raws[slot : slot + n] = run
         mem.version += 1
         return True
 

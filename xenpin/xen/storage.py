@@ -80,7 +80,22 @@ def _run_value(first: int, step: int, n: int) -> int:
         ramp = (_RAMP >> (64 * drop)) - drop * ones
     if step == 1 << PAGE_SHIFT:
         return first * ones + (ramp << PAGE_SHIFT)
+    if step == -1 << PAGE_SHIFT:
+        return first * ones - (ramp << PAGE_SHIFT)
     return first * ones + step * ramp
+
+
+def run_at(table: array, start: int, stop: int = ENTRIES_PER_TABLE) -> tuple[int, int]:
+    """`(length, step)` of the run of present entries from `start`: consecutive frames upward (step 4 KiB) or
+    downward (-4 KiB) with one flag value; `(1, 4 KiB)` for an entry that starts no run."""
+    page = 1 << PAGE_SHIFT
+    if start + 1 < stop:
+        first, after = table[start], table[start + 1]
+        if after == first - page:
+            return run_length(table, start, stop, -page), -page
+        if after == first + page:
+            return run_length(table, start, stop, page), page
+    return 1, page
 
 
 def progression(first: int, step: int, n: int) -> array:
@@ -96,7 +111,8 @@ def progression(first: int, step: int, n: int) -> array:
 
 def run_length(table: array, start: int, stop: int, step: int = 1 << PAGE_SHIFT) -> int:
     """How many entries from `start` (before `stop`) continue `table[start]` by `step` each: the length of a run
-    of consecutive frames with the same flags (step 4 KiB) or of equal entries (step 0).
+    of consecutive frames with the same flags (step 4 KiB; -4 KiB for descending frames, as a guest's
+    pfn-ordered stores give through a descending p2m) or of equal entries (step 0).
 
     The entries and the ideal run are compared as two integers: their XOR's lowest set bit is the first entry
     that breaks the run, found in C with no Python step per entry. A run of one costs one comparison.
@@ -105,6 +121,8 @@ def run_length(table: array, start: int, stop: int, step: int = 1 << PAGE_SHIFT)
     if start + 1 == stop or table[start + 1] != first + step:
         return 1
     n = stop - start
+    if step < 0:
+        n = min(n, first // -step + 1)  # no ideal entry below 0 (no borrow between lanes)
     if not _LITTLE:
         ideal = progression(first, step, n)
         return next((k for k in range(n) if table[start + k] != ideal[k]), n)
@@ -336,5 +354,6 @@ __all__ = [
     "present_slots",
     "progression",
     "repeat",
+    "run_at",
     "run_length",
 ]
