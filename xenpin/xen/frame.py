@@ -10,11 +10,17 @@ is 3 bits wide (61-63), `PGT_locked` moved to 60, and the count is 55 bits wide 
 prints as `e400000000000001` there. The model keeps 4.1's layout; `modern_type_info` / `modern_count_info`
 convert a value for modern Xen's log lines.
 
-A `Frame` is also the node's attribute mapping in the mapping graph (`graph.nodes[mfn]` is the frame): a dict
-subclass whose slots carry the state, so a million frames cost one object each.
+The state itself lives in `storage.PageInfo` (two 64-bit arrays, 16 bytes a frame, like Xen's `frame_table`);
+a `Frame` is a view of one frame's slot there and the node's attribute mapping in the mapping graph.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from xenpin.xen.storage import PageInfo
 
 PGT_TYPE_SHIFT = 60
 PGT_none = 0 << PGT_TYPE_SHIFT
@@ -107,26 +113,79 @@ def table_level(type_: int) -> int:
     return type_ >> PGT_TYPE_SHIFT if type_ in TABLE_TYPES else 0
 
 
-class Frame(dict):
-    """`struct page_info` of one machine frame; `slots` indexes the frame's present entries (slot -> mfn)."""
+def live_level(type_info: int) -> int:
+    """The table level (1..4) a frame with this `type_info` is live as, or 0 if it is not a validated table."""
+    if type_info & PGT_count_mask and type_info & PGT_validated:
+        return table_level(type_info & PGT_type_mask)
+    return 0
 
-    __slots__ = ("count_info", "mfn", "owner", "pfn", "slots", "type_info")
 
-    def __init__(self, mfn: int, owner: int, pfn: int | None = None) -> None:
+class Frame(Mapping):
+    """`struct page_info` of one machine frame: a view of its slot in the hypervisor's `PageInfo` arrays.
+
+    It is also the node's attribute mapping in the mapping graph (`graph.nodes[mfn]` is the frame), read-only as
+    a mapping (`owner`, `pfn`, `count_info`, `type_info`; `copy()` gives a plain dict), so networkx algorithms
+    and `nx.get_node_attributes` see the live state. A proxy is made on each lookup and holds no state of its
+    own: two proxies of one frame are equal, like any two mappings with the same items. `count_info` and
+    `type_info` are assignable attributes (the validator writes through them to the arrays).
+    """
+
+    __slots__ = ("_i", "_mem", "mfn")
+    KEYS = ("owner", "pfn", "count_info", "type_info")
+
+    def __init__(self, mem: PageInfo, index: int, mfn: int) -> None:
+        self._mem = mem
+        self._i = index
         self.mfn = mfn
-        self.pfn = (
-            mfn if pfn is None else pfn
-        )  # `get_gpfn_from_mfn`: identity unless the guest says otherwise
-        self.owner = owner
-        self.count_info = FRESH_COUNT_INFO
-        self.type_info = PGT_none
-        self.slots: dict[int, int] | None = None
 
-    def __hash__(self) -> int:  # identity, like a struct pointer
-        return id(self)
+    @property
+    def owner(self) -> int | None:
+        return self._mem.owner_at(self._i)
 
-    def __eq__(self, other: object) -> bool:
-        return self is other
+    @property
+    def pfn(self) -> int:
+        """`get_gpfn_from_mfn`: the identity unless the guest's p2m says otherwise."""
+        return self._mem.pfn_at(self._i)
+
+    @property
+    def count_info(self) -> int:
+        return self._mem.count_info[self._i]
+
+    @count_info.setter
+    def count_info(self, value: int) -> None:
+        self._mem.count_info[self._i] = value
+
+    @property
+    def type_info(self) -> int:
+        return self._mem.type_info[self._i]
+
+    @type_info.setter
+    def type_info(self, value: int) -> None:
+        self._mem.type_info[self._i] = value
+
+    # The read-only mapping of the node's attributes.
+    def __getitem__(self, key: str) -> int | None:
+        if key in Frame.KEYS:
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(Frame.KEYS)
+
+    def __len__(self) -> int:
+        return len(Frame.KEYS)
+
+    def copy(self) -> dict[str, int | None]:
+        """The attributes as a plain dict (what `graph.copy()`, `reverse()` and `copy.deepcopy` make)."""
+        return {key: getattr(self, key) for key in Frame.KEYS}
+
+    __copy__ = copy
+
+    def __deepcopy__(self, memo: dict) -> dict[str, int | None]:
+        return self.copy()
+
+    def __reduce__(self) -> tuple:
+        return (dict, (self.copy(),))
 
     @property
     def type(self) -> int:
@@ -155,10 +214,7 @@ class Frame(dict):
     @property
     def level(self) -> int:
         """The table level this frame is live as (1..4), or 0 if it is not a validated table."""
-        x = self.type_info
-        if x & PGT_count_mask and x & PGT_validated:
-            return table_level(x & PGT_type_mask)
-        return 0
+        return live_level(self.type_info)
 
     def __repr__(self) -> str:
         flags = "".join(f for f, on in ((" validated", self.validated), (" pinned", self.pinned)) if on)

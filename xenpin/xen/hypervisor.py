@@ -6,9 +6,15 @@ devalidation), `get_page_from_lNe` / `put_page_from_lNe`, the linear-pagetable c
 (`define_get_linear_pagetable`), `mod_lN_entry` with their fast paths, and the hypercalls `do_mmuext_op`
 (`PIN_Ln_TABLE`, `UNPIN_TABLE`, `NEW_BASEPTR`), `do_mmu_update`, `do_update_va_mapping` and `set_gdt`.
 
-The guest's mappings live in a `networkx.MultiDiGraph`: a node per frame (its attribute mapping is the
-`Frame`), an edge per present entry `table -> target` keyed by slot with `{"flags": ...}`. An edge holds
-references only while its table is validated (Xen's rule: only entries of validated tables count).
+The guest's mappings are the graph `Hypervisor.graph`, a `networkx.MultiDiGraph`: a node per frame (its
+attribute mapping is the `Frame`), an edge per present entry `table -> target` keyed by slot with
+`{"flags": ...}`. The graph is a read-only view (`graph.PageTableGraph`) of compact storage
+(`storage.PageInfo`): `count_info` / `type_info` arrays like Xen's `frame_table` and each table's 512 raw PTEs.
+An edge holds references only while its table is validated (Xen's rule: only entries of validated tables
+count). The hot paths work on that storage in bulk: validating (and devalidating) an L1 table takes a run of
+entries naming consecutive frames with one flag value in a few C-level slice operations (`storage.run_length`
+finds the runs), with the same result, errno and log lines as the entry-by-entry path any other entry takes;
+`fill_table` and `write_run` store a batch or run of plain stores the same way.
 
 A hypercall is all-or-nothing: every change to a frame or an entry is journaled, and a rejected operation
 rolls the journal back, so the state afterwards equals the state before (Xen unwinds the refs it took; the
@@ -34,11 +40,12 @@ each such event in `damage`, which the invariant checker reports.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterable, Iterator
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-
-import networkx as nx
+from itertools import chain, compress
+from operator import itemgetter
 
 from xenpin.xen.console import MemLog
 from xenpin.xen.flags import ALL_FLAGS, ENTRIES_PER_TABLE, PAGE_SHIFT, PSE, RW, Entry, P
@@ -48,6 +55,7 @@ from xenpin.xen.frame import (
     TYPE_NAMES,
     WRITABLE_ONCE,
     Frame,
+    PGC_allocated,
     PGC_count_mask,
     PGT_count_mask,
     PGT_l4_page_table,
@@ -56,11 +64,24 @@ from xenpin.xen.frame import (
     PGT_type_mask,
     PGT_validated,
     PGT_writable_page,
+    live_level,
     log_count_info,
     log_type_info,
     table_level,
 )
+from xenpin.xen.graph import PageTableGraph, edge_data
 from xenpin.xen.rules import RuleSet, get_rules
+from xenpin.xen.storage import (
+    ABSENT,
+    MFN_MASK,
+    NO_PAGE,
+    FrameSet,
+    PageInfo,
+    present_mask,
+    progression,
+    run_at,
+    run_length,
+)
 
 MAPPED_ONCE_COUNT_INFO = FRESH_COUNT_INFO + 1  # shared: the count of a frame with one mapping
 
@@ -71,7 +92,10 @@ FOREIGN_DOMAIN = 2
 XEN_L4_SLOTS = range(256, 272)
 
 # The valid slots of a table, for `fill_table`'s one check of a whole batch.
-_SLOTS = frozenset(range(ENTRIES_PER_TABLE))
+_SLOT_SET = frozenset(range(ENTRIES_PER_TABLE))
+_SLOT_TUPLE = tuple(range(ENTRIES_PER_TABLE))
+_SLOT_ARRAY = array("Q", _SLOT_TUPLE)
+_COLUMNS = (itemgetter(0), itemgetter(1), itemgetter(2))  # a batch's slots, targets, flags
 
 # An entry's frame number is 40 bits wide (bits 12..51); the all-ones value is INVALID_MFN
 # (`PADDR_MASK >> PAGE_SHIFT`), for which `get_page_from_l1e` logs nothing.
@@ -101,19 +125,19 @@ def _alt_hex(n: int) -> str:
     return f"{n:#x}" if n else "0"
 
 
-# Edge attribute mappings are interned per flag value: a million entries share a handful of dicts.
-# They are never mutated; an entry update replaces the edge's mapping. Only valid flags of a present entry are
-# interned, so a value found here needs no further check (`fill_table` relies on it).
-_EDGE_ATTRS: dict[int, dict[str, int]] = {}
+# The flag values already seen to be valid flags of a present entry (with their read-only edge attribute
+# mapping), so a value found here needs no further check (`_check_args` and `fill_table` rely on it).
+_EDGE_ATTRS: dict[int, Mapping[str, int]] = {}
 
 
-def edge_attrs(flags: int) -> dict[str, int]:
+def edge_attrs(flags: int) -> Mapping[str, int]:
+    """The graph's attribute mapping `{"flags": flags}` of an entry; ValueError for flags no entry can have."""
     attrs = _EDGE_ATTRS.get(flags)
     if attrs is None:
         problem = _flags_problem(flags)
         if problem:
             raise ValueError(problem)
-        attrs = _EDGE_ATTRS[flags] = {"flags": flags}
+        attrs = _EDGE_ATTRS[flags] = edge_data(flags)
     return attrs
 
 
@@ -134,6 +158,10 @@ def _mfn_problem(mfn: object) -> str | None:
     if not 0 <= mfn < MFN_LIMIT:
         return f"entry mfn {mfn:#x} does not fit the 40-bit frame field of a PTE"
     return None
+
+
+class _NotInBulk(Exception):
+    """A bulk path met an entry it does not take: the caller rolls back and goes entry by entry."""
 
 
 class XenError(Exception):
@@ -181,6 +209,43 @@ def _intpte(mfn: int, flags: int) -> int:
     return Entry(mfn, flags).intpte
 
 
+def _entry(raw: int) -> Entry | None:
+    """The Entry of a raw PTE (None when not present)."""
+    return Entry((raw >> PAGE_SHIFT) & MFN_MASK, raw & ALL_FLAGS) if raw & P else None
+
+
+def _raw(entry: Entry | None) -> int:
+    return 0 if entry is None else (entry.mfn << PAGE_SHIFT) | entry.flags
+
+
+_INC = (1).__add__  # for `map` over an array slice: every count + 1 in C
+_DEC = (-1).__add__
+_WRITABLE_VALIDATED = PGT_writable_page | PGT_validated
+
+
+def _page_info(mfns: range | array, owner: int, p2m: bool) -> PageInfo:
+    """The `PageInfo` of a fresh guest whose pfn p is frame `mfns[p]`: one window over the guest's mfns, made
+    by C-level repetition when they are consecutive (ascending or descending, the layouts the domain builder
+    makes), frame by frame otherwise."""
+    n = len(mfns)
+    lo, hi = min(mfns), max(mfns)
+    if hi - lo + 1 > 2 * n:  # too sparse for a window: every frame through the dict
+        mem = PageInfo(lo, 0)
+        for p, m in enumerate(mfns):
+            mem.add(m, owner, p)
+        return mem
+    if hi - lo + 1 == n and mfns[0] == lo and (not p2m or mfns == progression(lo, 1, n)):
+        return PageInfo(lo, n, owner, 0 if p2m else None)
+    if hi - lo + 1 == n and p2m and mfns == progression(hi, -1, n):
+        return PageInfo(lo, n, owner, n - 1, -1)
+    mem = PageInfo(lo, hi - lo + 1)
+    for p, m in enumerate(mfns):
+        if mem.index(m) is not None:
+            raise ValueError(f"the p2m maps two pfns to mfn {m:#x}")
+        mem.add(m, owner, p)
+    return mem
+
+
 class Hypervisor:
     """One guest domain (and optionally frames of a second domain) as Xen's mm.c sees them."""
 
@@ -197,7 +262,6 @@ class Hypervisor:
             raise ValueError(f"frames must be >= 1, got {frames}")
         self.rules = get_rules(rules)
         self.domain = guest
-        self.graph = nx.MultiDiGraph()
         self.baseptr: int | None = None  # `v->arch.guest_table`
         self.gdt: int | None = None
         self._log: list[str] = []
@@ -205,112 +269,133 @@ class Hypervisor:
         # Xen's own accounting errors (see the module docstring): `(invariant, message)` pairs.
         self.damage: tuple[tuple[str, str], ...] = ()
         self._damage_sink: list[tuple[str, int]] | None = None
-        self._phantoms: set[int] = set()  # "no page" nodes: mfns entries name that have no frame
         foreign = sorted(set(foreign))
         self._guest_frames = frames
         self._foreign = tuple(foreign)
         # `mfn_of(pfn)`: the guest's p2m (the identity when not given); each frame records its pfn (the m2p).
         self._mfn_of = mfn_of
-        guest_mfns = range(frames) if mfn_of is None else [mfn_of(p) for p in range(frames)]
-        clash = set(foreign).intersection(guest_mfns)
+        guest_mfns = range(frames) if mfn_of is None else array("Q", map(mfn_of, range(frames)))
+        clash = set(foreign).intersection(guest_mfns) if foreign else ()
         if clash:
             raise ValueError(f"foreign frame {min(clash)} is one of the guest's frames")
-        with paused_gc():
-            self._add_frames(guest_mfns, guest, None if mfn_of is None else range(frames))
-            self._add_frames(foreign, foreign_owner)
+        self._mem = mem = _page_info(guest_mfns, guest, mfn_of is not None)
+        for m in foreign:
+            mem.add(m, foreign_owner)
+        self.graph = PageTableGraph(memory=mem)
         self._node = self.graph._node
-        self._succ = self.graph._succ
-        self._pred = self.graph._pred
-
-    def _add_frames(self, mfns: Iterable[int], owner: int, pfns: Iterable[int] | None = None) -> None:
-        # Direct adjacency writes: `add_nodes_from` costs ~1 us a node more, and a 4 GiB guest has a million.
-        mfns = list(mfns)
-        g = self.graph
-        if pfns is None:
-            g._node.update((m, Frame(m, owner)) for m in mfns)
-        else:
-            g._node.update((m, Frame(m, owner, p)) for m, p in zip(mfns, pfns, strict=True))
-        g._succ.update((m, {}) for m in mfns)
-        g._pred.update((m, {}) for m in mfns)
+        self._own_code = mem.owner_code(guest)
+        self._own_run = bytes([self._own_code]) * ENTRIES_PER_TABLE  # `code` of a run of the guest's frames
 
     def add_guest_frames(self, mfns: Iterable[int]) -> None:
         """Give the guest more frames (pfn = mfn): a bare-metal boot adds pages as they become tables."""
-        mfns = list(mfns)
+        mem = self._mem
         for m in mfns:
-            if m in self._phantoms:  # entries already name it: it keeps its edges and becomes a real frame
-                self._phantoms.discard(m)
-                self._node[m] = Frame(m, self.domain)
-        new = [m for m in mfns if m not in self._node]
-        with paused_gc():
-            self._add_frames(new, self.domain)
+            i = mem.index(m)
+            if i is None:
+                mem.add(m, self.domain)
+            elif mem.code[i] == NO_PAGE:  # entries already name it: it keeps its edges, becomes a real frame
+                mem.make_frame(i, self.domain)
 
     # ----------------------------------------------------------------------------------------------- queries
 
+    def _page(self, mfn: int) -> Frame | None:
+        """The node `mfn` (a frame, or a "no page" node with owner None), or None."""
+        i = self._mem.index(mfn)
+        return None if i is None else Frame(self._mem, i, mfn)
+
     def frame(self, mfn: int) -> Frame:
-        page = self._node.get(mfn)
-        if page is None or page.owner is None:
+        i = self._mem.frame_index(mfn) if type(mfn) is int else None
+        if i is None:
             raise KeyError(f"no frame {mfn:#x}")
-        return page
+        return Frame(self._mem, i, mfn)
 
     def has_frame(self, mfn: int) -> bool:
-        return mfn in self._node and mfn not in self._phantoms
+        return self._mem.frame_index(mfn) is not None
 
     @property
-    def frames(self) -> Iterable[int]:
+    def frames(self) -> FrameSet:
         """Every frame of the model (guest and foreign); not the "no page" nodes entries may name."""
-        if not self._phantoms:
-            return self._node.keys()
-        return [m for m in self._node if m not in self._phantoms]
+        return FrameSet(self._mem)
+
+    def _table(self, mfn: int) -> array | None:
+        """The raw entries of node `mfn` (None if it never had any); KeyError if there is no such node."""
+        if self._mem.index(mfn) is None:
+            raise KeyError(mfn)
+        return self._mem.tables.get(mfn)
 
     def entry(self, mfn: int, slot: int) -> Entry | None:
         """The present entry at `slot` of frame `mfn`, or None."""
-        slots = self._node[mfn].slots
-        if not slots or slot not in slots:
-            return None
-        target = slots[slot]
-        return Entry(target, self._succ[mfn][target][slot]["flags"])
+        raws = self._table(mfn)
+        return None if raws is None or not 0 <= slot < ENTRIES_PER_TABLE else _entry(raws[slot])
 
     def entries(self, mfn: int) -> list[tuple[int, Entry]]:
         """All present entries of a frame, by slot."""
-        slots = self._node[mfn].slots or {}
-        succ = self._succ[mfn]
-        return [(s, Entry(t, succ[t][s]["flags"])) for s, t in sorted(slots.items())]
+        raws = self._table(mfn)
+        if raws is None:
+            return []
+        return [
+            (s, Entry((raw >> PAGE_SHIFT) & MFN_MASK, raw & ALL_FLAGS))
+            for s, raw in compress(enumerate(raws), present_mask(raws))
+        ]
+
+    def present_entries(self, mfn: int) -> Iterator[tuple[int, int, int]]:
+        """`(slot, target mfn, flags)` of every present entry of node `mfn`, by slot (cheaper than `entries`)."""
+        raws = self._table(mfn)
+        if raws is not None:
+            for slot, raw in compress(enumerate(raws), present_mask(raws)):
+                yield slot, (raw >> PAGE_SHIFT) & MFN_MASK, raw & ALL_FLAGS
+
+    def table_frames(self) -> list[int]:
+        """The nodes that have (or had) entries, in node order: the only ones `present_entries` can list."""
+        index = self._mem.index
+        return sorted(self._mem.tables, key=index)
 
     def snapshot(self) -> tuple:
         """The whole state, hashable and comparable: frames, entries, base pointer, GDT and recorded damage."""
-        frames = tuple((m, f.owner, f.count_info, f.type_info) for m, f in sorted(self._node.items()))
-        edges = tuple(
-            sorted(
-                (u, s, v, d["flags"])
-                for u, nbrs in self._succ.items()
-                for v, kd in nbrs.items()
-                for s, d in kd.items()
-            )
+        mem = self._mem
+        ci, ti, code, owners = mem.count_info, mem.type_info, mem.code, mem.owners
+        index = mem.index
+        frames = tuple(
+            (m, owners[code[i]], ci[i], ti[i]) for m, i in sorted((m, index(m)) for m in mem.node_mfns())
         )
+        edges = tuple(sorted((u, s, v, f) for u in mem.tables for s, v, f in self.present_entries(u)))
         return (frames, edges, self.baseptr, self.gdt, self.damage)
 
     def live_level(self, mfn: int) -> int:
         """The level at which this frame's entries hold references (0: none)."""
-        return self._node[mfn].level
+        i = self._mem.index(mfn)
+        if i is None:
+            raise KeyError(mfn)
+        return live_level(self._mem.type_info[i])
 
     # ------------------------------------------------------------------------------------------ journaling
 
-    # The journal is a flat list of triples (a million of them in a 4 GiB pin: 24 bytes each, not a tuple's 72):
-    # (frame, count_info, type_info) | ("entry", (mfn, slot), old entry) | ("node", mfn, None) for a "no page"
-    # node created | (attribute name, old value, None).
+    # The journal is a flat list of triples (24 bytes each, not a tuple's 72):
+    # (frame index, count_info, type_info) | ("entry", mfn << 9 | slot, old raw entry) | ("node", mfn, None)
+    # for a "no page" node created | ("range", first index, (n, old count_info, old type_info)) for n
+    # consecutive frames a bulk step changed, each old value an int (the same for all n) or an array of n
+    # (None: unchanged) | (attribute name, old value, None). A validation in bulk journals one "range" per run
+    # of entries, so a 4 GiB pin journals a few thousand triples, not a million.
 
     def _save(self, page: Frame) -> None:
         if self._journal is not None:
-            self._journal.extend((page, page.count_info, page.type_info))
+            i = page._i
+            self._journal.extend((i, self._mem.count_info[i], self._mem.type_info[i]))
 
     def _rollback(self, journal: list) -> None:
+        mem = self._mem
         for i in range(len(journal) - 3, -1, -3):
             what, a, b = journal[i : i + 3]
-            if isinstance(what, Frame):
-                what.count_info = a
-                what.type_info = b
+            if type(what) is int:
+                mem.count_info[what] = a
+                mem.type_info[what] = b
+            elif what == "range":
+                n, old_ci, old_ti = b
+                for column, old in ((mem.count_info, old_ci), (mem.type_info, old_ti)):
+                    if old is not None:
+                        column[a : a + n] = array("Q", [old]) * n if type(old) is int else old
             elif what == "entry":
-                self._store(a[0], a[1], b)
+                mem.set_raw(a >> 9, a & 511, b)
             elif what == "node":
                 self._drop_phantom(a)
             else:
@@ -368,8 +453,7 @@ class Hypervisor:
         """
         if (
             type(mfn) is int
-            and mfn in self._node
-            and mfn not in self._phantoms
+            and self._mem.frame_index(mfn) is not None
             and type(slot) is int
             and 0 <= slot < ENTRIES_PER_TABLE
             and (
@@ -391,7 +475,7 @@ class Hypervisor:
     def _check_mfn(self, mfn: object, what: str = "mfn") -> None:
         if type(mfn) is not int:
             raise ValueError(f"{what} must be an int, not {type(mfn).__name__}")
-        if mfn not in self._node or mfn in self._phantoms:
+        if self._mem.frame_index(mfn) is None:
             raise ValueError(f"{what} {mfn:#x}: no such frame in this model ({self._frames_text()})")
 
     @staticmethod
@@ -413,24 +497,17 @@ class Hypervisor:
 
     # ------------------------------------------------------------------------------ "no page" nodes
 
-    def _phantom(self, mfn: int) -> dict:
-        """Add a node for an mfn the model has no frame for (journaled); return its predecessor map."""
+    def _phantom(self, mfn: int) -> None:
+        """Add a node for an mfn the model has no frame for (journaled)."""
         problem = _mfn_problem(mfn)
         if problem:
             raise ValueError(problem)
-        page = Frame(mfn, None)  # type: ignore[arg-type]
-        page.count_info = 0
-        self._node[mfn] = page
-        self._succ[mfn] = {}
-        pred = self._pred[mfn] = {}
-        self._phantoms.add(mfn)
+        self._mem.add(mfn, None)
         if self._journal is not None:
             self._journal.extend(("node", mfn, None))
-        return pred
 
     def _drop_phantom(self, mfn: int) -> None:
-        del self._node[mfn], self._succ[mfn], self._pred[mfn]
-        self._phantoms.discard(mfn)
+        self._mem.drop(mfn)
 
     @property
     def _modern_texts(self) -> bool:
@@ -454,37 +531,16 @@ class Hypervisor:
     # ------------------------------------------------------------------------------------ entry storage
 
     def _store(self, mfn: int, slot: int, entry: Entry | None) -> None:
-        """Write an entry's bytes: the graph edge and the slot index. No reference counting here."""
-        page = self._node[mfn]
-        slots = page.slots
-        if slots is not None and slot in slots:
-            old_target = slots.pop(slot)
-            kd = self._succ[mfn][old_target]
-            del kd[slot]
-            if not kd:
-                del self._succ[mfn][old_target]
-                del self._pred[old_target][mfn]
-        if entry is not None:
-            if slots is None:
-                slots = page.slots = {}
-            target = entry.mfn
-            attrs = edge_attrs(entry.flags)
-            succ = self._succ[mfn]
-            kd = succ.get(target)
-            if kd is None:
-                pred = self._pred.get(target)
-                if pred is None:
-                    pred = self._phantom(target)
-                kd = succ[target] = pred[mfn] = {}
-            kd[slot] = attrs
-            slots[slot] = target
+        """Write an entry's bytes into the table (its target is a node already). No reference counting here."""
+        self._mem.set_raw(mfn, slot, _raw(entry))
 
     def _write_entry(self, mfn: int, slot: int, entry: Entry | None) -> None:
-        if entry is not None and entry.mfn not in self._pred:
+        mem = self._mem
+        if entry is not None and mem.index(entry.mfn) is None:
             self._phantom(entry.mfn)  # journaled before the entry, so a rollback removes it after the entry
         if self._journal is not None:
-            self._journal.extend(("entry", (mfn, slot), self.entry(mfn, slot)))
-        self._store(mfn, slot, entry)
+            self._journal.extend(("entry", mfn << 9 | slot, mem.raw(mfn, slot)))
+        mem.set_raw(mfn, slot, _raw(entry))
 
     # ---------------------------------------------------------------------------------- general refs
 
@@ -493,7 +549,7 @@ class Hypervisor:
 
         `get_page` logs `Error pfn ...` for a page another domain owns; an mfn with no page logs nothing here.
         """
-        page = self._node.get(mfn)
+        page = self._page(mfn)
         if page is None or page.owner != domain:
             if page is not None and page.owner is not None:
                 caf, taf = self._caf(page.count_info), self._taf(page.type_info)
@@ -630,35 +686,97 @@ class Hypervisor:
     def _alloc_l1_table(self, page: Frame) -> None:
         """Mirrors `alloc_l1_table`: `get_page_from_l1e` for every entry, in slot order.
 
-        The hot path of a pin (512 entries a table, a million in a 4 GiB guest): the common entry, an allowed
-        RO or RW mapping of the guest's own frame that is free or already writable, is referenced inline;
-        anything else goes through `_get_page_from_l1e` and its checks and log lines.
+        The hot path of a pin (512 entries a table, a million in a 4 GiB guest), taken run by run
+        (`storage.run_length`): a run of entries naming consecutive frames with one flag value (the direct map
+        is one run a table), all of them the guest's and in one state, is referenced with a few slice
+        operations (`_l1_run_refs`); any other entry goes one by one (`_l1_entry_refs`).
         """
-        slots = page.slots
-        if not slots:
+        raws = self._mem.tables.get(page.mfn)
+        if raws is None:
             return
-        succ, node, journal, domain = self._succ[page.mfn], self._node, self._journal, self.domain
+        slot, single = 0, -1  # single: the first slot of a span of entries in no run, not yet referenced
+        while slot < ENTRIES_PER_TABLE:
+            raw = raws[slot]
+            if not raw:
+                slot += run_length(raws, slot, ENTRIES_PER_TABLE, 0)
+                continue
+            n, step = run_at(raws, slot)
+            if n < 2:
+                single = slot if single < 0 else single
+            else:
+                if single >= 0:  # slot order: the span before this run first
+                    self._l1_entry_refs(raws, single, slot)
+                    single = -1
+                if not self._l1_run_refs(raw, n, step):
+                    self._l1_entry_refs(raws, slot, slot + n)
+            slot += n
+        if single >= 0:
+            self._l1_entry_refs(raws, single, ENTRIES_PER_TABLE)
+
+    def _l1_run_refs(self, raw: int, n: int, step: int = 1 << PAGE_SHIFT) -> bool:
+        """`get_page_from_l1e` for n entries `raw`, `raw + step`, ... (step: plus or minus one frame) in bulk,
+        if all take the common path: allowed flags, frames of the guest in the window, all with one `type_info`
+        that an RO mapping leaves alone or an RW one makes (or keeps) writable. False, changing nothing,
+        otherwise. The frames are distinct and in one state, so their order does not matter."""
+        flags = raw & ALL_FLAGS
+        if flags & self.rules.disallow_mask(1):
+            return False
+        mem = self._mem
+        i = ((raw >> PAGE_SHIFT) & MFN_MASK) - mem.lo - (n - 1 if step < 0 else 0)
+        if i < 0 or i + n > mem.window or mem.code[i : i + n] != self._own_run[:n]:
+            return False
+        ci, ti = mem.count_info, mem.type_info
+        old_ti = None
+        if flags & RW:
+            t = ti[i]
+            if ti[i : i + n].count(t) != n:
+                return False
+            if t & PGT_count_mask == 0 and t & PGT_type_mask != PGT_writable_page:
+                new_t = WRITABLE_ONCE
+            elif t & (PGT_type_mask | PGT_validated) == _WRITABLE_VALIDATED:
+                new_t = t + 1
+            else:
+                return False
+            ti[i : i + n] = array("Q", [new_t]) * n
+            old_ti = t
+        old_ci = ci[i : i + n]
+        c = old_ci[0]
+        if old_ci.count(c) == n:
+            ci[i : i + n] = array("Q", [c + 1]) * n
+            self._journal.extend(("range", i, (n, c, old_ti)))
+        else:
+            ci[i : i + n] = array("Q", map(_INC, old_ci))
+            self._journal.extend(("range", i, (n, old_ci, old_ti)))
+        return True
+
+    def _l1_entry_refs(self, raws: array, start: int, stop: int) -> None:
+        """`get_page_from_l1e` for the entries of slots start..stop-1, one by one: the common entry, an allowed
+        RO or RW mapping of the guest's own frame that is free or already writable, is referenced inline;
+        anything else goes through `_get_page_from_l1e` and its checks and log lines."""
+        mem, journal, own = self._mem, self._journal, self._own_code
+        index, code, ci, ti = mem.index, mem.code, mem.count_info, mem.type_info
         disallow = self.rules.disallow_mask(1)
-        for slot in sorted(slots):
-            target = slots[slot]
-            flags = succ[target][slot]["flags"]
-            t = node.get(target)
-            if t is not None and t.owner == domain and not flags & disallow:
-                ti = t.type_info
+        for slot in range(start, stop):
+            raw = raws[slot]
+            if not raw & P:
+                continue
+            target, flags = (raw >> PAGE_SHIFT) & MFN_MASK, raw & ALL_FLAGS
+            i = index(target)
+            if i is not None and code[i] == own and not flags & disallow:
+                t = ti[i]
                 if not flags & RW:
-                    journal.extend((t, t.count_info, ti))
-                    t.count_info += 1
+                    journal.extend((i, ci[i], t))
+                    ci[i] += 1
                     continue
-                if ti & PGT_count_mask == 0 and ti & PGT_type_mask != PGT_writable_page:
-                    ci = t.count_info
-                    journal.extend((t, ci, ti))
-                    t.count_info = MAPPED_ONCE_COUNT_INFO if ci is FRESH_COUNT_INFO else ci + 1
-                    t.type_info = WRITABLE_ONCE
+                if t & PGT_count_mask == 0 and t & PGT_type_mask != PGT_writable_page:
+                    journal.extend((i, ci[i], t))
+                    ci[i] += 1
+                    ti[i] = WRITABLE_ONCE
                     continue
-                if ti & (PGT_type_mask | PGT_validated) == PGT_writable_page | PGT_validated:
-                    journal.extend((t, t.count_info, ti))
-                    t.count_info += 1
-                    t.type_info = ti + 1
+                if t & (PGT_type_mask | PGT_validated) == _WRITABLE_VALIDATED:
+                    journal.extend((i, ci[i], t))
+                    ci[i] += 1
+                    ti[i] = t + 1
                     continue
             try:
                 self._get_page_from_l1e(target, flags)
@@ -668,13 +786,10 @@ class Hypervisor:
 
     def _guest_entries(self, page: Frame, level: int) -> Iterator[tuple[int, int, int]]:
         """`(slot, target, flags)` of the entries Xen validates, in slot order (`is_guest_l4_slot`)."""
-        if not page.slots:
-            return
-        succ = self._succ[page.mfn]
-        for slot, target in sorted(page.slots.items()):
+        for slot, target, flags in self.present_entries(page.mfn):
             if level == 4 and slot in XEN_L4_SLOTS:
                 continue
-            yield slot, target, succ[target][slot]["flags"]
+            yield slot, target, flags
 
     def _alloc_upper_table(self, page: Frame, level: int) -> None:
         """Mirrors `alloc_l2_table` .. `alloc_l4_table` (Xen's own L4 slots are skipped)."""
@@ -695,9 +810,51 @@ class Hypervisor:
             self._mem_log(f"Failure in alloc_l{level}_table: entry {slot}")
 
     def _free_page_table(self, page: Frame, level: int) -> None:
-        """Mirrors `free_l1_table` .. `free_l4_table`: drop what every entry holds."""
+        """Mirrors `free_l1_table` .. `free_l4_table`: drop what every entry holds (an L1's runs in bulk)."""
+        if level == 1:
+            raws = self._mem.tables.get(page.mfn)
+            slot = 0
+            while raws is not None and slot < ENTRIES_PER_TABLE:
+                raw = raws[slot]
+                if not raw:
+                    slot += run_length(raws, slot, ENTRIES_PER_TABLE, 0)
+                    continue
+                n, step = run_at(raws, slot)
+                if n < 2 or not self._l1_run_puts(raw, n, step):
+                    for r in raws[slot : slot + n]:  # a run from a present entry is all present
+                        self._put_page_from_entry(1, page.mfn, (r >> PAGE_SHIFT) & MFN_MASK, r & ALL_FLAGS)
+                slot += n
+            return
         for _slot, target, flags in self._guest_entries(page, level):
             self._put_page_from_entry(level, page.mfn, target, flags)
+
+    def _l1_run_puts(self, raw: int, n: int, step: int = 1 << PAGE_SHIFT) -> bool:
+        """`put_page_from_l1e` for n entries `raw`, `raw + step`, ... in bulk, if none of them reaches a
+        zero count and the frames are in the window with one writable `type_info` (RW entries); False,
+        changing nothing, otherwise."""
+        mem = self._mem
+        i = ((raw >> PAGE_SHIFT) & MFN_MASK) - mem.lo - (n - 1 if step < 0 else 0)
+        if i < 0 or i + n > mem.window or mem.code[i : i + n] != self._own_run[:n]:
+            return False
+        ci, ti = mem.count_info, mem.type_info
+        old_ci = ci[i : i + n]
+        if min(old_ci) <= PGC_allocated:  # some count would reach below 1 (or a frame has no allocation ref)
+            return False
+        old_ti = None
+        if raw & RW:
+            t = ti[i]
+            if t & PGT_count_mask == 0 or table_level(t & PGT_type_mask) or ti[i : i + n].count(t) != n:
+                return False
+            ti[i : i + n] = array("Q", [t - 1]) * n
+            old_ti = t
+        c = old_ci[0]
+        if old_ci.count(c) == n:
+            ci[i : i + n] = array("Q", [c - 1]) * n
+            self._journal.extend(("range", i, (n, c, old_ti)))
+        else:
+            ci[i : i + n] = array("Q", map(_DEC, old_ci))
+            self._journal.extend(("range", i, (n, old_ci, old_ti)))
+        return True
 
     def _get_page_from_l1e(self, target: int, flags: int) -> None:
         """Mirrors `get_page_from_l1e` (non-present entries never reach here)."""
@@ -705,7 +862,7 @@ class Hypervisor:
         if bad:
             self._mem_log(self._bad_flags_line(1, bad))
             raise XenError("EINVAL", f"L1 entry has disallowed flags {bad:#x}")
-        page = self._node.get(target)
+        page = self._page(target)
         if page is None or page.owner is None:
             # `!mfn_valid(mfn)`: the I/O-space path; a domain without I/O capabilities may not map it.
             # Both versions test `mfn != (PADDR_MASK >> PAGE_SHIFT) /* INVALID_MFN? */` before logging; 4.1 then
@@ -808,13 +965,16 @@ class Hypervisor:
         """How many live linear entries the live L2-L4 table `mfn` holds (to other tables of its level)."""
         page = self._node[mfn]
         level = page.level
-        if level < 2 or not page.slots:  # an L1's entries map data (an RO map of an L1 is no linear entry)
+        if level < 2:  # an L1's entries map data (an RO map of an L1 is no linear entry)
             return 0
-        node, type_ = self._node, page.type
+        mem, type_ = self._mem, page.type
+        ti, index = mem.type_info, mem.index
         return sum(
             1
-            for slot, target in page.slots.items()
-            if target != mfn and node[target].type == type_ and not (level == 4 and slot in XEN_L4_SLOTS)
+            for slot, target, _flags in self.present_entries(mfn)
+            if target != mfn
+            and ti[index(target)] & PGT_type_mask == type_
+            and not (level == 4 and slot in XEN_L4_SLOTS)
         )
 
     def linear_uses(self, mfn: int) -> int:
@@ -823,13 +983,21 @@ class Hypervisor:
         type_ = page.type
         if table_level(type_) < 2:
             return 0
-        node = self._node
+        # Xen counts these in `linear_pt_count`; xenpin scans the (few) tables of the same type, which needs no
+        # reverse map kept up to date on every store.
+        mem = self._mem
+        ti, index = mem.type_info, mem.index
         uses = 0
-        for table, keydict in self._pred[mfn].items():
-            holder = node[table]
-            if table == mfn or holder.level == 0 or holder.type != type_:
+        for table, raws in mem.tables.items():
+            t = ti[index(table)]
+            if table == mfn or not live_level(t) or t & PGT_type_mask != type_:
                 continue
-            uses += sum(1 for slot in keydict if not (holder.level == 4 and slot in XEN_L4_SLOTS))
+            xen_slots = live_level(t) == 4
+            uses += sum(
+                1
+                for slot, raw in compress(enumerate(raws), present_mask(raws))
+                if (raw >> PAGE_SHIFT) & MFN_MASK == mfn and not (xen_slots and slot in XEN_L4_SLOTS)
+            )
         return uses
 
     def _put_page_from_entry(self, level: int, table: int, target: int, flags: int) -> None:
@@ -860,12 +1028,11 @@ class Hypervisor:
         not own: xenpin stops at zero and leaves frames outside the model alone, and records all of it in
         `damage`. Modern Xen (`put_data_pages`: type refs only for RW) never holds such an entry.
         """
-        node = self._node
         missing = 0
         outer, self._damage_sink = self._damage_sink, []
         try:
             for m in range(mfn, mfn + ENTRIES_PER_TABLE):
-                page = node.get(m)
+                page = self._page(m)
                 if page is None or page.owner is None:
                     missing += 1
                 elif self.rules.pse_put_all_types or flags & RW:
@@ -928,7 +1095,7 @@ class Hypervisor:
         xenpin takes none; on failure it logs what Xen logs, then `what`. Modern Xen's callers
         (`do_mmu_update`, `MMUEXT_UNPIN_TABLE`) use `get_page_from_gfn`, which is `get_page` for a PV guest:
         only get_page's line."""
-        page = self._node.get(mfn)
+        page = self._page(mfn)
         if page is None or page.owner != self.domain:
             if self._modern_texts:
                 self._get_page(mfn, self.domain)
@@ -980,11 +1147,13 @@ class Hypervisor:
     def fill_table(self, mfn: int, entries: Iterable[tuple[int, int, int]]) -> None:
         """Bulk plain stores of `(slot, target mfn, flags)` into a frame that is not a validated table.
 
-        The fast path of a guest filling a fresh page before it pins it. All or nothing: a live table, a
-        descriptor page, a frame not the guest's, a bad slot, target or flags raise ValueError and leave the
-        frame as it was. The checks stay out of the per-entry loop where they can: flags are valid once
-        interned (`edge_attrs`), a target with no node shows up as the adjacency lookup failing (it becomes a
-        "no page" node: Xen stores any bytes), and the slots of the batch are checked in one C-level pass.
+        The fast path of a guest filling a fresh page before it pins it; the same as one `write` per entry, in
+        order (a later entry for a slot wins), but all or nothing: a live table, a descriptor page, a frame not
+        the guest's, a bad slot, target or flags raise ValueError and leave the frame as it was. A batch whose
+        slots, flags and targets pass set-level checks (valid slots, flags already seen valid, targets that are
+        nodes of the window) is written with one C-level pass (`_fill_in_bulk`); any other goes entry by entry,
+        which names the first bad entry (a bad slot only after the whole batch, as before). A target with no node
+        becomes a "no page" node: Xen stores any bytes.
         """
         self._check_mfn(mfn)
         page = self._node[mfn]
@@ -992,43 +1161,181 @@ class Hypervisor:
             raise ValueError(
                 f"fill_table: frame {mfn:#x} is a live table, a descriptor page or not the guest's"
             )
-        slots = page.slots
-        if slots is None:
-            slots = page.slots = {}
-        succ, pred = self._succ[mfn], self._pred
-        before = [(s, t, succ[t][s]["flags"]) for s, t in slots.items()] if slots else []
+        mem = self._mem
+        raws = mem.table(mfn)
+        before = raws[:]
         phantoms: list[int] = []
         slot = None
         try:
             with paused_gc():
-                for slot, target, flags in entries:
-                    attrs = _EDGE_ATTRS.get(flags) or edge_attrs(flags)
-                    if slot in slots:
-                        self._store(mfn, slot, None)
-                    kd = succ.get(target)
-                    if kd is None:
-                        try:
-                            pt = pred[target]
-                        except KeyError:
-                            pt = self._phantom(target)  # an mfn with no page: fine for a plain store
+                batch = entries if type(entries) is list else list(entries)
+                if not self._fill_in_bulk(raws, batch):
+                    bad_slot: list = []
+                    for slot, target, flags in batch:
+                        if flags not in _EDGE_ATTRS:
+                            edge_attrs(flags)
+                        if type(target) is not int or mem.index(target) is None:
+                            self._phantom(target)  # an mfn with no page: fine for a plain store
                             phantoms.append(target)
-                        succ[target] = pt[mfn] = {slot: attrs}
-                    else:
-                        kd[slot] = attrs
-                    slots[slot] = target
-                if not _SLOTS.issuperset(slots):  # one C-level pass instead of a test per entry
-                    slot = next(s for s in slots if s not in _SLOTS)
-                    raise ValueError(f"slot {slot!r} not in 0..{ENTRIES_PER_TABLE - 1}")
+                        if type(slot) is int and 0 <= slot < ENTRIES_PER_TABLE:
+                            raws[slot] = target << PAGE_SHIFT | flags
+                        elif not bad_slot:
+                            bad_slot.append(slot)
+                    if bad_slot:
+                        slot = bad_slot[0]
+                        raise ValueError(f"slot {slot!r} not in 0..{ENTRIES_PER_TABLE - 1}")
+                mem.version += 1
         except BaseException as err:
-            for s in list(slots):
-                self._store(mfn, s, None)
-            for s, t, f in before:
-                self._store(mfn, s, Entry(t, f))
-            for t in phantoms:
+            raws[:] = before
+            for t in reversed(phantoms):
                 self._drop_phantom(t)
             if isinstance(err, (ValueError, TypeError, KeyError)):
                 raise ValueError(f"fill_table {mfn:#x}: entry for slot {slot!r}: {err}") from err
             raise
+
+    def _fill_in_bulk(self, raws: array, batch: list) -> bool:
+        """`fill_table`'s C-level path: True if the batch passed the set-level checks and is written.
+
+        The checks and the columns of the batch are C-level passes (`map`, `set`, tuple comparisons) that make
+        no new int; a batch of consecutive slots naming consecutive frames with one flag value (a direct-map
+        page) is written as one `progression`, any other with one expression per entry.
+        """
+        try:
+            if not batch:
+                return True
+            if set(map(len, batch)) != {3}:
+                return False
+            if self._fill_run(raws, batch):
+                return True
+            slots, targets, flags = (tuple(map(column, batch)) for column in _COLUMNS)
+            if set(map(type, slots)) != {int} or set(map(type, targets)) != {int}:
+                return False
+            if not _SLOT_SET.issuperset(slots) or not all(map(_EDGE_ATTRS.__contains__, set(flags))):
+                return False
+        except TypeError:  # an unhashable or unsized value: the entry-by-entry path names it
+            return False
+        mem, n = self._mem, len(batch)
+        lo, hi = min(targets), max(targets)
+        if (
+            lo < mem.lo
+            or hi - mem.lo >= mem.window
+            or mem.code.find(ABSENT, lo - mem.lo, hi - mem.lo + 1) != -1
+        ):
+            return False
+        first = slots[0]
+        if slots == _SLOT_TUPLE[first : first + n]:  # consecutive slots
+            f = flags[0]
+            if (
+                hi - lo == n - 1
+                and flags.count(f) == n
+                and len(set(targets)) == n
+                and list(targets) == sorted(targets)
+            ):  # consecutive frames, one flag value
+                raws[first : first + n] = progression(lo << PAGE_SHIFT | f, 1 << PAGE_SHIFT, n)
+                return True
+            raws[first : first + n] = array(
+                "Q", [t << PAGE_SHIFT | f for t, f in zip(targets, flags, strict=True)]
+            )
+            return True
+        for slot, target, f in batch:
+            raws[slot] = target << PAGE_SHIFT | f
+        return True
+
+    def _fill_run(self, raws: array, batch: list) -> bool:
+        """`_fill_in_bulk` for a batch of 3-tuples that is one run (consecutive slots naming consecutive frames
+        of the window, upward or downward, one valid flag value): the batch flattened into one `array('Q')` (which also refuses
+        anything but ints in 0..2**64-1) and compared column by column with ideal runs, all in C."""
+        try:
+            flat = array("Q", chain.from_iterable(batch))
+        except (TypeError, OverflowError):
+            return False
+        n, first, flags = len(batch), flat[0], flat[2]
+        if first + n > ENTRIES_PER_TABLE or flat[0::3] != _SLOT_ARRAY[first : first + n]:
+            return False
+        if flags not in _EDGE_ATTRS or flat[2::3].count(flags) != n:
+            return False
+        mem, target = self._mem, flat[1]
+        step = -1 if n > 1 and flat[4] == target - 1 else 1  # frames upward, or downward (a descending p2m)
+        i = target - mem.lo - (n - 1 if step < 0 else 0)
+        if i < 0 or i + n > mem.window or mem.code.find(ABSENT, i, i + n) != -1:
+            return False
+        if flat[1::3] != progression(target, step, n):
+            return False
+        raws[first : first + n] = progression(target << PAGE_SHIFT | flags, step << PAGE_SHIFT, n)
+        return True
+
+    def write_run(self, mfn: int, slot: int, target: int, n: int, flags: int, step: int = 1) -> list[Result]:
+        """`n` plain guest stores `mfn[slot + k] = Entry(target + k * step, flags)`, k = 0..n-1, `step` 1 or -1:
+        the same as `n` calls of `write` in that order (each its own all-or-nothing operation), for a PTE page
+        a guest fills with a run of consecutive frames, such as the direct map (`step` -1: a guest's
+        pfn-ordered stores through a descending p2m).
+
+        Returns the Results of the stores that were refused or logged a line, in order; every other store
+        returned `Result(f"write {mfn:#x}[{slot + k}]", True)`, which is not listed (a million of them would
+        cost 100 MB). Into a frame that is not a live table the run is one slice store; into a validated L1
+        (ptwr emulation) whose slots are empty a run that takes `get_page_from_l1e`'s common path is referenced
+        in bulk (`_l1_run_refs`); anything else is `n` single writes. ValueError, changing nothing, for a
+        frame not in the model, a run not within slots 0..511, a target run not within the 40-bit frame field,
+        flags no present entry can have, or another step.
+        """
+        self._check_mfn(mfn)
+        self._check_slot(slot)
+        if type(n) is not int or n < 1:
+            raise ValueError(f"write_run: the count must be an int >= 1, not {n!r}")
+        if slot + n > ENTRIES_PER_TABLE:
+            raise ValueError(f"write_run: {n} entries from slot {slot} run past slot {ENTRIES_PER_TABLE - 1}")
+        if step not in (1, -1) or type(step) is not int:
+            raise ValueError(f"write_run: step must be 1 or -1, not {step!r}")
+        problem = _mfn_problem(target) or _mfn_problem(target + (n - 1) * step) or _flags_problem(flags)
+        if problem:
+            raise ValueError(f"write_run: {problem}")
+        edge_attrs(flags)
+        if self._write_run_in_bulk(mfn, slot, target, n, flags, step):
+            return []
+        noted = []
+        for k in range(n):
+            result = self.write(mfn, slot + k, Entry(target + k * step, flags))
+            if not result.ok or result.log:
+                noted.append(result)
+        return noted
+
+    def _write_run_in_bulk(self, mfn: int, slot: int, target: int, n: int, flags: int, step: int) -> bool:
+        """`write_run`'s bulk paths; False (nothing changed) where the run must go store by store."""
+        mem = self._mem
+        page = self._node[mfn]
+        level, raw = page.level, target << PAGE_SHIFT | flags
+        if (
+            page.owner != self.domain
+            or (level and level != 1)
+            or (page.type_count and page.type == PGT_seg_desc_page)
+        ):
+            return False  # each store faults: `write` gives each its Result
+        raws = mem.table(mfn)
+        run = progression(raw, step << PAGE_SHIFT, n)
+        if level == 1:
+            if raws[slot : slot + n].count(0) != n:
+                return False  # replacing entries drops their references: one by one
+
+            def refs() -> None:
+                if not self._l1_run_refs(raw, n, step << PAGE_SHIFT):
+                    raise _NotInBulk
+                raws[slot : slot + n] = run
+                mem.version += 1
+
+            try:
+                result = self._hypercall(f"write_run {mfn:#x}[{slot}..{slot + n - 1}]", refs)
+            except _NotInBulk:
+                return False
+            return result.ok  # the bulk path raises no XenError: an entry it cannot take sends it back
+        low = min(target, target + (n - 1) * step)
+        i = low - mem.lo
+        if i < 0 or i + n > mem.window or mem.code.find(ABSENT, i, i + n) != -1:
+            for t in range(target, target + n * step, step):  # plain stores: any bytes; a "no page" node
+                if mem.index(t) is None:
+                    self._phantom(t)
+        raws[slot : slot + n] = run
+        mem.version += 1
+        return True
 
     def mmu_update(self, mfn: int, slot: int, entry: Entry | None) -> Result:
         """`HYPERVISOR_mmu_update` with `MMU_NORMAL_PT_UPDATE` of `mfn[slot]`."""

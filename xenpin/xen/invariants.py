@@ -39,16 +39,14 @@ class Violation:
 
 def live_entries(hv: Hypervisor) -> Iterator[tuple[int, int, int, int, int]]:
     """Every entry that holds references: `(level, table mfn, slot, target mfn, flags)`."""
-    succ = hv.graph._succ
-    for mfn, page in hv.graph._node.items():
-        level = page.level
+    for mfn in hv.table_frames():  # the frames that have entries, in node order; their entries by slot
+        level = hv.live_level(mfn)
         if not level:
             continue
-        for target, keydict in succ[mfn].items():
-            for slot, attrs in keydict.items():
-                if level == 4 and slot in XEN_L4_SLOTS:
-                    continue
-                yield level, mfn, slot, target, attrs["flags"]
+        for slot, target, flags in hv.present_entries(mfn):
+            if level == 4 and slot in XEN_L4_SLOTS:
+                continue
+            yield level, mfn, slot, target, flags
 
 
 def _is_protected(page: Frame) -> bool:
