@@ -72,7 +72,7 @@ def test_a_proved_equivalence_exits_0(capsys: pytest.CaptureFixture[str]) -> Non
     assert "Xen's pin" in out
 
 
-@pytest.mark.parametrize("sizes", ["64M,,128M", "12345", "lots"])
+@pytest.mark.parametrize("sizes", ["64M,,128M", "12345", "lots", "64M,32M"])
 def test_bad_sizes_exit_2(sizes: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["equiv", str(KERNELS / "3.0.toml"), str(KERNELS / "3.1.toml"), "--sizes", sizes]) == 2
     captured = capsys.readouterr()

@@ -34,7 +34,13 @@ def _sizes(text: str | None) -> tuple[int, ...] | None:
     parts = [s.strip() for s in text.split(",")]
     if not all(parts):
         raise InputError(f"--sizes: {text!r} has an empty size")
-    return tuple(size_arg("--sizes", s) for s in parts)
+    sizes = tuple(size_arg("--sizes", s) for s in parts)
+    from xenpin.symbolic.form import DOMAIN_MIN_PFN
+
+    for text, size in zip(parts, sizes, strict=True):
+        if size < DOMAIN_MIN_PFN << 12:
+            raise InputError(f"--sizes: {text} is below the smallest guest paired boots use (64 MiB)")
+    return sizes
 
 
 def run(args: argparse.Namespace) -> int:

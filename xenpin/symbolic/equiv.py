@@ -62,7 +62,8 @@ from xenpin.symbolic.walk import Terms, c, terms
 
 MIB = 1 << 20
 # The sizes `paired boots` tries, smallest first: the domain's least guest, odd sizes, a second GiB, and one
-# past 4 GiB (a second init_memory_mapping call). Each boots in well under a second but the last (~2 s).
+# past 4 GiB (a second init_memory_mapping call). Each boots in well under a second of CPU but the last (a few
+# seconds per boot).
 PAIRED_SIZES = (
     64 * MIB,
     80 * MIB,
