@@ -34,6 +34,8 @@ PAIRS: dict[tuple[str, str], tuple[KernelVariant, KernelVariant]] = {
     ("3.1", "3.1 writable to top"): (VARIANTS["3.1"], mutant("3.1", writable="pgt_buf_end <= pfn <= pgt_buf_top")),
     ("2.6.39", "2.6.39 reserve to top"): (VARIANTS["2.6.39"], mutant("2.6.39", reserve="pgt_buf_start <= pfn < pgt_buf_top")),
     ("2.6.39", "2.6.39 readonly to end"): (VARIANTS["2.6.39"], mutant("2.6.39", readonly=READONLY_39)),
+    ("3.1-native", "3.1-native reserve from start + 1"): (VARIANTS["3.1-native"], mutant("3.1-native", reserve="pgt_buf_start < pfn < pgt_buf_end")),
+    ("2.6.39-native", "2.6.39-native reserve to end"): (VARIANTS["2.6.39-native"], mutant("2.6.39-native", reserve="pgt_buf_start <= pfn <= pgt_buf_end")),
 }  # fmt: skip
 
 
