@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from symbolic_cases import BUFFERED_XEN, NATIVE, VARIANTS, skip_unless_slow, slow
 
@@ -165,7 +165,9 @@ sizes_strategy = st.lists(st.integers(DOMAIN_MIN_PFN, MAX_RANDOM_PFN), min_size=
     sizes=sizes_strategy,
 )
 def test_policy_mutants_proved_and_booted_agree(v: KernelVariant, prop: str, sizes: list[int]) -> None:
-    assert classes_agree(v, prop, [DOMAIN_MIN_PFN, *sizes]) in ("proved", "counterexample", "none")
+    claim = classes_agree(v, prop, [DOMAIN_MIN_PFN, *sizes])
+    event(claim)  # --hypothesis-show-statistics: how many of each class
+    assert claim in ("proved", "counterexample", "none")
 
 
 @settings(**{**SETTINGS, "max_examples": 30 if SLOW else 2})
@@ -175,7 +177,9 @@ def test_policy_mutants_proved_and_booted_agree(v: KernelVariant, prop: str, siz
     sizes=sizes_strategy,
 )
 def test_placement_mutants_proved_and_booted_agree(v: KernelVariant, prop: str, sizes: list[int]) -> None:
-    assert classes_agree(v, prop, [DOMAIN_MIN_PFN, *sizes]) in ("proved", "counterexample", "none")
+    claim = classes_agree(v, prop, [DOMAIN_MIN_PFN, *sizes])
+    event(claim)
+    assert claim in ("proved", "counterexample", "none")
 
 
 def test_the_mutation_operators_change_the_rule() -> None:
