@@ -348,6 +348,7 @@ def _distinguish(
         tried.append(f"{w.describe()} (call {q.call}, {q.what}, pfn {w.pfn:#x}): the boots leave the same")
     if remaining:
         tried.append(f"{len(remaining)} more queries not replayed (at most {MAX_REPLAYS})")
+    tried += [f"solver gave up on {reason}" for reason in unknown]
     return EquivResult(
         a, b, "unknown", PROOF, compared, detail="the closed form distinguishes them but no replay confirms it: "
         + "; ".join(tried),
