@@ -57,8 +57,9 @@ class BootResult:
     # (a rejected operation is rolled back: the state just before the failing step)
     end_states: dict[int, PageState] = field(default_factory=dict)
     # What the boot leaves, as it ended (`xenpin equiv` compares it): every page it touched -- a buffer page,
-    # a page whose direct-map PTE was ever written or made read-only, a page table of Xen's or of the kernel,
-    # a pinned page -- as (RW bit of its direct-map PTE or None if unmapped, reserved, pinned)
+    # a page whose direct-map PTE was ever written read-only or made so, a page table of Xen's or of the
+    # kernel, a pinned page -- and the pages `observe` names, as (RW bit of its direct-map PTE or None if
+    # unmapped, reserved, pinned)
     left: dict[int, tuple[bool | None, bool, bool]] = field(default_factory=dict)
 
     @property
@@ -129,6 +130,7 @@ def boot(
 
 
 def _left(g: Guest, observe: Iterable[int]) -> dict[int, tuple[bool | None, bool, bool]]:
+    """`BootResult.left`: the touched pages (and `observe`) as the boot ended."""
     if g.hv is None:
         return {}
     touched = set(observe) | g.ro_pfns | {p for b in g.buffers for p in range(b.pgt_buf_start, b.pgt_buf_top)}
