@@ -45,7 +45,8 @@ def render_text(r: EquivResult) -> str:
     if r.verdict != "different":
         return f"{names}: unknown ({r.detail})\n{compared}"
     where = f", call {r.call}" if r.call is not None else ""
-    out = [f"{names}: different ({_how(r)}) on a {_machine(r)}{where}: {r.detail}", compared]
+    how = "the closed form's least machine, replayed" if r.method == PROOF else _how(r)
+    out = [f"{names}: different ({how}) on a {_machine(r)}{where}: {r.detail}", compared]
     for _, variant, replay in _sides(r):
         page = ""
         if r.pfn is not None:
