@@ -155,10 +155,10 @@ def test_explore_and_its_optional_picture(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_equiv_has_both_replays(capsys: pytest.CaptureFixture[str]) -> None:
-    a, b = str(KERNELS / "2.6.39-rc5.toml"), str(KERNELS / "2.6.39-rc6.toml")
+    a, b = str(KERNELS / "2.6.39-rc5.toml"), str(KERNELS / "bisect-92bdaef7b2c5.toml")
     doc = _valid(_json(["equiv", a, b, "--json"], capsys, code=1))
     assert doc["verdict"] == "different" and (doc["a"]["file"], doc["b"]["file"]) == (a, b)
-    assert doc["mem_bytes"] == "0x4000000" and doc["call"] == 0
+    assert doc["mem_bytes"] == "0x4000000" and doc["call"] == 0 and doc["method"] == "proof"
     assert [(r["side"], r["file"], r["page"]["pte"]) for r in doc["replays"]] == [
         ("a", a, "RW"),
         ("b", b, "RO"),

@@ -17,7 +17,7 @@ A property is None ("not reached") when the boot stopped before it could be judg
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from xenpin.linux.console import Line
@@ -56,6 +56,11 @@ class BootResult:
     # For pictures: the pages of every buffer the boot did not finish, and the failing page, as the boot ended
     # (a rejected operation is rolled back: the state just before the failing step)
     end_states: dict[int, PageState] = field(default_factory=dict)
+    # What the boot leaves, as it ended (`xenpin equiv` compares it): every page it touched -- a buffer page,
+    # a page whose direct-map PTE was ever written read-only or made so, a page table of Xen's or of the
+    # kernel, a pinned page -- and the pages `observe` names, as (RW bit of its direct-map PTE or None if
+    # unmapped, reserved, pinned)
+    left: dict[int, tuple[bool | None, bool, bool]] = field(default_factory=dict)
 
     @property
     def mem_bytes(self) -> int:
@@ -84,11 +89,13 @@ def boot(
     *,
     on_step: Callable[[Guest], None] | None = None,
     on_progress: ProgressCallback | None = None,
+    observe: Iterable[int] = (),
 ) -> BootResult:
     """Boot `variant` on `config` (or, given an int, a domU -- bare metal for a native variant -- of that many
     bytes). ValueError for a machine the model cannot build (too small a guest, a kernel image too small).
     `on_progress(what, done, total)` is told which mapping call runs and how many of its pages are mapped, once
-    per L1 table (2 MiB) or 1 GiB entry: for a progress display, at no measurable cost."""
+    per L1 table (2 MiB) or 1 GiB entry: for a progress display, at no measurable cost. `observe`: pages to
+    record in `left` as well (another boot's touched pages, for a comparison)."""
     if isinstance(config, int):
         config = BootConfig(role="domU" if variant.xen else "native", mem_bytes=config)
     if variant.xen == (config.role == "native"):
@@ -118,7 +125,27 @@ def boot(
         max_low_pfn=g.max_low_pfn,
         final_pages=_final_pages(g),
         end_states=_end_states(g, failure),
+        left=_left(g, observe),
     )
+
+
+def _left(g: Guest, observe: Iterable[int]) -> dict[int, tuple[bool | None, bool, bool]]:
+    """`BootResult.left`: the touched pages (and `observe`) as the boot ended."""
+    if g.hv is None:
+        return {}
+    touched = set(observe) | g.ro_pfns | {p for b in g.buffers for p in range(b.pgt_buf_start, b.pgt_buf_top)}
+    touched |= {s.pfn for s in g.steps if s.action == "pin_pagetable_pfn"}
+    if g.sod is not None:
+        touched |= set(range(g.sod.pt_base, g.sod.pt_end))
+    if g.tables is not None:
+        t = g.tables
+        touched |= {t.init_level4_pgt, t.level3_ident_pgt, t.level2_ident_pgt, t.level3_kernel_pgt,
+                    t.level2_kernel_pgt, t.level2_fixmap_pgt, t.bm_pte, *t.level1_ident_pgt}  # fmt: skip
+    out = {}
+    for p in sorted(touched):
+        s = g.page_state(p)
+        out[p] = (s.pte, s.reserved, s.pinned)
+    return out
 
 
 def _end_states(g: Guest, failure: Failure | None) -> dict[int, PageState]:
