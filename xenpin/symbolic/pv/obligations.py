@@ -44,6 +44,8 @@ class Encoding:
     args: dict
     outcome: Outcome
     premise: z3.BoolRef  # without the unrolling condition
+    symmetry: z3.BoolRef  # the case's symmetry-breaking constraint (`Operation.symmetry_breaking`)
+    names: int  # how many frames it names: every named guest frame is below this
 
 
 @functools.cache
@@ -53,7 +55,8 @@ def encoding(rules_name: str | RuleSet, op_name: str, bound: Bound = DEFAULT_BOU
     args = op.symbolic_args()
     outcome = op.run(s, args, rules)
     premise = z3.And(inv.premises_hold(s, rules), op.precondition(s, args))
-    return Encoding(rules, op, bound, s, args, outcome, premise)
+    symmetry, names = op.symmetry_breaking(s, args)
+    return Encoding(rules, op, bound, s, args, outcome, premise, symmetry, names)
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,9 @@ class OpFacts:
     can_fail: str
     inside_bound: str  # "unsat" (proved: no path leaves the unrolling) | "sat" | "unknown"
     seconds: float
+    # "unsat": no step from the premise reaches the one mfn-ordered part of the step (`Outcome.asymmetric`),
+    # so the obligations of the row may use the symmetry of frames; "sat" | "unknown": they may not
+    symmetric: str = "unknown"
 
     @property
     def problem(self) -> str | None:
@@ -105,14 +111,25 @@ class RuleVerdict:
 
 
 def op_facts(rules_name: str, op_name: str, bound: Bound = DEFAULT_BOUND, **limits) -> OpFacts:
+    """The row's facts. Whether the step keeps the symmetry of frames is decided first, without it; where it
+    does, the other checks order the named frames too (`Operation.symmetry_breaking`): a `sat` answer found so
+    is one without the order, and the premise, the step and its unrolling condition are unchanged by renaming
+    frames, so an `unsat` one holds without it as well."""
     enc = encoding(rules_name, op_name, bound)
     t = time.perf_counter()
     out = enc.outcome
-    premise = check(enc.premise, **limits).status
-    succeed = check(z3.And(enc.premise, out.accepted, z3.Not(out.outside)), **limits).status
-    fail = check(z3.And(enc.premise, z3.Not(out.accepted), z3.Not(out.outside)), **limits).status
-    outside = check(z3.And(enc.premise, out.outside), **limits).status
-    return OpFacts(enc.rules.name, op_name, premise, succeed, fail, outside, time.perf_counter() - t)
+    if z3.is_false(out.asymmetric):  # the encoding has no such path at all
+        symmetric = "unsat"
+    else:
+        symmetric = check(z3.And(enc.premise, out.asymmetric), **limits).status
+    premise = z3.And(enc.premise, enc.symmetry) if symmetric == "unsat" else enc.premise
+    succeed = check(z3.And(premise, out.accepted, z3.Not(out.outside)), **limits).status
+    fail = check(z3.And(premise, z3.Not(out.accepted), z3.Not(out.outside)), **limits).status
+    satisfiable = "sat" if "sat" in (succeed, fail) else check(premise, **limits).status
+    outside = check(z3.And(premise, out.outside), **limits).status
+    return OpFacts(
+        enc.rules.name, op_name, satisfiable, succeed, fail, outside, time.perf_counter() - t, symmetric
+    )
 
 
 def decide(
@@ -123,23 +140,49 @@ def decide(
     bound: Bound = DEFAULT_BOUND,
     rlimit: int = DEFAULT_RLIMIT,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    symmetry: bool = True,
 ) -> RuleVerdict:
-    """The verdict of one obligation (see the module docstring)."""
+    """The verdict of one obligation (see the module docstring). `symmetry`: use the symmetry of frames where
+    the row's facts allow it (`reduced_clauses`)."""
     limits = {"rlimit": rlimit, "timeout_s": timeout_s}
     enc = encoding(rules_name, op_name, bound)
     t0 = time.perf_counter()
     base = {"rules": enc.rules.name, "operation": op_name, "invariant": invariant, "bound": str(bound)}
     inside = z3.Not(enc.outcome.outside)
+    reduced = symmetry and facts.symmetric == "unsat"
+    todo, skipped = (
+        reduced_clauses(enc, invariant)
+        if reduced
+        else (inv.clauses(invariant, enc.outcome.state, enc.rules), 0)
+    )
+    # Where no step from the premise leaves the unrolling (proved in the row's facts), `inside` is implied by
+    # the premise and is left out: it only weighs the solver down.
+    context = [enc.premise]
+    if not (reduced and facts.inside_bound == "unsat"):
+        context.append(inside)
+    if reduced:
+        context.append(enc.symmetry)
     unknowns, timings = [], []
-    for name, clause in inv.clauses(invariant, enc.outcome.state, enc.rules):
-        answer = check(z3.And(enc.premise, inside, z3.Not(clause)), **limits)
+
+    def found(name: str) -> RuleVerdict:
+        first = RuleVerdict(
+            **base, **counterexample(enc, invariant, name, limits), timings=tuple(timings), seconds=0.0
+        )
+        others = _alternatives(enc, invariant, first, base, limits)
+        return replace(first, alternatives=others, seconds=time.perf_counter() - t0)
+
+    # The whole invariant in one call (one bit-blasting of the premise and the step rather than one a clause);
+    # only if the solver gives up on it are the clauses decided one by one, to say which it cannot decide.
+    whole = check(z3.And(*context, z3.Not(z3.And([clause for _name, clause in todo]))), **limits)
+    timings.append(whole.seconds)
+    if whole.status == "sat":
+        broken = [n for n, cl in todo if not z3.is_true(whole.model.eval(cl, model_completion=True))]
+        return found(broken[0] if broken else todo[0][0])
+    for name, clause in todo if whole.status == "unknown" else ():
+        answer = check(z3.And(*context, z3.Not(clause)), **limits)
         timings.append(answer.seconds)
         if answer.status == "sat":
-            first = RuleVerdict(
-                **base, **counterexample(enc, invariant, name, limits), timings=tuple(timings), seconds=0.0
-            )
-            others = _alternatives(enc, invariant, first, base, limits)
-            return replace(first, alternatives=others, seconds=time.perf_counter() - t0)
+            return found(name)
         if answer.status == "unknown":
             unknowns.append(f"{name}: {answer.reason}")
     seconds = time.perf_counter() - t0
@@ -155,8 +198,13 @@ def decide(
         return RuleVerdict(
             **base, verdict=verdict, seconds=seconds, note=problem, checks=checks, timings=tuple(timings)
         )
+    done = f"{len(todo)} clauses unsat" + (" in one call" if whole.status == "unsat" else "")
+    if skipped:
+        done += f" ({skipped} more by the symmetry of frames)"
+    if reduced:
+        done += ", named frames in order"
     if facts.can_succeed == "unsat":  # a refused case (`Operation.refused_case`): the state cannot change
-        note = f"{checks} clauses unsat; every call of this case is refused (the hypercall succeeds in its other cases)"
+        note = f"{done}; every call of this case is refused (the hypercall succeeds in its other cases)"
         return RuleVerdict(
             **base, verdict="proved", seconds=seconds, note=note, checks=checks, timings=tuple(timings)
         )
@@ -164,10 +212,30 @@ def decide(
         **base,
         verdict="proved",
         seconds=seconds,
-        note=f"{checks} clauses unsat",
+        note=done,
         checks=checks,
         timings=tuple(timings),
     )
+
+
+def reduced_clauses(enc: Encoding, invariant: str) -> tuple[inv.Clauses, int]:
+    """The clauses to decide under the case's symmetry-breaking constraint, and how many follow without a call.
+
+    Under the constraint every named guest frame is below `enc.names` (K), so the guest frames K .. frames-1 are
+    named by nothing: swapping two of them keeps the premise, the step, the constraint and the invariant, and
+    turns one's clause into the other's. So a counterexample to the clause of frame m > K gives one to the clause
+    of frame K of the same kind, and only frames 0 .. K are decided (the foreign frame and clauses about no one
+    frame always are)."""
+    n, k = enc.bound.frames, enc.names
+    all_clauses = inv.clauses(invariant, enc.outcome.state, enc.rules)
+    names = {name for name, _clause in all_clauses}
+    kept: inv.Clauses = []
+    for name, clause in all_clauses:
+        frame = inv.clause_frame(name)
+        if frame is not None and k < frame < n and inv.clause_for_frame(name, k) in names:
+            continue
+        kept.append((name, clause))
+    return kept, len(all_clauses) - len(kept)
 
 
 # ------------------------------------------------------------------------------------------ counterexamples
