@@ -82,8 +82,8 @@ class Operation:
 
         out: list[BV] = []
         if "va" in args:
-            va, table = args["va"], s.baseptr
-            out.append(z3.If(s.has_baseptr, table, no_frame))
+            va, table = args["va"], z3.If(s.has_baseptr, s.baseptr, no_frame)
+            out.append(table)
             for level in (4, 3, 2):
                 slot = z3.LShR(va, 12 + 9 * (level - 1)) & (ENTRIES_PER_TABLE - 1)
                 table = target(s.entry(table, slot))
@@ -120,8 +120,10 @@ class Operation:
             fresh = z3.If(z3.And(guest, term == fresh), fresh + 1, fresh)
         return z3.And(parts), len(names)
 
-    def run(self, s: SymState, args: dict[str, BV], rules, fold: bool = False) -> Outcome:
-        r = Run(s, rules, self.levels, fold)
+    def run(
+        self, s: SymState, args: dict[str, BV], rules, fold: bool = False, superpages: bool = True
+    ) -> Outcome:
+        r = Run(s, rules, self.levels, fold, superpages)
         method: Callable = getattr(r, self.call)
         values = [args[name] for name in self.args]
         if self.level is not None:

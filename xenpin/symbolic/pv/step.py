@@ -155,12 +155,16 @@ class Run:
         rules: RuleSet,
         levels: tuple[int, ...] = (0, 1, 2, 3, 4),
         fold: bool = False,
+        superpages: bool = True,
     ) -> None:
         self.s = state
         # `fold`: simplify as the run goes (a state of constants stays constants, and dead branches are skipped)
         self.fold = z3.simplify if fold else (lambda t: t)
         # the live levels the operation's frame may have: an operation case leaves the other branches out
         self.levels = levels
+        # `superpages=False`: 4.1's `put_superpage` is not unrolled but flagged `outside` (for obligations, whose
+        # row facts prove no step from the premise reaches it; the refinement test runs it)
+        self.superpages = superpages
         self.rules = rules
         self.ok: z3.BoolRef = z3.BoolVal(True)
         self.err: BV = z3.BitVecVal(0, ERR_BITS)
@@ -469,6 +473,9 @@ class Run:
         if self.dead:
             return
         self.asymmetric = self.fold(z3.Or(self.asymmetric, self.ok))
+        if not self.superpages:
+            self.outside(z3.BoolVal(True))
+            return
         kept = (self.s.damage_type, self.s.damage_general)
         for frame in range(self.n + 1):
             in_range = z3.And(z3.ULE(mfn, frame), z3.ULT(c(frame), mfn + ENTRIES_PER_TABLE))
