@@ -2,15 +2,37 @@
 
 The premise is the invariants of `invariants.PREMISES` on the state before the step (global safety follows from
 them: `SAFETY_LEMMA`), the operation's case and well-formed arguments, and that the step stays inside the
-unrolling (`step.Outcome.outside`, which `op_facts` proves unreachable from the premise). The conclusion is
-split into the invariant's clauses (per frame, per table, per root: `invariants.clauses`), each decided in a
-fresh Z3 solver with the same limits as `xenpin prove`; the obligation is `proved` only if every clause is
-`unsat`, the premise is satisfiable, and the operation can succeed and can fail from it (otherwise `vacuous`).
-The first clause that is `sat` gives the counterexample: the witness is searched again at the fewest frames
-that still break the invariant, minimised (fewest entries, entries that name real frames, fewest flags, the
-lowest arguments), rebuilt from a fresh guest (`witness.construction`), and the executable validator run on
-it: the verdict is `counterexample` only if the validator gives the same answer and state as the symbolic step
-and `check_invariants` reports the same invariant violated. Anything else is `unknown`, with the reason.
+unrolling (`step.Outcome.outside`, which `op_facts` proves unreachable from the premise). The conclusion is the
+invariant's clauses (per frame, per table, per root: `invariants.clauses`), decided together in one fresh Z3
+solver with the same limits as `xenpin prove` (if the solver gives up on them together, each clause in a
+solver of its own, so the verdict can say which it cannot decide); the obligation is `proved` only if the
+answer is `unsat`, the premise is satisfiable, and the operation can succeed and can fail from it (otherwise
+`vacuous`). A clause false in the `sat` model gives the counterexample: the witness is searched again at the
+fewest frames that still break the invariant, minimised (fewest entries, entries that name real frames,
+fewest flags, the lowest arguments), rebuilt from a fresh guest (`witness.construction`), and the executable
+validator run on it: the verdict is `counterexample` only if the validator gives the same answer and state as
+the symbolic step and `check_invariants` reports the same invariant violated. Anything else is `unknown`, with
+the reason.
+
+Reductions (each gives an obligation that is unsat exactly when the original one is; `tests/symbolic/pv/
+test_pv_symmetry.py` checks the facts they rest on):
+- *Symmetry of frames.* The guest's frames are interchangeable: renaming them (a permutation of 0 .. frames-1
+  applied to frame indices, entry targets and roots, fixing the foreign frame and every mfn with no page)
+  maps the premise, the step and every invariant to themselves, and each per-frame clause to the same clause
+  of the renamed frame. The one part of the step that reads mfns as numbers is 4.1's `put_superpage` (a range
+  of 512 frames); `op_facts` proves no step from the premise reaches it (`OpFacts.symmetric`). Where it holds,
+  every query adds the case's symmetry-breaking constraint (the frames the case names -- the frame argument,
+  the entry written, old and new, the walk, the root replaced -- are 0, 1, ... in the order they are first
+  named: any counterexample can be renamed so), and the clauses of guest frames above the named ones are
+  decided for one such frame only (`reduced_clauses`).
+- *Counts in their low bits.* The step's `+1` / `-1` on a count works in the low `Bound.counter_bits` bits and
+  flags a path where that would differ from the 55-bit arithmetic as `outside`; `inside_bound` proves no step
+  from the premise is flagged, so on every state the obligation covers the narrowed step is Xen's.
+- *The unrolling condition left out.* Where the row's `inside_bound` check is `unsat`, the premise implies
+  that the step stays inside the unrolling, so the conjunct is dropped from the obligation's query.
+- *`put_superpage` flagged.* In the obligations' encoding 4.1's `put_superpage` is flagged `outside` rather than
+  unrolled (the refinement test runs it unrolled): only a PSE entry of a live L2 reaches it, and the row's
+  `inside_bound` check proves no step from the premise does.
 """
 
 from __future__ import annotations

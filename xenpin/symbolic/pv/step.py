@@ -23,6 +23,12 @@ of `put_superpage` inside a free -- and a path that would need one is marked `ou
 per operation, that no such path starts from a state of the invariants (and where it cannot, no verdict of that
 operation is `proved`).
 
+Counts change in their low `Bound.counter_bits` bits (`Run.counted`): a path on which that would differ from
+Xen's arithmetic (a carry out of them, a borrow) is flagged `outside` too, and the same check proves no step from
+the invariants is. With `superpages=False` (the obligations' encoding) 4.1's `put_superpage` is flagged rather
+than unrolled; `Outcome.asymmetric` marks the paths that reach it (the one part of the step that reads mfns as
+numbers, not names: `obligations` uses the symmetry of frames only where no step from the premise does).
+
 `fold` (for runs on constant states, as the refinement test makes) simplifies every guard and value as it goes,
 so such a run stays small and skips the branches it does not take; it changes no answer.
 """
