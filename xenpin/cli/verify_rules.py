@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "verify-rules",
         help="prove that every PV pagetable hypercall keeps Xen's safety invariants, per rule set, with Z3",
         description="One obligation per (rule set, operation, invariant): the invariants before the step and"
-        " the step imply the invariant after it, each clause in a fresh Z3 solver within a stated bound."
+        " the step imply the invariant after it, each obligation in a fresh Z3 solver within a stated bound."
         " Counterexamples are minimised, rebuilt from a fresh guest and replayed by the executable validator,"
         " and written as scenario files.",
     )

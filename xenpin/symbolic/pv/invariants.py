@@ -19,6 +19,7 @@ descriptor page always is, and an untyped page never.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import z3
@@ -296,6 +297,22 @@ CLAUSES: dict[str, Callable[[SymState, RuleSet], Clauses]] = {
 PREMISES = ("wellformed", "exclusivity", "type_count", "general_count", "closure")
 
 
+_FRAME = re.compile(r"frame (0x[0-9a-f]+)")
+
+
+def clause_frame(name: str) -> int | None:
+    """The frame a clause speaks of (`frame 0x3`, `entries of frame 0x3`, `walks from frame 0x3`), or None for
+    a clause about no one frame. Each invariant's clauses of one kind are the same predicate for each frame:
+    renaming the frames of a state renames the clauses with them (what `obligations` uses)."""
+    found = _FRAME.search(name)
+    return int(found.group(1), 16) if found else None
+
+
+def clause_for_frame(name: str, frame: int) -> str:
+    """The clause of the same kind as `name` about `frame`."""
+    return _FRAME.sub(f"frame {frame:#x}", name, count=1)
+
+
 def clauses(name: str, s: SymState, rules: RuleSet) -> Clauses:
     return CLAUSES[name](s, rules)
 
@@ -335,6 +352,8 @@ __all__ = [
     "PREMISES",
     "STATE_INVARIANTS",
     "all_hold",
+    "clause_for_frame",
+    "clause_frame",
     "clauses",
     "holds",
     "live_entries",

@@ -2,15 +2,37 @@
 
 The premise is the invariants of `invariants.PREMISES` on the state before the step (global safety follows from
 them: `SAFETY_LEMMA`), the operation's case and well-formed arguments, and that the step stays inside the
-unrolling (`step.Outcome.outside`, which `op_facts` proves unreachable from the premise). The conclusion is
-split into the invariant's clauses (per frame, per table, per root: `invariants.clauses`), each decided in a
-fresh Z3 solver with the same limits as `xenpin prove`; the obligation is `proved` only if every clause is
-`unsat`, the premise is satisfiable, and the operation can succeed and can fail from it (otherwise `vacuous`).
-The first clause that is `sat` gives the counterexample: the witness is searched again at the fewest frames
-that still break the invariant, minimised (fewest entries, entries that name real frames, fewest flags, the
-lowest arguments), rebuilt from a fresh guest (`witness.construction`), and the executable validator run on
-it: the verdict is `counterexample` only if the validator gives the same answer and state as the symbolic step
-and `check_invariants` reports the same invariant violated. Anything else is `unknown`, with the reason.
+unrolling (`step.Outcome.outside`, which `op_facts` proves unreachable from the premise). The conclusion is the
+invariant's clauses (per frame, per table, per root: `invariants.clauses`), decided together in one fresh Z3
+solver with the same limits as `xenpin prove` (if the solver gives up on them together, each clause in a
+solver of its own, so the verdict can say which it cannot decide); the obligation is `proved` only if the
+answer is `unsat`, the premise is satisfiable, and the operation can succeed and can fail from it (otherwise
+`vacuous`). A clause false in the `sat` model gives the counterexample: the witness is searched again at the
+fewest frames that still break the invariant, minimised (fewest entries, entries that name real frames,
+fewest flags, the lowest arguments), rebuilt from a fresh guest (`witness.construction`), and the executable
+validator run on it: the verdict is `counterexample` only if the validator gives the same answer and state as
+the symbolic step and `check_invariants` reports the same invariant violated. Anything else is `unknown`, with
+the reason.
+
+Reductions (each gives an obligation that is unsat exactly when the original one is; `tests/symbolic/pv/
+test_pv_symmetry.py` checks the facts they rest on):
+- *Symmetry of frames.* The guest's frames are interchangeable: renaming them (a permutation of 0 .. frames-1
+  applied to frame indices, entry targets and roots, fixing the foreign frame and every mfn with no page)
+  maps the premise, the step and every invariant to themselves, and each per-frame clause to the same clause
+  of the renamed frame. The one part of the step that reads mfns as numbers is 4.1's `put_superpage` (a range
+  of 512 frames); `op_facts` proves no step from the premise reaches it (`OpFacts.symmetric`). Where it holds,
+  every query adds the case's symmetry-breaking constraint (the frames the case names -- the frame argument,
+  the entry written, old and new, the walk, the root replaced -- are 0, 1, ... in the order they are first
+  named: any counterexample can be renamed so), and the clauses of guest frames above the named ones are
+  decided for one such frame only (`reduced_clauses`).
+- *Counts in their low bits.* The step's `+1` / `-1` on a count works in the low `Bound.counter_bits` bits and
+  flags a path where that would differ from the 55-bit arithmetic as `outside`; `inside_bound` proves no step
+  from the premise is flagged, so on every state the obligation covers the narrowed step is Xen's.
+- *The unrolling condition left out.* Where the row's `inside_bound` check is `unsat`, the premise implies
+  that the step stays inside the unrolling, so the conjunct is dropped from the obligation's query.
+- *`put_superpage` flagged.* In the obligations' encoding 4.1's `put_superpage` is flagged `outside` rather than
+  unrolled (the refinement test runs it unrolled): only a PSE entry of a live L2 reaches it, and the row's
+  `inside_bound` check proves no step from the premise does.
 """
 
 from __future__ import annotations
@@ -44,6 +66,8 @@ class Encoding:
     args: dict
     outcome: Outcome
     premise: z3.BoolRef  # without the unrolling condition
+    symmetry: z3.BoolRef  # the case's symmetry-breaking constraint (`Operation.symmetry_breaking`)
+    names: int  # how many frames it names: every named guest frame is below this
 
 
 @functools.cache
@@ -51,9 +75,12 @@ def encoding(rules_name: str | RuleSet, op_name: str, bound: Bound = DEFAULT_BOU
     rules, op = get_rules(rules_name), operation(op_name)
     s = SymState.fresh(bound)
     args = op.symbolic_args()
-    outcome = op.run(s, args, rules)
+    # 4.1's `put_superpage` flagged rather than unrolled: only a PSE entry in a live L2 reaches it, which no
+    # state of the premise has, and the row's `inside_bound` check proves no step from the premise reaches it
+    outcome = op.run(s, args, rules, superpages=False)
     premise = z3.And(inv.premises_hold(s, rules), op.precondition(s, args))
-    return Encoding(rules, op, bound, s, args, outcome, premise)
+    symmetry, names = op.symmetry_breaking(s, args)
+    return Encoding(rules, op, bound, s, args, outcome, premise, symmetry, names)
 
 
 @dataclass(frozen=True)
@@ -67,6 +94,9 @@ class OpFacts:
     can_fail: str
     inside_bound: str  # "unsat" (proved: no path leaves the unrolling) | "sat" | "unknown"
     seconds: float
+    # "unsat": no step from the premise reaches the one mfn-ordered part of the step (`Outcome.asymmetric`),
+    # so the obligations of the row may use the symmetry of frames; "sat" | "unknown": they may not
+    symmetric: str = "unknown"
 
     @property
     def problem(self) -> str | None:
@@ -105,14 +135,25 @@ class RuleVerdict:
 
 
 def op_facts(rules_name: str, op_name: str, bound: Bound = DEFAULT_BOUND, **limits) -> OpFacts:
+    """The row's facts. Whether the step keeps the symmetry of frames is decided first, without it; where it
+    does, the other checks order the named frames too (`Operation.symmetry_breaking`): a `sat` answer found so
+    is one without the order, and the premise, the step and its unrolling condition are unchanged by renaming
+    frames, so an `unsat` one holds without it as well."""
     enc = encoding(rules_name, op_name, bound)
     t = time.perf_counter()
     out = enc.outcome
-    premise = check(enc.premise, **limits).status
-    succeed = check(z3.And(enc.premise, out.accepted, z3.Not(out.outside)), **limits).status
-    fail = check(z3.And(enc.premise, z3.Not(out.accepted), z3.Not(out.outside)), **limits).status
-    outside = check(z3.And(enc.premise, out.outside), **limits).status
-    return OpFacts(enc.rules.name, op_name, premise, succeed, fail, outside, time.perf_counter() - t)
+    if z3.is_false(out.asymmetric):  # the encoding has no such path at all
+        symmetric = "unsat"
+    else:
+        symmetric = check(z3.And(enc.premise, out.asymmetric), **limits).status
+    premise = z3.And(enc.premise, enc.symmetry) if symmetric == "unsat" else enc.premise
+    succeed = check(z3.And(premise, out.accepted, z3.Not(out.outside)), **limits).status
+    fail = check(z3.And(premise, z3.Not(out.accepted), z3.Not(out.outside)), **limits).status
+    satisfiable = "sat" if "sat" in (succeed, fail) else check(premise, **limits).status
+    outside = check(z3.And(premise, out.outside), **limits).status
+    return OpFacts(
+        enc.rules.name, op_name, satisfiable, succeed, fail, outside, time.perf_counter() - t, symmetric
+    )
 
 
 def decide(
@@ -123,23 +164,51 @@ def decide(
     bound: Bound = DEFAULT_BOUND,
     rlimit: int = DEFAULT_RLIMIT,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    symmetry: bool = True,
 ) -> RuleVerdict:
-    """The verdict of one obligation (see the module docstring)."""
+    """The verdict of one obligation (see the module docstring). `symmetry`: use the symmetry of frames where
+    the row's facts allow it (`reduced_clauses`)."""
     limits = {"rlimit": rlimit, "timeout_s": timeout_s}
     enc = encoding(rules_name, op_name, bound)
     t0 = time.perf_counter()
     base = {"rules": enc.rules.name, "operation": op_name, "invariant": invariant, "bound": str(bound)}
     inside = z3.Not(enc.outcome.outside)
+    reduced = symmetry and facts.symmetric == "unsat"
+    todo, skipped = (
+        reduced_clauses(enc, invariant)
+        if reduced
+        else (inv.clauses(invariant, enc.outcome.state, enc.rules), 0)
+    )
+    # Where no step from the premise leaves the unrolling (proved in the row's facts), `inside` is implied by
+    # the premise and is left out: it only weighs the solver down.
+    context = [enc.premise]
+    if not (reduced and facts.inside_bound == "unsat"):
+        context.append(inside)
+    if reduced:
+        context.append(enc.symmetry)
     unknowns, timings = [], []
-    for name, clause in inv.clauses(invariant, enc.outcome.state, enc.rules):
-        answer = check(z3.And(enc.premise, inside, z3.Not(clause)), **limits)
+
+    def found(name: str) -> RuleVerdict:
+        first = RuleVerdict(
+            **base, **counterexample(enc, invariant, name, limits), timings=tuple(timings), seconds=0.0
+        )
+        others = _alternatives(
+            enc, invariant, first, base, limits, ordered=reduced and facts.inside_bound == "unsat"
+        )
+        return replace(first, alternatives=others, seconds=time.perf_counter() - t0)
+
+    # The whole invariant in one call (one bit-blasting of the premise and the step rather than one a clause);
+    # only if the solver gives up on it are the clauses decided one by one, to say which it cannot decide.
+    whole = check(z3.And(*context, z3.Not(z3.And([clause for _name, clause in todo]))), **limits)
+    timings.append(whole.seconds)
+    if whole.status == "sat":
+        broken = [n for n, cl in todo if not z3.is_true(whole.model.eval(cl, model_completion=True))]
+        return found(broken[0] if broken else todo[0][0])
+    for name, clause in todo if whole.status == "unknown" else ():
+        answer = check(z3.And(*context, z3.Not(clause)), **limits)
         timings.append(answer.seconds)
         if answer.status == "sat":
-            first = RuleVerdict(
-                **base, **counterexample(enc, invariant, name, limits), timings=tuple(timings), seconds=0.0
-            )
-            others = _alternatives(enc, invariant, first, base, limits)
-            return replace(first, alternatives=others, seconds=time.perf_counter() - t0)
+            return found(name)
         if answer.status == "unknown":
             unknowns.append(f"{name}: {answer.reason}")
     seconds = time.perf_counter() - t0
@@ -155,8 +224,13 @@ def decide(
         return RuleVerdict(
             **base, verdict=verdict, seconds=seconds, note=problem, checks=checks, timings=tuple(timings)
         )
+    done = f"{len(todo)} clauses unsat" + (" in one call" if whole.status == "unsat" else "")
+    if skipped:
+        done += f" ({skipped} more by the symmetry of frames)"
+    if reduced:
+        done += ", named frames in order"
     if facts.can_succeed == "unsat":  # a refused case (`Operation.refused_case`): the state cannot change
-        note = f"{checks} clauses unsat; every call of this case is refused (the hypercall succeeds in its other cases)"
+        note = f"{done}; every call of this case is refused (the hypercall succeeds in its other cases)"
         return RuleVerdict(
             **base, verdict="proved", seconds=seconds, note=note, checks=checks, timings=tuple(timings)
         )
@@ -164,13 +238,45 @@ def decide(
         **base,
         verdict="proved",
         seconds=seconds,
-        note=f"{checks} clauses unsat",
+        note=done,
         checks=checks,
         timings=tuple(timings),
     )
 
 
+def reduced_clauses(enc: Encoding, invariant: str) -> tuple[inv.Clauses, int]:
+    """The clauses to decide under the case's symmetry-breaking constraint, and how many follow without a call.
+
+    Under the constraint every named guest frame is below `enc.names` (K), so the guest frames K .. frames-1 are
+    named by nothing: swapping two of them keeps the premise, the step, the constraint and the invariant, and
+    turns one's clause into the other's. So a counterexample to the clause of frame m > K gives one to the clause
+    of frame K of the same kind, and only frames 0 .. K are decided (the foreign frame and clauses about no one
+    frame always are)."""
+    n, k = enc.bound.frames, enc.names
+    all_clauses = inv.clauses(invariant, enc.outcome.state, enc.rules)
+    names = {name for name, _clause in all_clauses}
+    kept: inv.Clauses = []
+    for name, clause in all_clauses:
+        frame = inv.clause_frame(name)
+        if frame is not None and k < frame < n and inv.clause_for_frame(name, k) in names:
+            continue
+        kept.append((name, clause))
+    return kept, len(all_clauses) - len(kept)
+
+
 # ------------------------------------------------------------------------------------------ counterexamples
+
+
+def _exists(enc: Encoding, invariant: str, excluded: tuple[int, ...], ordered: bool) -> z3.BoolRef:
+    """Whether a counterexample changing other flags exists (`_alternatives`)."""
+    if not ordered:
+        return _violates(enc, invariant, excluded)
+    return z3.And(
+        enc.premise,
+        enc.symmetry,
+        z3.Not(inv.holds(invariant, enc.outcome.state, enc.rules)),
+        *[changed_flags(enc) != sig for sig in excluded],
+    )
 
 
 def _violates(enc: Encoding, invariant: str, excluded: tuple[int, ...] = ()) -> z3.BoolRef:
@@ -325,15 +431,19 @@ def counterexample(
 MAX_ALTERNATIVES = 2
 
 
-def _alternatives(enc: Encoding, invariant: str, first: RuleVerdict, base: dict, limits: dict) -> tuple:
+def _alternatives(
+    enc: Encoding, invariant: str, first: RuleVerdict, base: dict, limits: dict, ordered: bool = False
+) -> tuple:
     """Other holes in the same step: counterexamples that change other flags of the entry (up to
     MAX_ALTERNATIVES), so that one hole does not hide another (under 4.1, XSA-182's RW flip of a linear entry
-    is the smallest counterexample for an L2 update; XSA-148's PSE flip is the next)."""
+    is the smallest counterexample for an L2 update; XSA-148's PSE flip is the next). `ordered`: the row keeps
+    the symmetry of frames, so whether another hole exists is asked with the named frames in order (and the
+    premise's unrolling condition left out: the row's facts prove it), which is the same question."""
     if first.verdict != "counterexample" or first.changed is None:
         return ()
     found, excluded = [], (first.changed,)
     for _ in range(MAX_ALTERNATIVES):
-        if check(_violates(enc, invariant, excluded), **limits).status != "sat":
+        if check(_exists(enc, invariant, excluded, ordered), **limits).status != "sat":
             break
         fields = counterexample(enc, invariant, first.clause or "", limits, excluded)
         v = RuleVerdict(**base, **fields, seconds=0.0)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import z3
 
-from xenpin.symbolic.pv.state import BV, ENTRY_BITS, SymState, W
-from xenpin.symbolic.pv.step import Outcome, Run, finish, has, live_level
+from xenpin.symbolic.pv.state import BV, ENTRY_BITS, SymState, W, c
+from xenpin.symbolic.pv.step import Outcome, Run, entry_mfn, finish, has, live_level
 from xenpin.xen.flags import ENTRIES_PER_TABLE, P
 
 
@@ -69,8 +69,61 @@ class Operation:
             parts.append(level == 1 if self.ptwr else level != 1)
         return z3.And(parts)
 
-    def run(self, s: SymState, args: dict[str, BV], rules, fold: bool = False) -> Outcome:
-        r = Run(s, rules, self.levels, fold)
+    def named_frames(self, s: SymState, args: dict[str, BV]) -> list[BV]:
+        """The frames this case names, in order: the frame argument, the targets of its entries (the entry the
+        call writes, old and new), the walk of `update_va_mapping`, the root the call replaces. Each is a term
+        that renaming the guest's frames renames with it (an absent entry or root names `no_frame`, which no
+        renaming moves): what `symmetry_breaking` orders."""
+        n = s.bound.frames
+        no_frame = c(n + 1)
+
+        def target(e: BV) -> BV:
+            return z3.If(has(e, P), entry_mfn(e), no_frame)
+
+        out: list[BV] = []
+        if "va" in args:
+            va, table = args["va"], z3.If(s.has_baseptr, s.baseptr, no_frame)
+            out.append(table)
+            for level in (4, 3, 2):
+                slot = z3.LShR(va, 12 + 9 * (level - 1)) & (ENTRIES_PER_TABLE - 1)
+                table = target(s.entry(table, slot))
+                out.append(table)
+            out.append(target(s.entry(table, z3.LShR(va, 12) & (ENTRIES_PER_TABLE - 1))))
+        if "mfn" in args:
+            out.append(args["mfn"])
+            if "slot" in args:
+                out.append(target(s.entry(args["mfn"], args["slot"])))
+            else:
+                out += [target(s.entry(args["mfn"], k)) for k in s.bound.slots]
+        if "entry" in args:
+            out.append(target(args["entry"]))
+        if self.call == "new_baseptr":
+            out.append(z3.If(s.has_baseptr, s.baseptr, no_frame))
+        if self.call == "set_gdt":
+            out.append(z3.If(s.has_gdt, s.gdt, no_frame))
+        return out
+
+    def symmetry_breaking(self, s: SymState, args: dict[str, BV]) -> tuple[z3.BoolRef, int]:
+        """The guest frames `named_frames` names are 0, 1, ... in the order of their first mention, and how many
+        names there are (every named guest frame is below it).
+
+        Sound for an obligation whose premise, step and invariant are unchanged by renaming guest frames (a
+        permutation of 0 .. frames-1 applied to the frame indices, entry targets and roots; it fixes the foreign
+        frame and every mfn with no page): any state and arguments can be renamed so that their named frames come
+        in this order, so a counterexample exists with the constraint if one exists without it."""
+        n = s.bound.frames
+        parts, fresh = [], c(0)  # `fresh`: the next unnamed frame (the named ones so far are 0 .. fresh-1)
+        names = self.named_frames(s, args)
+        for term in names:
+            guest = z3.ULT(term, n)
+            parts.append(z3.Implies(guest, z3.ULE(term, fresh)))
+            fresh = z3.If(z3.And(guest, term == fresh), fresh + 1, fresh)
+        return z3.And(parts), len(names)
+
+    def run(
+        self, s: SymState, args: dict[str, BV], rules, fold: bool = False, superpages: bool = True
+    ) -> Outcome:
+        r = Run(s, rules, self.levels, fold, superpages)
         method: Callable = getattr(r, self.call)
         values = [args[name] for name in self.args]
         if self.level is not None:

@@ -24,7 +24,13 @@ from dataclasses import dataclass, replace
 import z3
 
 from xenpin.xen.flags import ALL_FLAGS, ENTRIES_PER_TABLE, PAGE_SHIFT, Entry
-from xenpin.xen.frame import PGT_none
+from xenpin.xen.frame import (
+    FRESH_COUNT_INFO,
+    PGT_none,
+    PGT_pinned,
+    PGT_type_mask,
+    PGT_validated,
+)
 from xenpin.xen.hypervisor import FOREIGN_DOMAIN, GUEST_DOMAIN, Hypervisor
 
 W = 64
@@ -54,6 +60,14 @@ class Bound:
             raise ValueError(f"slots must be in 0..{ENTRIES_PER_TABLE - 1}: {self.slots}")
 
     @property
+    def counter_bits(self) -> int:
+        """The low bits of a count the symbolic step does its arithmetic in (`step.Run.counted`): room for every
+        holder the bound has (each entry, the pin, the base pointer, the GDT, the allocation) and as many again
+        taken within one step, so that no step from a state of the invariants carries out of them (the step
+        flags a path that would, and the obligations prove none does)."""
+        return (2 * (self.frames * len(self.slots) + 4)).bit_length()
+
+    @property
     def foreign(self) -> int:
         """The mfn of the other domain's frame."""
         return self.frames
@@ -64,6 +78,25 @@ class Bound:
 
 
 DEFAULT_BOUND = Bound()
+
+
+def shaped(name: str, free: int, fixed: int = 0) -> BV:
+    """A 64-bit word whose bits in `free` are variables (one per run of them) and whose other bits are those
+    of `fixed`."""
+    parts, bit = [], 0
+    while bit < W:
+        top = bit
+        is_free = bool(free >> bit & 1)
+        while top < W and bool(free >> top & 1) == is_free:
+            top += 1
+        width = top - bit
+        if is_free:
+            parts.append(z3.BitVec(f"{name}.{bit}", width))
+        else:
+            parts.append(z3.BitVecVal(fixed >> bit & ((1 << width) - 1), width))
+        bit = top
+    parts.reverse()
+    return parts[0] if len(parts) == 1 else z3.Concat(*parts)
 
 
 def select(values: tuple, index: BV, default):
@@ -92,13 +125,20 @@ class SymState:
 
     @classmethod
     def fresh(cls, bound: Bound, prefix: str = "s") -> SymState:
+        """Any state of the bound that has the shape `invariants.wellformed` asks of every state: a word's bits
+        are variables only where Xen's encoding (and the model) may set them (an entry's frame number and
+        flags; a type, `PGT_pinned`, `PGT_validated` and a type count below `2 ** Bound.counter_bits`, where
+        wellformed's limit is lower), and the foreign frame is as it was created. Every use of a fresh state assumes wellformed of it, so this leaves out no state that matters;
+        it only spares the solver words of bits that are always 0."""
         n = bound.frames
         bv = lambda name: z3.BitVec(f"{prefix}.{name}", W)  # noqa: E731
+        count = (1 << bound.counter_bits) - 1
+        ti_free = PGT_type_mask | PGT_pinned | PGT_validated | count
         return cls(
             bound,
-            tuple(bv(f"count_info[{m}]") for m in range(n + 1)),
-            tuple(bv(f"type_info[{m}]") for m in range(n + 1)),
-            tuple(tuple(bv(f"pt[{m}][{s}]") for s in bound.slots) for m in range(n)),
+            (*(bv(f"count_info[{m}]") for m in range(n)), c(FRESH_COUNT_INFO)),
+            (*(shaped(f"{prefix}.type_info[{m}]", ti_free) for m in range(n)), c(PGT_none)),
+            tuple(tuple(shaped(f"{prefix}.pt[{m}][{s}]", ENTRY_BITS) for s in bound.slots) for m in range(n)),
             bv("baseptr"),
             z3.Bool(f"{prefix}.has_baseptr"),
             bv("gdt"),

@@ -23,6 +23,12 @@ of `put_superpage` inside a free -- and a path that would need one is marked `ou
 per operation, that no such path starts from a state of the invariants (and where it cannot, no verdict of that
 operation is `proved`).
 
+Counts change in their low `Bound.counter_bits` bits (`Run.counted`): a path on which that would differ from
+Xen's arithmetic (a carry out of them, a borrow) is flagged `outside` too, and the same check proves no step from
+the invariants is. With `superpages=False` (the obligations' encoding) 4.1's `put_superpage` is flagged rather
+than unrolled; `Outcome.asymmetric` marks the paths that reach it (the one part of the step that reads mfns as
+numbers, not names: `obligations` uses the symmetry of frames only where no step from the premise does).
+
 `fold` (for runs on constant states, as the refinement test makes) simplifies every guard and value as it goes,
 so such a run stays small and skips the branches it does not take; it changes no answer.
 """
@@ -141,6 +147,9 @@ class Outcome:
     errno: BV  # meaningful when not accepted
     state: SymState
     outside: z3.BoolRef  # the unrolling was cut short on some path (see the module docstring)
+    # some path reached 4.1's `put_superpage`, the one part of the step that reads mfns as numbers (a range)
+    # rather than as names: `obligations` uses the symmetry of frames only where no step from the premise can
+    asymmetric: z3.BoolRef
 
 
 class Run:
@@ -152,17 +161,23 @@ class Run:
         rules: RuleSet,
         levels: tuple[int, ...] = (0, 1, 2, 3, 4),
         fold: bool = False,
+        superpages: bool = True,
     ) -> None:
         self.s = state
         # `fold`: simplify as the run goes (a state of constants stays constants, and dead branches are skipped)
         self.fold = z3.simplify if fold else (lambda t: t)
         # the live levels the operation's frame may have: an operation case leaves the other branches out
         self.levels = levels
+        # `superpages=False`: 4.1's `put_superpage` is not unrolled but flagged `outside` (for obligations, whose
+        # row facts prove no step from the premise reaches it; the refinement test runs it)
+        self.superpages = superpages
         self.rules = rules
         self.ok: z3.BoolRef = z3.BoolVal(True)
         self.err: BV = z3.BitVecVal(0, ERR_BITS)
         self.outside_bound: z3.BoolRef = z3.BoolVal(False)
+        self.asymmetric: z3.BoolRef = z3.BoolVal(False)
         self.n = state.bound.frames
+        self.k = state.bound.counter_bits
 
     def depth_for(self, level: int) -> int:
         """The nested frees the unrolling allows below a put of a level-`level` table: one per frame of the
@@ -228,6 +243,36 @@ class Run:
             new.append(v if z3.is_false(hit) else self.fold(z3.If(hit, value(v), v)))
         self.s = self.s.with_(**{name: tuple(new)})
 
+    def counted(self, v: BV, delta: int) -> tuple[BV, z3.BoolRef]:
+        """`v + delta` (1 or -1) for a `count_info` or `type_info` word whose count is to change, computed in the
+        count's low `k` bits (`Bound.counter_bits`), and the condition under which that differs from Xen's
+        arithmetic on the whole word: a carry out of the low bits, or a borrow (a decrement is only ever made
+        of a count that is not 0). Where it holds the path is flagged `outside`, so a narrowed step is the
+        exact one on every path the obligations keep (and `op_facts` proves none is lost)."""
+        k = self.k
+        low = z3.Extract(k - 1, 0, v)
+        new = z3.Concat(z3.Extract(W - 1, k, v), low + delta)
+        return new, low == ((1 << k) - 1 if delta > 0 else 0)
+
+    def count_update(self, name: str, mfn: BV, delta: int, cond=True) -> None:
+        """`frame_update` by `counted`: the count of frame `mfn` goes up or down by one."""
+        old = getattr(self.s, name)
+        guard = self.fold(z3.And(self.ok, cond))
+        if z3.is_false(guard):
+            return
+        new, wrong = [], []
+        for i, v in enumerate(old):
+            hit = self.fold(z3.And(guard, mfn == i))
+            if z3.is_false(hit):
+                new.append(v)
+                continue
+            value, bad = self.counted(v, delta)
+            new.append(self.fold(z3.If(hit, value, v)))
+            wrong.append(z3.And(hit, bad))
+        self.s = self.s.with_(**{name: tuple(new)})
+        if wrong:
+            self.outside(z3.Or(wrong))
+
     def write_entry(self, table: BV, slot: BV, value: BV) -> None:
         """`_write_entry`: the entry's bytes (no reference counting)."""
         slots = self.s.bound.slots
@@ -255,14 +300,14 @@ class Run:
     def get_page(self, mfn: BV) -> z3.BoolRef:
         """`_get_page(mfn, guest)`: a general ref if the guest owns the frame; whether it did."""
         owned = self.is_guest(mfn)
-        self.frame_update("count_info", mfn, lambda x: x + 1, owned)
+        self.count_update("count_info", mfn, 1, owned)
         return owned
 
     def put_page(self, mfn: BV) -> None:
         """`_put_page`: at count 0 Xen 4.1 wraps; the model records damage and stays at 0."""
         zero = self.s.ci(mfn) & PGC_count_mask == 0
         self.note_damage("general_count", zero)
-        self.frame_update("count_info", mfn, lambda x: x - 1, z3.Not(zero))
+        self.count_update("count_info", mfn, -1, z3.Not(zero))
 
     # ------------------------------------------------------------------------------------- type refs
 
@@ -281,7 +326,9 @@ class Run:
         # asks for the next level down: the frame is requested again only at another level, a type mismatch
         # (refused above). So this cannot happen (the executable asserts it); it is refused like a mismatch.
         self.fail_if(z3.And(z3.Not(count0), z3.Not(has(x, PGT_validated))), "EINVAL")
-        self.frame_update("type_info", mfn, lambda _old: x + 1)
+        up, wrong = self.counted(x, 1)
+        self.frame_update("type_info", mfn, lambda _old: up)
+        self.outside(wrong)
         with self.when(z3.Not(has(x, PGT_validated))):
             self.alloc_page_type(mfn, type_)
             self.frame_update("type_info", mfn, lambda t: t | PGT_validated)
@@ -294,7 +341,8 @@ class Run:
         x = self.s.ti(mfn)
         zero = type_count(x) == 0
         self.note_damage("type_count", zero)
-        nx = x - 1
+        nx, wrong = self.counted(x, -1)
+        self.outside(z3.And(z3.Not(zero), wrong))
         free = z3.And(z3.Not(zero), type_count(nx) == 0, is_table_type(x), has(x, PGT_validated))
         self.frame_update("type_info", mfn, lambda _old: z3.If(free, nx & ~PGT_validated, nx), z3.Not(zero))
         if depth:
@@ -306,7 +354,7 @@ class Run:
     def get_page_and_type(self, mfn: BV, type_: int) -> None:
         """`_get_page_and_type`: general ref, then type ref; on failure the general ref is dropped again."""
         self.fail_if(z3.Not(self.is_guest(mfn)), "EINVAL")
-        self.frame_update("count_info", mfn, lambda x: x + 1)
+        self.count_update("count_info", mfn, 1)
         failed = self.attempt(lambda: self.get_page_type(mfn, type_))
         self.on_failure(failed, lambda: self.put_page(mfn))
 
@@ -396,8 +444,8 @@ class Run:
         read_only = z3.Not(has(flags, RW))
         to_self = target == table
         take = z3.And(read_only, z3.Not(to_self), self.is_guest(target), fits)
-        self.frame_update("count_info", target, lambda v: v + 1, take)
-        self.frame_update("type_info", target, lambda v: v + 1, take)
+        self.count_update("count_info", target, 1, take)
+        self.count_update("type_info", target, 1, take)
         return z3.And(read_only, z3.Or(to_self, z3.And(self.is_guest(target), fits)))
 
     # ---------------------------------------------------------------------------------- devalidation
@@ -429,6 +477,10 @@ class Run:
     def put_superpage(self, mfn: BV, flags: BV, depth: int) -> None:
         """`_put_superpage`: 4.1 drops a type and a general ref on each frame mfn .. mfn+511 (XSA-148)."""
         if self.dead:
+            return
+        self.asymmetric = self.fold(z3.Or(self.asymmetric, self.ok))
+        if not self.superpages:
+            self.outside(z3.BoolVal(True))
             return
         kept = (self.s.damage_type, self.s.damage_general)
         for frame in range(self.n + 1):
@@ -579,7 +631,7 @@ def finish(before: SymState, run: Run) -> Outcome:
         pick(a.damage_type, b.damage_type),
         pick(a.damage_general, b.damage_general),
     )
-    return Outcome(ok, run.err, merged, run.outside_bound)
+    return Outcome(ok, run.err, merged, run.outside_bound, run.asymmetric)
 
 
 __all__ = [
