@@ -67,7 +67,7 @@ class Failure:
     function: str = ""  # the kernel function that faulted (the oops' IP line names it)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a boot records a few steps per L1 table, millions at 1 TiB
 class Step:
     index: int
     call: int  # which init_memory_mapping call (0, 1, ...); -1 outside them
@@ -79,7 +79,7 @@ class Step:
     slot: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PageState:
     """One page as the kernel's tables and Xen see it at one moment (for pictures; not used by the checks).
 

@@ -22,12 +22,13 @@ Native: every store is plain, and the hooks do nothing.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable
 from itertools import chain, repeat
 
 from xenpin.linux.guest import Guest, direct_va
 from xenpin.linux.layout import PTRS_PER_TABLE, pfn_phys
-from xenpin.linux.policy import CompiledPolicy, specialize
+from xenpin.linux.policy import CompiledPolicy, free_variables, specialize
 from xenpin.xen.console import DOMAIN_CRASH_SYNC, trap_line, xen_line
 from xenpin.xen.flags import RW, Entry, P, format_flags
 from xenpin.xen.hypervisor import Result
@@ -35,6 +36,7 @@ from xenpin.xen.hypervisor import Result
 PAGE_KERNEL = P | RW  # the bits Xen checks; _PAGE_GLOBAL is masked for PV and A/D/NX do not matter here
 PAGE_KERNEL_RO = P
 _POLICY_ARGS = ("pfn", "pgt_buf_start", "pgt_buf_end", "pgt_buf_top")
+RUNS_WINDOW = 1 << 18  # pfns (1 GiB): how far ahead readonly_runs answers while the buffer globals stay put
 # A run of PTEs: pfns [lo, hi) with the same flags
 PteRun = tuple[int, int, int]
 
@@ -50,6 +52,12 @@ class PvOps:
         # folded in, for its runs
         self._readonly = CompiledPolicy(v.readonly, (*_POLICY_ARGS, "ioremap"))
         self._readonly_direct = CompiledPolicy(specialize(v.readonly, {"ioremap": False}), _POLICY_ARGS)
+        uses = free_variables(self._readonly_direct.expr)
+        self._direct_uses = tuple(name in uses for name in _POLICY_ARGS[1:])
+        self._direct_key: tuple | None = (
+            None  # the buffer globals the direct-map rule reads, at the last call
+        )
+        self._direct_window: tuple[int, int, list[tuple[int, int, bool]], list[int]] | None = None
         self._reserve = CompiledPolicy(v.reserve, _POLICY_ARGS)
         self._writable = CompiledPolicy(v.writable, _POLICY_ARGS)
         self.pgt_buf_start = self.pgt_buf_end = self.pgt_buf_top = 0
@@ -119,9 +127,26 @@ class PvOps:
     def readonly_runs(self, lo: int, hi: int) -> list[tuple[int, int, bool]]:
         """`mask_rw` of the direct-map PTEs (`ioremap` false) of pfns `[lo, hi)` with the buffer globals as they
         are now: maximal runs `(start, end, read-only)`, ascending."""
-        if not self.xen:
+        if not self.xen or lo >= hi:
             return [(lo, hi, False)] if lo < hi else []
-        return self._readonly_direct.runs(lo, hi, self.pgt_buf_start, self.pgt_buf_end, self.pgt_buf_top)
+        globals_ = (self.pgt_buf_start, self.pgt_buf_end, self.pgt_buf_top)
+        key = tuple(v if used else None for v, used in zip(globals_, self._direct_uses, strict=True))
+        window = self._direct_window
+        if key != self._direct_key or window is None or not window[0] <= lo < hi <= window[1]:
+            # the same globals twice in a row (the rule does not read the one that moved): the runs of the next
+            # RUNS_WINDOW pfns at once, for the L1 tables to come
+            end = max(hi, lo + RUNS_WINDOW) if key == self._direct_key else hi
+            runs = self._readonly_direct.runs(lo, end, *globals_)
+            window = self._direct_window = (lo, end, runs, [r[1] for r in runs])
+            self._direct_key = key
+        _, _, runs, ends = window
+        out = []
+        for i in range(bisect_right(ends, lo), len(runs)):
+            first, end, readonly = runs[i]
+            if first >= hi:
+                break
+            out.append((max(first, lo), min(end, hi), readonly))
+        return out
 
     def pte_flags(self, pfn: int, ioremap: bool) -> int:
         return PAGE_KERNEL_RO if self.mask_rw(pfn, ioremap) else PAGE_KERNEL
