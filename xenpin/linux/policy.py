@@ -11,9 +11,13 @@ the pagetable buffer, e.g. (depending on the kernel version)::
 and ``pagetable_reserve`` in ``arch/x86/mm/init.c`` reserves
 ``PFN_PHYS(pgt_buf_start) .. PFN_PHYS(pgt_buf_end)`` and frees the rest of the
 buffer.  Each kernel variant states its ``readonly`` / ``reserve`` /
-``writable`` rules in this language, so the executable model (:func:`to_function`),
-the reference interpreter (:func:`evaluate`) and the Z3 encoding (:func:`to_z3`)
-all come from one source text.
+``writable`` rules in this language, so the executable model, the reference
+interpreter (:func:`evaluate`) and the Z3 encoding (:func:`to_z3`) all come from
+one source text.  The executable model is each policy compiled once: to one
+generated Python function (:func:`to_function`), and with the buffer variables
+fixed to the runs of ``pfn`` over which its value is constant
+(:class:`CompiledPolicy`), so that the boot walk stores a run of PTEs with the
+same outcome at once.  :func:`specialize` fixes some variables (``ioremap``).
 
 Grammar (lowest precedence first)::
 
