@@ -54,9 +54,8 @@ class PvOps:
         self._readonly_direct = CompiledPolicy(specialize(v.readonly, {"ioremap": False}), _POLICY_ARGS)
         uses = free_variables(self._readonly_direct.expr)
         self._direct_uses = tuple(name in uses for name in _POLICY_ARGS[1:])
-        self._direct_key: tuple | None = (
-            None  # the buffer globals the direct-map rule reads, at the last call
-        )
+        # the buffer globals the direct-map rule reads, as the last call saw them, and the runs it kept
+        self._direct_key: tuple | None = None
         self._direct_window: tuple[int, int, list[tuple[int, int, bool]], list[int]] | None = None
         self._reserve = CompiledPolicy(v.reserve, _POLICY_ARGS)
         self._writable = CompiledPolicy(v.writable, _POLICY_ARGS)
