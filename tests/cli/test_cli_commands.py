@@ -284,8 +284,8 @@ def test_boot_exit_1_on_an_unexplained_failure(
         ("1.5K", "--mem: 1.5K is not a positive multiple of 4 KiB"),
         ("infG", "--mem: bad memory size 'infG'"),
         ("nanG", "--mem: bad memory size 'nanG'"),
-        ("99999999999999999999999G", "--mem: 99999999999999999999999G is more than the model boots (64 GiB"),
-        ("65G", "--mem: 65G is more than the model boots (64 GiB"),
+        ("99999999999999999999999G", "--mem: 99999999999999999999999G is more than the model boots ("),
+        ("65T", "--mem: 65T is more than the model boots ("),  # the cap: tests/cli/test_cli_boot_cap.py
         ("1M", "models/kernels/3.0.toml: 0x100000 bytes is too small: the domain builder's layout needs"),
     ],
 )
@@ -596,7 +596,7 @@ def test_dmesg_needs_one_variant_and_a_bounded_machine(
     huge.write_text("init_memory_mapping: 0000000000000000-0000000100000000\n"
                     "init_memory_mapping: 0000000100000000-0000100000000000\n")  # fmt: skip
     assert _bad([str(KERNELS / "3.0.toml"), "--dmesg", str(huge)], capsys).startswith(
-        f"xenpin: {huge}: a guest of 0xfffff800000 bytes is more than the model boots (64 GiB"
+        f"xenpin: {huge}: a guest of 0xfffff800000 bytes is more than the model boots ("
     )
 
 

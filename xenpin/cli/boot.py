@@ -8,7 +8,7 @@ import json
 from xenpin.cli.common import EXIT_MISMATCH, EXIT_OK, InputError, add_output_flags, size_arg
 
 DEFAULT_MEM = "6G"  # above 4 GiB, so setup_arch makes its second init_memory_mapping call
-MAX_BOOT_BYTES = 64 << 30  # a 64 GiB Xen boot needs about 15 GiB of RAM (16 GiB: 3.6 GiB)
+# A Xen boot's cap follows this machine's RAM: `xenpin.linux.layout.max_boot_bytes`.
 MAX_NATIVE_BYTES = 1 << 40  # bare metal maps with 2 MiB pages: a 1 TiB boot needs about 0.5 GiB of RAM
 
 
@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--mem",
         metavar="SIZE",
-        help=f"a Xen guest's memory (xl's memory=, e.g. 1536M, 7.5G; default {DEFAULT_MEM}, or what --dmesg shows)",
+        help=f"a Xen guest's memory (xl's memory=, e.g. 1536M, 7.5G; default {DEFAULT_MEM}, or what --dmesg shows;"
+        " at most what this machine's RAM can boot)",
     )
     p.add_argument("--role", choices=("domU", "dom0", "native"), help="the machine (default: domU for Xen"
                    " variants, native for bare-metal ones)")  # fmt: skip
@@ -52,7 +53,7 @@ def _boot_config(args: argparse.Namespace, variant):
     if variant.xen == (role == "native"):
         raise InputError(f"--role {role}: {variant.path} is a {variant.platform} variant")
     mem = size_arg("--mem", args.mem if args.mem is not None else DEFAULT_MEM)
-    if mem > (MAX_NATIVE_BYTES if role == "native" else MAX_BOOT_BYTES):
+    if mem > _limit(role):
         raise InputError(f"--mem: {args.mem} is more than the model boots ({_limit_text(role)})")
     kw = {"role": role, "mem_bytes": mem, "e820": _e820_arg(args.e820)}
     for name, attr in (("--kernel-size", "kernel_size"), ("--ramdisk-size", "ramdisk_size")):
@@ -74,10 +75,18 @@ def _boot_config(args: argparse.Namespace, variant):
     return cfg
 
 
+def _limit(role: str) -> int:
+    from xenpin.linux.layout import max_boot_bytes
+
+    return MAX_NATIVE_BYTES if role == "native" else max_boot_bytes()
+
+
 def _limit_text(role: str) -> str:
+    from xenpin.linux.layout import max_boot_reason
+
     if role == "native":
         return f"{MAX_NATIVE_BYTES >> 30} GiB of bare metal: about 0.5 GiB of RAM per TiB"
-    return f"{MAX_BOOT_BYTES >> 30} GiB: about 0.23 GiB of RAM per GiB of guest"
+    return max_boot_reason()
 
 
 def check_machine(cfg, variant, source: str | None) -> None:
@@ -86,12 +95,12 @@ def check_machine(cfg, variant, source: str | None) -> None:
     from xenpin.linux.memblock import Memblock
     from xenpin.linux.xen_setup import xen_memory_setup
 
+    limit = _limit(cfg.role)
     if cfg.role == "native":
-        e820, limit = cfg.host_e820(), MAX_NATIVE_BYTES
+        e820 = cfg.host_e820()
     else:
         code = variant.code["xen_memory_setup"]
         e820 = xen_memory_setup(cfg.nr_pages, cfg.e820, cfg.dom0, code, Memblock(), 0, 0).e820
-        limit = MAX_BOOT_BYTES
     end = max((e.end for e in e820.map if e.type == 1), default=0)
     if cfg.mem_bytes > limit:
         what = (

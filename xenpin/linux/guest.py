@@ -11,7 +11,8 @@ A failure stops the boot as it stops the guest (`BootStop`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from xenpin.linux.console import PAGE_OFFSET, Console
@@ -66,7 +67,7 @@ class Failure:
     function: str = ""  # the kernel function that faulted (the oops' IP line names it)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a boot records a few steps per L1 table, millions at 1 TiB
 class Step:
     index: int
     call: int  # which init_memory_mapping call (0, 1, ...); -1 outside them
@@ -78,7 +79,7 @@ class Step:
     slot: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PageState:
     """One page as the kernel's tables and Xen see it at one moment (for pictures; not used by the checks).
 
@@ -125,6 +126,41 @@ class BufferState:
     @property
     def spare(self) -> range:
         return range(self.pgt_buf_end, self.pgt_buf_top)
+
+
+class PfnRanges:
+    """A set of pfns kept as sorted, disjoint, non-adjacent runs `[lo, hi)`: a run of a million pfns is two ints."""
+
+    def __init__(self) -> None:
+        self._lo: list[int] = []
+        self._hi: list[int] = []
+
+    def add(self, pfn: int) -> None:
+        self.add_range(pfn, pfn + 1)
+
+    def add_range(self, lo: int, hi: int) -> None:
+        if lo >= hi:
+            return
+        i = bisect_left(self._hi, lo)  # the first run ending at or after lo: it touches or follows [lo, hi)
+        j = bisect_right(self._lo, hi)  # the runs before j start at or before hi
+        if i < j:
+            lo, hi = min(lo, self._lo[i]), max(hi, self._hi[j - 1])
+        self._lo[i:j] = [lo]
+        self._hi[i:j] = [hi]
+
+    def runs(self) -> list[tuple[int, int]]:
+        return list(zip(self._lo, self._hi, strict=True))
+
+    def __contains__(self, pfn: object) -> bool:
+        i = bisect_right(self._lo, pfn) - 1  # type: ignore[call-overload]
+        return i >= 0 and pfn < self._hi[i]  # type: ignore[operator]
+
+    def __iter__(self) -> Iterator[int]:
+        for lo, hi in zip(self._lo, self._hi, strict=True):
+            yield from range(lo, hi)
+
+    def __len__(self) -> int:
+        return sum(hi - lo for lo, hi in zip(self._lo, self._hi, strict=True))
 
 
 @dataclass
@@ -178,7 +214,7 @@ class Guest:
         self.kernel_start = 0
         self.kernel_end = 0
         self.ramdisk: tuple[int, int] | None = None  # bytes
-        self.ro_pfns: set[int] = set()  # pfns whose direct-map PTE was written RO at some point
+        self.ro_pfns = PfnRanges()  # pfns whose direct-map PTE was written RO at some point
         self.pte_home: dict[int, tuple[int, int]] = {}  # buffer pfn -> (L1, slot) its direct-map PTE went to
 
     # ----------------------------------------------------------------------------------- p2m and reads
@@ -186,6 +222,17 @@ class Guest:
     def mfn(self, pfn: int) -> int | None:
         """`pfn_to_mfn`: None where no memory backs the pfn (INVALID_P2M_ENTRY)."""
         return self.p2m.mfn(pfn) if self.p2m is not None else pfn
+
+    def mfn_runs(self, lo: int, hi: int) -> list[tuple[int, int, int, int]]:
+        """`pfn_to_mfn` over pfns `[lo, hi)` in runs: `(first, end, mfn of first, step)` for the pfns memory backs,
+        ascending, the mfns of consecutive pfns `step` apart (the p2m is `mfn = base + step * pfn`)."""
+        p2m = self.p2m
+        if p2m is None:
+            return [(lo, hi, lo, 1)] if lo < hi else []
+        pieces = [(max(lo, 0), min(hi, p2m.nr_pages))]
+        for a, b in p2m.released:
+            pieces = [q for x, y in pieces for q in ((x, min(y, a)), (max(x, b), y))]
+        return [(x, y, p2m.base + p2m.step * x, p2m.step) for x, y in pieces if x < y]
 
     def entry(self, table: int, slot: int) -> tuple[int, int] | None:
         """The present entry `table[slot]` as (pfn it maps, flags)."""
@@ -296,6 +343,13 @@ class Guest:
         buf = self.buf
         return buf is not None and buf.pgt_buf_start <= pfn < buf.pgt_buf_top
 
+    def buffer_pfns(self, lo: int, hi: int) -> range:
+        """The pfns of `[lo, hi)` inside the current buffer (`in_buffer`), ascending."""
+        buf = self.buf
+        if buf is None:
+            return range(0)
+        return range(max(lo, buf.pgt_buf_start), min(hi, buf.pgt_buf_top))
+
     def stop(self, outcome: str, pfn: int, message: str, **kw) -> None:
         self.step(outcome, pfn, message)
         phase = kw.pop("phase", None) or (f"init_memory_mapping call {self.call}" if self.call >= 0 else "")
@@ -320,4 +374,14 @@ class Guest:
             self.on_step(self)
 
 
-__all__ = ["BootStop", "BufferState", "Failure", "Guest", "KernelTables", "PageState", "Step", "direct_va"]
+__all__ = [
+    "BootStop",
+    "BufferState",
+    "Failure",
+    "Guest",
+    "KernelTables",
+    "PageState",
+    "PfnRanges",
+    "Step",
+    "direct_va",
+]

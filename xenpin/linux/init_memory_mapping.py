@@ -41,7 +41,7 @@ from xenpin.linux.layout import (
     pfn_phys,
 )
 from xenpin.linux.memblock import PAGE_SIZE
-from xenpin.linux.pv_ops import PAGE_KERNEL, PvOps
+from xenpin.linux.pv_ops import PAGE_KERNEL, PAGE_KERNEL_RO, PvOps
 from xenpin.xen.flags import PSE, RW, format_flags
 
 PG_LEVEL_2M = 1 << 2
@@ -369,41 +369,55 @@ class DirectMapping:
         self.g.hv.write(self.g.mfn(table), slot, self.g.hv_entry(pfn, flags))
 
     def phys_pte_init_fresh(self, pte_page: int, addr: int, end: int) -> None:
-        """`phys_pte_init` into a page `alloc_low_page` just cleared: plain stores through its alias."""
+        """`phys_pte_init(pte_page, addr, end)` into a page `alloc_low_page` just cleared (arch/x86/mm/init_64.c,
+        2.6.37 .. 3.8): no `pte_val(*pte)` is set yet, so for each PTE up to `end` or the page's end
+
+            set_pte(pte, pfn_pte(addr >> PAGE_SHIFT, PAGE_KERNEL));  /* xen_set_pte_init -> mask_rw_pte */
+
+        as plain stores through the page's early_memremap alias (Xen does not know the page as a table yet).
+        The buffer globals `mask_rw_pte` reads do not move inside the loop, so its answer is constant over each
+        run `readonly_runs` gives, and a run of PTEs is stored at once; the steps of the buffer's own pages are
+        recorded PTE by PTE, in the loop's order."""
         g, pv = self.g, self.pv
-        chunk_end = (addr // PFNS_PER_PMD + 1) * PFNS_PER_PMD
-        hi = min(end, chunk_end)
+        hi = min(end, (addr // PFNS_PER_PMD + 1) * PFNS_PER_PMD)
         self.through_alias(pte_page, "phys_pte_init")
-        mask_rw = pv.mask_rw
-        ptes = []
-        for pfn in range(addr, hi):
-            flags = PAGE_KERNEL & ~RW if mask_rw(pfn, False) else PAGE_KERNEL
-            ptes.append((pfn % PTRS_PER_TABLE, pfn, flags))
-            if g.in_buffer(pfn):
-                slot = pfn % PTRS_PER_TABLE
-                g.step("set_pte", pfn, f"direct-map PTE {format_flags(flags)}",
-                       pte_page, slot)  # fmt: skip
-        g.pte_writes += len(ptes)
-        pv.fill_ptes(pte_page, ptes)
+        runs = []
+        for lo, run_end, readonly in pv.readonly_runs(addr, hi):
+            flags = PAGE_KERNEL_RO if readonly else PAGE_KERNEL
+            runs.append((lo, run_end, flags))
+            for pfn in g.buffer_pfns(lo, run_end):
+                g.step(
+                    "set_pte", pfn, f"direct-map PTE {format_flags(flags)}", pte_page, pfn % PTRS_PER_TABLE
+                )
+        g.pte_writes += max(0, hi - addr)
+        pv.fill_pte_runs(pte_page, runs)
 
     def phys_pte_init_existing(self, l1: int, lo: int, end: int) -> None:
-        """`phys_pte_init` on an existing PTE page: `if (pte_val(*pte)) continue;`, else `set_pte`."""
+        """`phys_pte_init` on an existing PTE page (arch/x86/mm/init_64.c, 2.6.37 .. 3.9), PTE by PTE: each store
+        into a live L1 is Xen's to check (ptwr emulation)::
+
+            if (addr >= end) { set_pte(pte, __pte(0)); continue; }   /* 3.9: not over E820 RAM */
+            if (pte_val(*pte)) continue;                             /* keep what is there */
+            set_pte(pte, pfn_pte(addr >> PAGE_SHIFT, prot));         /* xen_set_pte_init -> mask_rw_pte */
+
+        `mask_rw_pte`'s answers come in runs (`readonly_runs`): the buffer globals do not move in the loop."""
         g, pv = self.g, self.pv
         hi = min(end, (lo // PFNS_PER_PMD + 1) * PFNS_PER_PMD)
         chunk_end = (lo // PFNS_PER_PMD + 1) * PFNS_PER_PMD
         mfn = g.mfn(l1)
         entry = g.hv.entry
         via = self.via(l1)
-        for pfn in range(lo, hi):
-            slot = pfn % PTRS_PER_TABLE
-            if entry(mfn, slot) is not None:
-                continue
-            flags = pv.pte_flags(pfn, ioremap=False)
-            if g.in_buffer(pfn):
-                g.step("set_pte", pfn, f"direct-map PTE {format_flags(flags)} (existing L1 {l1:#x})",
-                       l1, slot)  # fmt: skip
-            g.pte_writes += 1
-            pv.set_pte(l1, slot, pfn, flags, via + slot * 8, "phys_pte_init")
+        for first, run_end, readonly in pv.readonly_runs(lo, hi):
+            flags = PAGE_KERNEL_RO if readonly else PAGE_KERNEL
+            for pfn in range(first, run_end):
+                slot = pfn % PTRS_PER_TABLE
+                if entry(mfn, slot) is not None:
+                    continue
+                if g.in_buffer(pfn):
+                    g.step("set_pte", pfn, f"direct-map PTE {format_flags(flags)} (existing L1 {l1:#x})",
+                           l1, slot)  # fmt: skip
+                g.pte_writes += 1
+                pv.set_pte(l1, slot, pfn, flags, via + slot * 8, "phys_pte_init")
         for pfn in range(hi, chunk_end):  # `if (addr >= end) set_pte(pte, __pte(0))` (3.9: not over RAM)
             slot = pfn % PTRS_PER_TABLE
             if entry(mfn, slot) is not None and not self._ram_kept(pfn, pfn + 1):

@@ -17,6 +17,7 @@ boundary needs PTEs.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from xenpin.linux.e820 import E820, E820_RAM, E820_RESERVED, E820Entry
@@ -40,6 +41,53 @@ DEFAULT_NODE_DATA_BYTES = (
 )
 DEFAULT_TRAMPOLINE_BYTES = 0x5000  # its "Base memory trampoline at [ffff88000009b000] 9b000 size 20480"
 XEN_SLACK_BYTES = 8 << 20  # xen_memory_setup: "8MB slack (to balance backend allocations)"
+
+
+# What a Xen boot costs in RAM: peak RSS per GiB of guest memory, in GiB. Measured as the slope of ru_maxrss
+# between a 4 GiB and a 16 GiB boot of 3.0, each in a process of its own (`python tests/benchmarks/bench_boot.py
+# --rss 4G 16G`; README-boot.md has the numbers), with the validator's dict-of-dicts storage. The validator's
+# compact storage (issue 12) lowers it: re-measure with the same command and update this one number.
+BOOT_RSS_GIB_PER_GUEST_GIB = 0.23
+MAX_PHYSMEM_BITS = 46  # x86-64 (2011): 64 TiB of physical memory is all the direct mapping has room for
+_FALLBACK_RAM_BYTES = 16 << 30  # a machine that does not say how much RAM it has
+
+
+def machine_ram_bytes() -> int:
+    """This machine's physical RAM in bytes (`sysconf(_SC_PHYS_PAGES)`, else /proc/meminfo's MemTotal)."""
+    try:
+        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        if pages > 0 and size > 0:
+            return pages * size
+    except (ValueError, OSError, AttributeError):
+        pass
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) << 10
+    except (OSError, ValueError, IndexError):
+        pass
+    return _FALLBACK_RAM_BYTES
+
+
+def max_boot_bytes(ram_bytes: int | None = None) -> int:
+    """The largest Xen guest a boot can run on a machine of `ram_bytes` of RAM (default: this one): the RAM over
+    `BOOT_RSS_GIB_PER_GUEST_GIB`, in whole GiB (at least 1), and at most the architecture's 2**MAX_PHYSMEM_BITS."""
+    ram = machine_ram_bytes() if ram_bytes is None else ram_bytes
+    gib = max(1, int(ram / (1 << 30) / BOOT_RSS_GIB_PER_GUEST_GIB))
+    return min(gib << 30, 1 << MAX_PHYSMEM_BITS)
+
+
+def max_boot_reason(ram_bytes: int | None = None) -> str:
+    """Why `max_boot_bytes` is what it is, in a few words: "100 GiB on this machine: 23.4 GiB of RAM, ..."."""
+    ram = machine_ram_bytes() if ram_bytes is None else ram_bytes
+    cap = max_boot_bytes(ram)
+    if cap == 1 << MAX_PHYSMEM_BITS:
+        return f"{cap >> 40} TiB: MAX_PHYSMEM_BITS = {MAX_PHYSMEM_BITS} of x86-64"
+    return (
+        f"{cap >> 30} GiB on this machine: {ram / (1 << 30):.1f} GiB of RAM, and a boot needs about"
+        f" {BOOT_RSS_GIB_PER_GUEST_GIB} GiB of it per GiB of guest"
+    )
 
 
 def roundup(x: int, to: int) -> int:
@@ -144,7 +192,9 @@ def parse_size(text: str) -> int:
 
 
 __all__ = [
+    "BOOT_RSS_GIB_PER_GUEST_GIB",
     "FOUR_GIB_PFN",
+    "MAX_PHYSMEM_BITS",
     "PAGE_SHIFT",
     "PAGE_SIZE",
     "PFNS_PER_PMD",
@@ -153,6 +203,9 @@ __all__ = [
     "ROLES",
     "BootConfig",
     "find_early_table_space_pages",
+    "machine_ram_bytes",
+    "max_boot_bytes",
+    "max_boot_reason",
     "parse_size",
     "pfn_phys",
     "roundup",

@@ -11,9 +11,13 @@ the pagetable buffer, e.g. (depending on the kernel version)::
 and ``pagetable_reserve`` in ``arch/x86/mm/init.c`` reserves
 ``PFN_PHYS(pgt_buf_start) .. PFN_PHYS(pgt_buf_end)`` and frees the rest of the
 buffer.  Each kernel variant states its ``readonly`` / ``reserve`` /
-``writable`` rules in this language, so the executable model (:func:`to_function`),
-the reference interpreter (:func:`evaluate`) and the Z3 encoding (:func:`to_z3`)
-all come from one source text.
+``writable`` rules in this language, so the executable model, the reference
+interpreter (:func:`evaluate`) and the Z3 encoding (:func:`to_z3`) all come from
+one source text.  The executable model is each policy compiled once: to one
+generated Python function (:func:`to_function`), and with the buffer variables
+fixed to the runs of ``pfn`` over which its value is constant
+(:class:`CompiledPolicy`), so that the boot walk stores a run of PTEs with the
+same outcome at once.  :func:`specialize` fixes some variables (``ioremap``).
 
 Grammar (lowest precedence first)::
 
@@ -52,6 +56,8 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -68,6 +74,7 @@ __all__ = [
     "Bool",
     "Call",
     "Compare",
+    "CompiledPolicy",
     "Expr",
     "Not",
     "Num",
@@ -78,6 +85,7 @@ __all__ = [
     "free_variables",
     "parse_expr",
     "parse_policy",
+    "specialize",
     "to_function",
     "to_z3",
     "unparse",
@@ -601,149 +609,97 @@ def evaluate(expr: Expr, env: Mapping[str, int | bool]) -> int | bool:
     return _eval(expr, env)
 
 
-# --------------------------------------------------------------------------- closure compiler
-
-_Fn = Callable[[tuple], "int | bool"]
+# --------------------------------------------------------------------------- compiler
 
 
-def _compile(e: Expr, index: Mapping[str, int], ctx: str) -> tuple[bool, object]:
-    """Compile ``e`` to ``(True, constant)`` or ``(False, closure over the argument tuple)``.
+def _shl(x: int, s: int) -> int:
+    return (x << s) & MASK if s < WIDTH else 0
 
-    ``ctx`` is ``"int"``, ``"bool"`` or ``"any"``: the type the parent expects.
+
+class _Source:
+    """Python source for an expression whose parameters are named `a0`, `a1`, ... (their order in `index`).
+
+    Nested (one Python expression) unless `flat`: then one assignment per node, for trees deeper than Python's
+    parser nests parentheses (200). Both agree: the expressions are total and pure on well-typed values, so
+    evaluating both operands of `and` / `or` in the flat form changes nothing but the time.
     """
-    if not free_variables(e):
-        return True, evaluate(e, {})
-    match e:
-        case Var(name):
-            i = index[name]
-            if ctx == "int":
-                return False, lambda a: a[i] & MASK
-            if ctx == "bool":
-                return False, lambda a: a[i]
 
-            def any_var(a: tuple) -> int | bool:
-                v = a[i]
-                return v if type(v) is bool else v & MASK
+    def __init__(self, index: Mapping[str, int], flat: bool) -> None:
+        self.index = index
+        self.flat = flat
+        self.lines: list[str] = []
+        self.int_params: set[int] = set()  # reduced modulo 2**64 on entry
 
-            return False, any_var
-        case Call(func, arg):
-            f = _fn(arg, index, "int")
-            if func == "PFN_PHYS":
-                return False, lambda a: (f(a) << 12) & MASK
-            if func == "PFN_DOWN":
-                return False, lambda a: f(a) >> 12
-            return False, lambda a: ((f(a) + 4095) & MASK) >> 12
-        case BinOp(op, left, right):
-            return False, _compile_binop(op, left, right, index)
-        case Compare(ops, operands):
-            return False, _compile_compare(ops, operands, index)
-        case And(left, right):
-            lf, rf = _fn(left, index, "bool"), _fn(right, index, "bool")
-            return False, lambda a: lf(a) and rf(a)
-        case Or(left, right):
-            lf, rf = _fn(left, index, "bool"), _fn(right, index, "bool")
-            return False, lambda a: lf(a) or rf(a)
-        case Not(operand):
-            f = _fn(operand, index, "bool")
-            return False, lambda a: not f(a)
-    raise TypeError(f"not a policy expression: {e!r}")
+    def _emit(self, text: str) -> str:
+        if not self.flat:
+            return text
+        name = f"t{len(self.lines)}"
+        self.lines.append(f"    {name} = {text}")
+        return name
 
+    def gen(self, e: Expr, ctx: str) -> str:
+        """`ctx` is the type the parent expects: "int", "bool" or "any" (the top)."""
+        if not free_variables(e):
+            return repr(evaluate(e, {}))
+        m = MASK
+        match e:
+            case Var(name):
+                i = self.index[name]
+                if ctx == "int":
+                    self.int_params.add(i)
+                    return f"a{i}"
+                if ctx == "bool":
+                    return f"a{i}"
+                return self._emit(f"(a{i} if a{i}.__class__ is bool else a{i} & {m})")
+            case Call(func, arg):
+                x = self.gen(arg, "int")
+                if func == "PFN_PHYS":
+                    return self._emit(f"({x} << 12 & {m})")
+                if func == "PFN_DOWN":
+                    return self._emit(f"({x} >> 12)")
+                return self._emit(f"(({x} + 4095 & {m}) >> 12)")
+            case BinOp(op, left, right):
+                lhs = self.gen(left, "int")
+                if op == "<<" and not free_variables(right):
+                    c = evaluate(right, {})
+                    return "0" if c >= WIDTH else self._emit(f"({lhs} << {c} & {m})")
+                rhs = self.gen(right, "int")
+                if op == "<<":
+                    return self._emit(f"_shl({lhs}, {rhs})")
+                if op == ">>":
+                    return self._emit(f"({lhs} >> {rhs})")
+                return self._emit(f"({lhs} {op} {rhs} & {m})")
+            case Compare(ops, operands):
+                parts = [self.gen(operands[0], "int")]
+                for op, operand in zip(ops, operands[1:], strict=True):
+                    parts += [op, self.gen(operand, "int")]
+                return self._emit(f"({' '.join(parts)})")
+            case And(left, right) | Or(left, right):
+                word = "and" if isinstance(e, And) else "or"
+                return self._emit(f"({self.gen(left, 'bool')} {word} {self.gen(right, 'bool')})")
+            case Not(operand):
+                return self._emit(f"(not {self.gen(operand, 'bool')})")
+        raise TypeError(f"not a policy expression: {e!r}")
 
-def _fn(e: Expr, index: Mapping[str, int], ctx: str) -> _Fn:
-    is_const, v = _compile(e, index, ctx)
-    if is_const:
-        return lambda a: v
-    return v  # type: ignore[return-value]
-
-
-def _compile_binop(op: str, left: Expr, right: Expr, index: Mapping[str, int]) -> _Fn:
-    r_const, rv = _compile(right, index, "int")
-    if r_const:
-        c: int = rv  # type: ignore[assignment]
-        # x OP const: the common shape (pgt_buf_end - 1, pfn << 12, ...).
-        if op in ("+", "-", "*") and isinstance(left, Var):
-            i = index[left.name]  # the mask below also reduces the raw argument
-            if op == "+":
-                return lambda a: (a[i] + c) & MASK
-            if op == "-":
-                return lambda a: (a[i] - c) & MASK
-            return lambda a: (a[i] * c) & MASK
-        f = _fn(left, index, "int")
-        if op == "+":
-            return lambda a: (f(a) + c) & MASK
-        if op == "-":
-            return lambda a: (f(a) - c) & MASK
-        if op == "*":
-            return lambda a: (f(a) * c) & MASK
-        if op == "<<":
-            if c >= WIDTH:
-                return lambda a: 0
-            return lambda a: (f(a) << c) & MASK
-        return lambda a: f(a) >> c
-    lf, rf = _fn(left, index, "int"), rv
-    if op == "+":
-        return lambda a: (lf(a) + rf(a)) & MASK
-    if op == "-":
-        return lambda a: (lf(a) - rf(a)) & MASK
-    if op == "*":
-        return lambda a: (lf(a) * rf(a)) & MASK
-    if op == "<<":
-
-        def shl(a: tuple) -> int:
-            x, s = lf(a), rf(a)
-            return (x << s) & MASK if s < WIDTH else 0
-
-        return shl
-    return lambda a: lf(a) >> rf(a)
-
-
-def _compile_compare(ops: tuple[str, ...], operands: tuple[Expr, ...], index: Mapping[str, int]) -> _Fn:
-    fs = [_fn(x, index, "int") for x in operands]
-    if len(ops) == 1:
-        lf, rf = fs
-        op = ops[0]
-        if op == "<":
-            return lambda a: lf(a) < rf(a)
-        if op == "<=":
-            return lambda a: lf(a) <= rf(a)
-        if op == ">":
-            return lambda a: lf(a) > rf(a)
-        if op == ">=":
-            return lambda a: lf(a) >= rf(a)
-        if op == "==":
-            return lambda a: lf(a) == rf(a)
-        return lambda a: lf(a) != rf(a)
-    if len(ops) == 2:
-        f0, f1, f2 = fs
-        c0, c1 = _CMP[ops[0]], _CMP[ops[1]]
-
-        def chain2(a: tuple) -> bool:
-            y = f1(a)
-            return c0(f0(a), y) and c1(y, f2(a))
-
-        return chain2
-    cmps = [_CMP[op] for op in ops]
-    pairs = list(zip(cmps, fs[1:], strict=True))
-    first = fs[0]
-
-    def chain(a: tuple) -> bool:
-        x = first(a)
-        for cmp, g in pairs:
-            y = g(a)
-            if not cmp(x, y):
-                return False
-            x = y
-        return True
-
-    return chain
+    def function(self, expr: Expr, n: int) -> Callable[..., int | bool]:
+        body = self.gen(expr, "any")
+        args = ", ".join(f"a{i}" for i in range(n))
+        lines = [f"def policy_fn({args}):"]
+        lines += [f"    a{i} = a{i} & {MASK}" for i in sorted(self.int_params)]
+        lines += self.lines
+        lines.append(f"    return {body}")
+        namespace: dict[str, object] = {"_shl": _shl}
+        exec(compile("\n".join(lines), "<policy>", "exec"), namespace)
+        return namespace["policy_fn"]  # type: ignore[return-value]
 
 
 def to_function(expr: Expr, params: Sequence[str]) -> Callable[..., int | bool]:
-    """Compile ``expr`` into nested Python closures taking ``params`` positionally.
+    """Compile ``expr`` into one Python function taking ``params`` positionally.
 
-    Agrees with :func:`evaluate` on well-typed arguments (integers are reduced
-    modulo 2**64).  For speed the returned function does not type-check its
-    arguments.  Every free variable of ``expr`` must be in ``params``.
+    The function is generated Python source (``compile``d once): one expression with the operators of the
+    language written out, constant subexpressions folded, integer arguments reduced modulo 2**64 on entry.
+    Agrees with :func:`evaluate` on well-typed arguments; for speed it does not type-check them. Every free
+    variable of ``expr`` must be in ``params``.
     """
     params = list(params)
     if len(set(params)) != len(params):
@@ -752,16 +708,234 @@ def to_function(expr: Expr, params: Sequence[str]) -> Callable[..., int | bool]:
     if missing:
         raise ValueError(f"expression uses variable(s) not in params: {', '.join(sorted(missing))}")
     index = {name: i for i, name in enumerate(params)}
-    body = _fn(expr, index, "any")
-    n = len(params)
+    try:
+        fn = _Source(index, flat=False).function(expr, len(params))
+    except (SyntaxError, RecursionError, MemoryError):  # nested deeper than Python's parser goes
+        fn = _Source(index, flat=True).function(expr, len(params))
+    fn.__doc__ = f"({', '.join(params)}) -> {unparse(expr)}"
+    return fn
 
-    def policy_fn(*args: int | bool) -> int | bool:
-        if len(args) != n:
-            raise TypeError(f"policy function takes {n} positional arguments ({', '.join(params)})")
-        return body(args)
 
-    policy_fn.__doc__ = f"({', '.join(params)}) -> {unparse(expr)}"
-    return policy_fn
+def specialize(expr: Expr, values: Mapping[str, int | bool]) -> Expr:
+    """``expr`` with the variables of ``values`` replaced by their values and what becomes constant folded
+    (``x and false`` is ``false``, ``x or false`` is ``x``, ...): the same value as ``expr`` wherever those
+    variables have those values."""
+
+    def const(v: int | bool) -> Expr:
+        return Bool(v) if type(v) is bool else Num(v & MASK)
+
+    def go(e: Expr) -> Expr:
+        match e:
+            case Var(name) if name in values:
+                return const(values[name])
+            case Num() | Bool() | Var():
+                return e
+            case Call(func, arg):
+                out: Expr = Call(func, go(arg))
+            case BinOp(op, left, right):
+                out = BinOp(op, go(left), go(right))
+            case Compare(ops, operands):
+                out = Compare(ops, tuple(go(x) for x in operands))
+            case And(left, right) | Or(left, right):
+                a, b = go(left), go(right)
+                absorbing, neutral = (
+                    (Bool(False), Bool(True)) if isinstance(e, And) else (Bool(True), Bool(False))
+                )
+                if absorbing in (a, b):
+                    return absorbing
+                if a == neutral:
+                    return b
+                if b == neutral:
+                    return a
+                out = And(a, b) if isinstance(e, And) else Or(a, b)
+            case Not(operand):
+                out = Not(go(operand))
+            case _:
+                raise TypeError(f"not a policy expression: {e!r}")
+        return const(evaluate(out, {})) if not free_variables(out) else out
+
+    return go(expr)
+
+
+# --------------------------------------------------------------------------- runs over one variable
+
+
+class _Wraps(Exception):
+    """An operand wraps around 2**64 inside the range: split it."""
+
+
+class _NotMonotone(Exception):
+    """An operand is not monotone in the variable (it occurs on both sides, or as a shift count)."""
+
+
+def _monotone(e: Expr, over: str, a: int, b: int, env: Mapping[str, int | bool]) -> tuple[int, int, int]:
+    """`(direction, e(a), e(b))` for integer expression `e` of variable `over` on `[a, b]`: `e` is monotone there,
+    non-decreasing (1), non-increasing (-1) or independent of `over` (0). Each operation that reduces modulo
+    2**64 is checked not to wrap between the ends; a monotone function that does not wrap stays monotone."""
+    match e:
+        case Num(value):
+            value &= MASK
+            return 0, value, value
+        case Var(name):
+            if name != over:
+                v = env[name]
+                return 0, v, v  # type: ignore[return-value]
+            if a >> WIDTH != b >> WIDTH:
+                raise _Wraps
+            return 1, a & MASK, b & MASK
+        case Call(func, arg):
+            d, x, y = _monotone(arg, over, a, b, env)
+            if func == "PFN_DOWN":
+                return d, x >> 12, y >> 12
+            u, w = (x << 12, y << 12) if func == "PFN_PHYS" else (x + 4095, y + 4095)
+            if d and u >> WIDTH != w >> WIDTH:
+                raise _Wraps
+            u, w = u & MASK, w & MASK
+            return (d, u, w) if func == "PFN_PHYS" else (d, u >> 12, w >> 12)
+        case BinOp(op, left, right):
+            dl, lx, ly = _monotone(left, over, a, b, env)
+            dr, rx, ry = _monotone(right, over, a, b, env)
+            if dl and dr:
+                raise _NotMonotone
+            if op == ">>":
+                return (dl, lx >> rx, ly >> rx) if not dr else (-dr, lx >> rx, lx >> ry)
+            if op == "<<":
+                if dr:
+                    raise _NotMonotone
+                if rx >= WIDTH:
+                    return dl, 0, 0
+                d, u, w = dl, lx << rx, ly << rx
+            elif op == "+":
+                d, u, w = dl or dr, lx + rx, ly + ry
+            elif op == "-":
+                d, u, w = dl or -dr, lx - rx, ly - ry
+            else:  # "*": a constant factor, never negative
+                d, u, w = dl or dr, lx * rx, ly * ry
+            if d and u >> WIDTH != w >> WIDTH:
+                raise _Wraps
+            return d, u & MASK, w & MASK
+    raise _NotMonotone  # not an integer expression
+
+
+def _first_flip(q: Callable[[int], bool], a: int, b: int) -> int | None:
+    """The first `p` in `(a, b]` with `q(p) != q(a)`, for `q` monotone on `[a, b]`; None if `q(a) == q(b)`."""
+    start = q(a)
+    if q(b) == start:
+        return None
+    while b - a > 1:  # q(a) == start != q(b)
+        m = (a + b) // 2
+        if q(m) == start:
+            a = m
+        else:
+            b = m
+    return b
+
+
+# Below this many values a range that wraps, or a policy not monotone in the variable, is evaluated value by value.
+_ENUMERATE_BELOW = 64
+
+
+class CompiledPolicy:
+    """A policy compiled once (:func:`to_function`), and its answers over a range of one variable at a time.
+
+    ``runs(lo, hi, *others)``: with the other parameters fixed, a policy of comparisons on ``over`` (``pfn``) is
+    constant between the points where one of its comparisons changes value, and each comparison of a monotone
+    operand with a constant changes value at most twice. Those points are found by bisection with the compiled
+    operands, so a range of any length costs a few dozen calls; where an operand wraps around 2**64 the range is
+    split, and where ``over`` is on both sides of a comparison (or a shift count) it is evaluated value by value.
+    Exact either way: every run's value is the policy's value at each of its points.
+    """
+
+    def __init__(self, expr: Expr, params: Sequence[str], over: str = "pfn") -> None:
+        params = tuple(params)
+        if over not in params:
+            raise ValueError(f"{over!r} is not one of the parameters {params!r}")
+        self.expr = expr
+        self.params = params
+        self.over = over
+        self.others = tuple(p for p in params if p != over)
+        self.fn = to_function(expr, params)
+        self._fn_over = to_function(expr, (over, *self.others))  # `over` first: (value, *others)
+        # The comparisons that depend on `over`: (its side, the side as a function, the other side as a function)
+        self._atoms: list[tuple[Expr, Callable[..., int | bool], Callable[..., int | bool]]] = []
+        self._both_sides = False
+        seen: set[tuple[Expr, Expr]] = set()
+        stack = [expr]
+        while stack:
+            e = stack.pop()
+            stack.extend(_children(e))
+            if not isinstance(e, Compare):
+                continue
+            for x, y in zip(e.operands, e.operands[1:], strict=False):
+                dx, dy = over in free_variables(x), over in free_variables(y)
+                if dx and dy:
+                    self._both_sides = True
+                elif dx or dy:
+                    side, other = (x, y) if dx else (y, x)
+                    if (side, other) not in seen:
+                        seen.add((side, other))
+                        self._atoms.append(
+                            (side, to_function(side, (over, *self.others)), to_function(other, self.others))
+                        )
+
+    def __call__(self, *args: int | bool) -> int | bool:
+        return self.fn(*args)
+
+    def runs(self, lo: int, hi: int, *others: int | bool) -> list[tuple[int, int, int | bool]]:
+        """``[lo, hi)`` as maximal runs ``(start, end, value)`` of the policy's value, ascending; ``others`` are
+        the values of the other parameters, in order."""
+        if len(others) != len(self.others):
+            raise TypeError(f"runs() takes the values of {', '.join(self.others)} after lo and hi")
+        out: list[tuple[int, int, int | bool]] = []
+        if lo < hi:
+            env = {n: v if type(v) is bool else v & MASK for n, v in zip(self.others, others, strict=True)}
+            self._runs(out, lo, hi, others, env)
+        return out
+
+    def _runs(self, out: list, lo: int, hi: int, others: tuple, env: Mapping[str, int | bool]) -> None:
+        if self._both_sides:
+            return self._enumerate(out, lo, hi, others)
+        cuts: set[int] = set()
+        for side, side_fn, other_fn in self._atoms:
+            try:
+                _monotone(side, self.over, lo, hi - 1, env)
+            except _Wraps:
+                if hi - lo <= _ENUMERATE_BELOW:
+                    return self._enumerate(out, lo, hi, others)
+                mid = (lo + hi) // 2
+                self._runs(out, lo, mid, others, env)
+                return self._runs(out, mid, hi, others, env)
+            except _NotMonotone:
+                return self._enumerate(out, lo, hi, others)
+            c = other_fn(*others)
+            # every comparison of the side with c is a function of these two, each monotone in `over`
+            for strict in (False, True):
+                p = _first_flip(partial(_above, side_fn, others, c, strict), lo, hi - 1)
+                if p is not None:
+                    cuts.add(p)
+        bounds = [lo, *sorted(cuts), hi]
+        fn = self._fn_over
+        for a, b in pairwise(bounds):
+            _add_run(out, a, b, fn(a, *others))
+        return None
+
+    def _enumerate(self, out: list, lo: int, hi: int, others: tuple) -> None:
+        fn = self._fn_over
+        for p in range(lo, hi):
+            _add_run(out, p, p + 1, fn(p, *others))
+
+
+def _above(side_fn: Callable[..., int | bool], others: tuple, c: int, strict: bool, p: int) -> bool:
+    """`side(p) > c` (`strict`) or `side(p) >= c`."""
+    v = side_fn(p, *others)
+    return v > c if strict else v >= c
+
+
+def _add_run(out: list[tuple[int, int, int | bool]], lo: int, hi: int, value: int | bool) -> None:
+    if out and out[-1][1] == lo and out[-1][2] == value:
+        out[-1] = (out[-1][0], hi, value)
+    else:
+        out.append((lo, hi, value))
 
 
 # --------------------------------------------------------------------------- Z3

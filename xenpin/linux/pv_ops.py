@@ -22,11 +22,13 @@ Native: every store is plain, and the hooks do nothing.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable
+from itertools import chain, repeat
 
 from xenpin.linux.guest import Guest, direct_va
-from xenpin.linux.layout import pfn_phys
-from xenpin.linux.policy import to_function
+from xenpin.linux.layout import PTRS_PER_TABLE, pfn_phys
+from xenpin.linux.policy import CompiledPolicy, free_variables, specialize
 from xenpin.xen.console import DOMAIN_CRASH_SYNC, trap_line, xen_line
 from xenpin.xen.flags import RW, Entry, P, format_flags
 from xenpin.xen.hypervisor import Result
@@ -34,6 +36,9 @@ from xenpin.xen.hypervisor import Result
 PAGE_KERNEL = P | RW  # the bits Xen checks; _PAGE_GLOBAL is masked for PV and A/D/NX do not matter here
 PAGE_KERNEL_RO = P
 _POLICY_ARGS = ("pfn", "pgt_buf_start", "pgt_buf_end", "pgt_buf_top")
+RUNS_WINDOW = 1 << 18  # pfns (1 GiB): how far ahead readonly_runs answers while the buffer globals stay put
+# A run of PTEs: pfns [lo, hi) with the same flags
+PteRun = tuple[int, int, int]
 
 
 class PvOps:
@@ -43,9 +48,17 @@ class PvOps:
         self.g = g
         v = g.variant
         self.xen = v.xen
-        self._readonly = to_function(v.readonly, (*_POLICY_ARGS, "ioremap"))
-        self._reserve = to_function(v.reserve, _POLICY_ARGS)
-        self._writable = to_function(v.writable, _POLICY_ARGS)
+        # each policy compiled once; mask_rw_pte of a direct-map PTE (not in bm_pte) also with `ioremap` false
+        # folded in, for its runs
+        self._readonly = CompiledPolicy(v.readonly, (*_POLICY_ARGS, "ioremap"))
+        self._readonly_direct = CompiledPolicy(specialize(v.readonly, {"ioremap": False}), _POLICY_ARGS)
+        uses = free_variables(self._readonly_direct.expr)
+        self._direct_uses = tuple(name in uses for name in _POLICY_ARGS[1:])
+        # the buffer globals the direct-map rule reads, as the last call saw them, and the runs it kept
+        self._direct_key: tuple | None = None
+        self._direct_window: tuple[int, int, list[tuple[int, int, bool]], list[int]] | None = None
+        self._reserve = CompiledPolicy(v.reserve, _POLICY_ARGS)
+        self._writable = CompiledPolicy(v.writable, _POLICY_ARGS)
         self.pgt_buf_start = self.pgt_buf_end = self.pgt_buf_top = 0
         self.deferred = v.code["pagetable_reserve"] == "2.6.39-rc6"
         # mark_rw_past_pgt's statics (2.6.39-rc6)
@@ -106,9 +119,33 @@ class PvOps:
 
     def mask_rw(self, pfn: int, ioremap: bool) -> bool:
         """`mask_rw_pte`: True if the new PTE for `pfn` loses its RW bit."""
-        return self.xen and self._readonly(
+        return self.xen and self._readonly.fn(
             pfn, self.pgt_buf_start, self.pgt_buf_end, self.pgt_buf_top, ioremap
         )
+
+    def readonly_runs(self, lo: int, hi: int) -> list[tuple[int, int, bool]]:
+        """`mask_rw` of the direct-map PTEs (`ioremap` false) of pfns `[lo, hi)` with the buffer globals as they
+        are now: maximal runs `(start, end, read-only)`, ascending."""
+        if not self.xen or lo >= hi:
+            return [(lo, hi, False)] if lo < hi else []
+        globals_ = (self.pgt_buf_start, self.pgt_buf_end, self.pgt_buf_top)
+        key = tuple(v if used else None for v, used in zip(globals_, self._direct_uses, strict=True))
+        window = self._direct_window
+        if key != self._direct_key or window is None or not window[0] <= lo < hi <= window[1]:
+            # the same globals twice in a row (the rule does not read the one that moved): the runs of the next
+            # RUNS_WINDOW pfns at once, for the L1 tables to come
+            end = max(hi, lo + RUNS_WINDOW) if key == self._direct_key else hi
+            runs = self._readonly_direct.runs(lo, end, *globals_)
+            window = self._direct_window = (lo, end, runs, [r[1] for r in runs])
+            self._direct_key = key
+        _, _, runs, ends = window
+        out = []
+        for i in range(bisect_right(ends, lo), len(runs)):
+            first, end, readonly = runs[i]
+            if first >= hi:
+                break
+            out.append((max(first, lo), min(end, hi), readonly))
+        return out
 
     def pte_flags(self, pfn: int, ioremap: bool) -> int:
         return PAGE_KERNEL_RO if self.mask_rw(pfn, ioremap) else PAGE_KERNEL
@@ -135,20 +172,26 @@ class PvOps:
         else:
             g.hv.write(mfn, slot, entry)
 
-    def fill_ptes(self, table: int, ptes: Iterable[tuple[int, int, int]]) -> None:
-        """Many `set_pte`s into a fresh (not yet live) PTE page: plain stores, `(slot, pfn, flags)`."""
+    def fill_pte_runs(self, table: int, runs: Iterable[PteRun]) -> None:
+        """Many `set_pte`s into a fresh (not yet live) PTE page: plain stores, the PTE of each pfn in `[lo, hi)`
+        with `flags` into slot `pfn % 512`, a run at a time (`runs` inside one table, ascending). A pfn with no
+        mfn gets no entry (`pte_pfn_to_mfn`)."""
         g = self.g
         if self.deferred:
             self.mark_rw_past_pgt()
-        mfn_of = g.mfn
         entries = []
-        for slot, pfn, flags in ptes:
-            mfn = mfn_of(pfn)
-            if mfn is not None:
-                entries.append((slot, mfn, flags))
+        for lo, hi, flags in runs:
+            for first, end, mfn, step in g.mfn_runs(lo, hi):
+                slot = first % PTRS_PER_TABLE
+                n = end - first
+                entries.append(
+                    zip(
+                        range(slot, slot + n), range(mfn, mfn + step * n, step), repeat(flags, n), strict=True
+                    )
+                )
                 if not flags & RW:
-                    g.ro_pfns.add(pfn)
-        g.hv.fill_table(mfn_of(table), entries)
+                    g.ro_pfns.add_range(first, end)
+        g.hv.fill_table(g.mfn(table), chain.from_iterable(entries))
 
     def set_upper(self, level: int, table: int, slot: int, pfn: int | None, site: str) -> None:
         """`set_pmd` (level 2) / `set_pud` (3) / `set_pgd` (4): `xen_set_*_hyper`'s `mmu_update` on Xen."""
@@ -235,14 +278,19 @@ class PvOps:
         code = g.variant.code["pagetable_reserve"]
         g.step("pagetable_reserve", buf.pgt_buf_start, f"{code}: [{pfn_phys(buf.pgt_buf_start):#x}, "
                f"{pfn_phys(buf.pgt_buf_end):#x})")  # fmt: skip
-        reserved = [p for p in range(buf.pgt_buf_start, buf.pgt_buf_top) if self._reserve(p, *args)]
-        for lo, hi in _runs(reserved):
-            g.memblock.reserve(pfn_phys(lo), pfn_phys(hi), "PGTABLE")
+        for lo, hi, reserved in self._reserve.runs(buf.pgt_buf_start, buf.pgt_buf_top, *args):
+            if reserved:
+                g.memblock.reserve(pfn_phys(lo), pfn_phys(hi), "PGTABLE")
         if self.xen and code in ("2.6.39", "inline"):
             # xen_mapping_pagetable_reserve: "set as RW the rest", printed as [end, PFN_PHYS(pgt_buf_top))
             g.console.setting_rw(pfn_phys(buf.pgt_buf_end), pfn_phys(buf.pgt_buf_top))
-            for pfn in range(buf.pgt_buf_start, buf.pgt_buf_top):
-                if self._writable(pfn, *args):
+            self._make_writable(buf.pgt_buf_start, buf.pgt_buf_top, args)
+
+    def _make_writable(self, lo: int, hi: int, args: tuple[int, int, int]) -> None:
+        """`make_lowmem_page_readwrite` of each pfn in `[lo, hi)` the `writable` policy picks, ascending."""
+        for first, end, writable in self._writable.runs(lo, hi, *args):
+            if writable:
+                for pfn in range(first, end):
                     self.make_lowmem_page_readwrite(pfn)
 
     def mark_rw_past_pgt(self) -> None:
@@ -264,22 +312,9 @@ class PvOps:
         g.console.setting_rw(pfn_phys(end), pfn_phys(top))
         g.step("mark_rw_past_pgt", end, f"[{pfn_phys(end):#x}, {pfn_phys(top):#x}) RW")
         args = (start, end, top)
-        for pfn in range(start, top):
-            if self._writable(pfn, *args):
-                self.make_lowmem_page_readwrite(pfn)
+        self._make_writable(start, top, args)
         self._last_set_rw = end
         self._saved = (self.pgt_buf_start, self.pgt_buf_end, self.pgt_buf_top)
 
 
-def _runs(pfns: list[int]) -> list[tuple[int, int]]:
-    """Consecutive runs `[lo, hi)` of a sorted pfn list."""
-    out: list[tuple[int, int]] = []
-    for p in pfns:
-        if out and out[-1][1] == p:
-            out[-1] = (out[-1][0], p + 1)
-        else:
-            out.append((p, p + 1))
-    return out
-
-
-__all__ = ["PAGE_KERNEL", "PAGE_KERNEL_RO", "PvOps"]
+__all__ = ["PAGE_KERNEL", "PAGE_KERNEL_RO", "PteRun", "PvOps"]

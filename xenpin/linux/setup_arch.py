@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from xenpin.linux.e820 import FOUR_GIB_PFN, ISA_END_ADDRESS, end_pfn_line
-from xenpin.linux.guest import Guest, direct_va
+from xenpin.linux.guest import Guest, PfnRanges, direct_va
 from xenpin.linux.init_memory_mapping import INIT_PGT_BUF_PAGES, DirectMapping, ProgressCallback
 from xenpin.linux.layout import pfn_phys
 from xenpin.linux.pv_ops import PvOps
@@ -217,9 +217,11 @@ def _fault_property(g: Guest, pfn: int) -> str:
 def _page_allocator(g: Guest) -> None:
     """Every free page goes to the page allocator, and the kernel writes to it: the lowest one that is not
     mapped RW (or is a live page table) faults."""
-    candidates = sorted(
-        {p for p in g.ro_pfns} | {p for b in g.buffers for p in range(b.pgt_buf_start, b.pgt_buf_top)}
-    )
+    candidates = PfnRanges()
+    for lo, hi in g.ro_pfns.runs():
+        candidates.add_range(lo, hi)
+    for b in g.buffers:
+        candidates.add_range(b.pgt_buf_start, b.pgt_buf_top)
     for pfn in candidates:
         if g.memblock.is_reserved(pfn_phys(pfn)) or not g.memblock.is_memory(
             pfn_phys(pfn), pfn_phys(pfn + 1)
