@@ -65,8 +65,11 @@ class Instance:
 
     @property
     def ref(self) -> LemmaRef:
-        if not LEMMAS[self.lemma].about_walk:
+        lemma = LEMMAS[self.lemma]
+        if not lemma.about_walk:
             return LemmaRef(self.lemma)
+        if lemma.generic is not None:  # proved once per platform and call, for every shape
+            return LemmaRef(self.lemma, self.t.shape.platform, self.k.index)
         return LemmaRef(self.lemma, self.t.shape.key, self.k.index)
 
     def formula(self) -> z3.BoolRef:
@@ -86,7 +89,9 @@ class Lemma:
     uses: Callable[..., list[Instance]]  # uses(t, k, *params): the instances its proof needs
     about_walk: bool = True  # False: a bit-vector fact, true without the domain
     rests_on_walk: bool = True  # (about the walk) means something only if the closed form is the walk
-    # proved over a walk of fresh variables (`step_function.abstract_walk`) rather than over the domain
+    # Proved over a walk of fresh variables (`step_function.abstract_walk`) rather than over a shape's domain:
+    # once per platform and call, for every shape (whose calls `walk_bounded` proves within those bounds; every
+    # obligation and lemma that uses one of these also rests on its own shape's `walk_bounded`).
     generic: Callable[..., z3.BoolRef] | None = None  # generic(walk, call, *params)
 
     def rests_on(self, shape: Shape, call: int | None) -> list[LemmaRef]:
@@ -259,6 +264,7 @@ LEMMAS: dict[str, Lemma] = {
             ("pfn",),
             _chunk_in_range,
             _no_lemmas,
+            generic=lambda w, k, pfn: _chunk_in_range(None, k, pfn),
         ),
         Lemma(
             "alloc_monotone",
@@ -266,6 +272,7 @@ LEMMAS: dict[str, Lemma] = {
             ("x", "y"),
             _alloc_monotone,
             _no_lemmas,
+            generic=lambda w, k, x, y: _alloc_monotone(None, k, x, y),
         ),
         Lemma(
             "add_monotone",
@@ -311,7 +318,8 @@ def _build_proof(ref: LemmaRef) -> tuple[z3.BoolRef, list[LemmaRef]]:
     if lemma.generic is not None:  # over any walk in bounds, not only the domain's (`abstract_walk`)
         shape = NATIVE_SHAPE if ref.shape == "native" else ARITHMETIC_SHAPE
         w, k_any, bounds = sf.abstract_walk(shape, ref.call or 0)
-        return z3.And(bounds, z3.Not(lemma.generic(w, k_any, *params))), []
+        formula = z3.And(bounds, z3.Not(lemma.generic(w, k_any, *params)))
+        return formula, [] if not lemma.rests_on_walk else step_refs(shape.platform, ref.call or 0)
     t = terms_of(Shape.from_key(ref.shape) if ref.shape else ARITHMETIC_SHAPE)
     k = t.call(ref.call or 0)
     used = lemma.uses(t, k, *params)

@@ -137,13 +137,6 @@ class Walk:
             return o.false
         return o.or_(o.lt(chunk, self.existing_chunks), o.lt(chunk, o.shr(self.below + o.c(511), 9)))
 
-    def pmd_large(self, chunk):
-        """A 2 MiB entry at this chunk: bare metal's head_64.S GiB 0 (and call 0's 2 MiB pages, for call 1)."""
-        o = self.ops
-        if not self.native:
-            return o.false
-        return o.or_(o.lt(chunk, o.c(GIB_CHUNKS)), o.lt(chunk, o.shr(self.below + o.c(511), 9)))
-
 
 def walk_of(
     ops, shape: Shape, p: Params, index: int, lay: Layout | None = None, both: tuple | None = None
@@ -252,7 +245,9 @@ def iterate(w: Walk, s: State) -> Iteration:
     # PG_LEVEL_2M)) continue; ... }`, `if (page_size_mask & (1 << PG_LEVEL_2M)) { set_pte((pte_t *)pmd, ... |
     # _PAGE_PSE); continue; }`, else `pte = alloc_low_page(&pte_phys); phys_pte_init(pte, ...);
     # pmd_populate_kernel(&init_mm, pmd, __va(pte_phys))`. A new PMD page is clear; an existing L1 is full, so
-    # phys_pte_init's `if (pte_val(*pte)) continue;` writes none of its PTEs.
+    # phys_pte_init's `if (pte_val(*pte)) continue;` writes none of its PTEs. A 2 MiB entry (bare metal's
+    # head_64.S GiB 0) is kept under the 2 MiB mask and split into a new PTE page under the 4 KiB one, exactly
+    # as a missing entry is stored or allocated: only a PTE page is read.
     in_pmd_page = o.not_(gib_large)
     pte_table = o.and_(o.not_(pmd_new), w.pmd_table(c))
     pte_alloc = o.and_(in_pmd_page, o.not_(pte_table), o.not_(mask_2m))
