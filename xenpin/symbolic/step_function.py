@@ -16,18 +16,21 @@ entries (head_64.S); call 1 finds call 0's tables below 4 GiB as well. Every GiB
 (the domain's machines: `closed_form.describable`), so `phys_pud_init`'s skip never happens.
 
 The same `iterate` runs over Python ints (`run`: the differential test beside the executable walk) and over Z3
-bit-vectors, where three lemmas per walk shape and call (`lemmas.py`) prove the closed form equal to it:
+bit-vectors, where lemmas (`lemmas.py`) prove the closed form equal to it, each once per platform and call over
+*any* call within `walk_bounds` (`abstract_walk`: fresh variables for the range's end, the buffer, the kept chunks
+and call 0's end), which `walk_bounded` proves every shape's calls to be:
 - `step_base`: the state before the first iteration is the closed form at k = 0 (`closed_form_state`);
 - `step_state`, `step_allocates`, `step_writes`, `step_links` (the inductive step, in parts): for k < n, one
   iteration from the closed form at k gives the closed form at k + 1, and what the iteration does is what the
-  closed form says of that chunk: the PUD/PMD/PTE pages it allocates are
-  `pgt_buf_start + pmd_alloc(g) - 1` and `pgt_buf_start + chunk_alloc(c) - 1` (domU), it writes the PTE of
+  closed form says of that chunk (domU; bare metal's properties read only the allocation count): no PUD page,
+  the PMD/PTE pages it allocates are
+  `pgt_buf_start + pmd_alloc(g) - 1` and `pgt_buf_start + chunk_alloc(c) - 1`, it writes the PTE of
   exactly the pfns `is_new_chunk_pfn` names, with `pgt_buf_end` = `end_when_pte_written(pfn)`, and a PTE page
   becomes reachable from the root after allocation `gib_linked_after(pfn)`;
-- `step_exit`: at k = n the loop stops, and its `pgt_buf_end` and allocation count are the closed form's
+- `step_exit`: at k = n >= 1 the loop stops, and its `pgt_buf_end` and allocation count are the closed form's
   `Call.pgt_buf_end` and `total_allocs`.
 By induction over k, the closed form is the walk at every iteration of every machine of the domain; every lemma
-about the walk (and so every `proved` verdict) rests on these three. 3.9's walk (`init_mem_mapping`) is another
+about the walk (and so every `proved` verdict) rests on these. 3.9's walk (`init_mem_mapping`) is another
 loop, and the closed form has no buffer for it: the `mapped` shape has no step function.
 """
 
