@@ -114,7 +114,8 @@ def test_terms_equal_python_values_at_fixed_machines(shape: Shape) -> None:
 @given(
     shape=st.sampled_from(XEN_SHAPES),
     nr=st.one_of(
-        st.integers(form.DOMAIN_MIN_PFN, 1 << 22), st.integers(form.DOMAIN_MIN_PFN, form.DOMAIN_MAX_PFN)
+        st.integers(form.DOMAIN_MIN_PFN, 1 << 22),
+        st.integers(form.DOMAIN_MIN_PFN, form.max_nr(XEN_SHAPES[0]) * 4),
     ),
     kernel=st.integers(*form.KERNEL_PAGES),
     ramdisk=st.integers(*form.RAMDISK_PAGES),
@@ -148,7 +149,7 @@ def test_both_backends_agree_on_the_domain_anywhere(shape: Shape, values: dict[s
 @settings(max_examples=40)
 @given(
     low_end=st.integers(0, 0x100000),
-    high_end=st.one_of(st.just(0), st.integers(0, 1 << 28)),
+    high_end=st.one_of(st.just(0), st.integers(0, 1 << 28), st.integers(1 << 26, form.DOMAIN_MAX_PFN + 1)),
     base0=st.integers(0, 0x100000),
     base1=st.integers(0, 1 << 28),
     gbpages=st.integers(0, 2),

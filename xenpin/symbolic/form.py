@@ -37,11 +37,18 @@ Bare metal: 2 MiB pages (and 1 GiB pages where the CPU has them: the parameter `
 the buffer; its place does not matter to any property (no page is ever read-only), so it is a free parameter. The
 machine is RAM `[0, low_end)` (with the PC's holes below 1 MiB and anything that leaves no GiB without an E820
 entry) and, if `high_end` is not 0, `[4G, high_end)`: `phys_pud_init` skips a GiB without any E820 entry, which
-the closed form does not model (`closed_form.in_domain` says so).
+the closed form does not model (`closed_form.in_domain` says so). Each new GiB takes a PMD page (with 1 GiB pages
+only the partial last one), a partial last 2 MiB chunk a PTE page, and each 512 GiB past the first (a PGD slot
+past `level3_ident_pgt`'s) a PUD page.
 The domain is `DOMAIN_MIN_PFN <= nr <= max_nr(shape)`: 64 MiB .. the release's `MAX_DOMAIN_PAGES` (128 GiB;
-3.9: 500 GiB), past which `xen_memory_setup` ignores the rest of the guest (bare metal: up to 512 GiB, past which
-the walk needs PUD pages the closed form does not model), kernel and ramdisk sizes in `KERNEL_PAGES` and `RAMDISK_PAGES`, the slack in
-`SLACK_PAGES`, and at least `FREE_PAST_BOOT_IMAGE` pages of the guest past Xen's start-of-day mapping.
+3.9: 500 GiB), past which `xen_memory_setup` ignores the rest of the guest (bare metal: up to
+`MAX_PHYSMEM_BITS` = 46, 64 TiB, the most a 2011 x86-64 kernel maps), kernel and ramdisk sizes in `KERNEL_PAGES`
+and `RAMDISK_PAGES`, the slack in `SLACK_PAGES`, and at least `FREE_PAST_BOOT_IMAGE` pages of the guest past Xen's
+start-of-day mapping.
+
+`Call.allocs_before(chunk)` is the closed form *during* the walk: the `alloc_low_page` calls made before
+`kernel_physical_mapping_init` maps `chunk`. `step_function.py` proves it (and with it every quantity above) equal
+to the kernel's loop, iteration by iteration.
 """
 
 from __future__ import annotations
@@ -59,7 +66,9 @@ FOUR_G = 1 << 20  # pfns
 KERNEL_START = 0x1000
 BRK_HOLE = 12  # start_of_day: the unused part of .brk between the reserved brk and the ramdisk
 DOMAIN_MIN_PFN = (64 << 20) >> 12
-DOMAIN_MAX_PFN = (512 << 30) >> 12
+MAX_PHYSMEM_BITS = 46  # 2011 x86-64 (asm/sparsemem.h): the direct map's 64 TiB
+DOMAIN_MAX_PFN = 1 << (MAX_PHYSMEM_BITS - 12)  # bare metal's largest end of RAM
+PGD_CHUNKS = 1 << 18  # 2 MiB chunks per PGD slot (512 GiB: one PUD page)
 KERNEL_PAGES = (0x200, 0x8000)  # 2 MiB .. 128 MiB (start_of_day.MIN_KERNEL_PAGES is the floor)
 RAMDISK_PAGES = (0, 0x20000)  # none .. 512 MiB
 SLACK_PAGES = (0, 0x40000)  # none .. 1 GiB (xen_memory_setup's fallback and libxl's default: 8 MiB)
@@ -174,6 +183,11 @@ def cdiv(ops, x, shift: int):
     return ops.shr(x + ops.c((1 << shift) - 1), shift)
 
 
+def low_bits(ops, x, n: int):
+    """`x & ((1 << n) - 1)`, in the backends' operations."""
+    return x - ops.shr(x, n) * ops.c(1 << n)
+
+
 def umin(ops, a, b):
     return ops.ite(ops.le(a, b), a, b)
 
@@ -243,6 +257,7 @@ class Call:
     placed: Any  # the placement's precondition: the buffer is where the closed form says
     ops: Any
     native_allocs: Any = None  # bare metal: the allocation count (2 MiB / 1 GiB pages)
+    gbpages: Any = None  # bare metal: 1 GiB pages (a condition)
 
     @property
     def placement(self) -> str:
@@ -262,6 +277,36 @@ class Call:
     @property
     def last_chunk(self):
         return cdiv(self.ops, self.range_end, 9) - self.ops.c(1)
+
+    @property
+    def first_chunk(self):
+        """The chunk `kernel_physical_mapping_init` maps first (the range starts on one: 0 or 4 GiB)."""
+        return self.ops.shr(self.range_start, 9)
+
+    @property
+    def iterations(self):
+        """Chunks the walk visits: `first_chunk .. last_chunk`."""
+        return self.last_chunk + self.ops.c(1) - self.first_chunk
+
+    def allocs_before(self, chunk):
+        """`alloc_low_page` calls of the walk before it maps `chunk` (`first_chunk <= chunk <= last_chunk + 1`):
+        domU, `A(chunk - 1)` once past the kept chunks; bare metal, a PUD page per PGD slot past the first, a
+        PMD page per new GiB entered (1 GiB pages: only the partial last GiB), the partial last chunk's PTE page."""
+        o = self.ops
+        prev = chunk - o.c(1)
+        started = o.gt(chunk, self.first_chunk)
+        if self.native_allocs is None:
+            return o.ite(o.gt(chunk, self.first_new_chunk), self.chunk_alloc(prev), o.c(0))
+        end, g = self.range_end, o.shr(prev, 9)
+        puds = o.ite(started, o.shr(prev, 18), o.c(0))
+        pmds = o.ite(o.and_(started, o.ge(g, self.first_new_gib)), g - self.first_new_gib + o.c(1), o.c(0))
+        partial_gib = o.and_(
+            o.ge(o.shr(end, 18), self.first_new_gib), o.not_(o.eq(low_bits(o, end, 18), o.c(0)))
+        )
+        pmds_gb = o.ite(o.and_(started, partial_gib, o.ge(g, o.shr(end, 18))), o.c(1), o.c(0))
+        partial_chunk = o.not_(o.eq(low_bits(o, end, 9), o.c(0)))
+        ptes = o.ite(o.and_(started, partial_chunk, o.ge(prev, o.shr(end, 9))), o.c(1), o.c(0))
+        return puds + o.ite(self.gbpages, pmds_gb, pmds) + ptes
 
     @property
     def total_allocs(self):
@@ -383,10 +428,25 @@ def calls(ops, shape: Shape, p: Params) -> tuple[Call, Call]:
     return call0, call1
 
 
+def native_allocs(ops, end, first_gib, gb):
+    """A bare-metal call's `alloc_low_page` calls, for a range `[first_gib GiB, end)` (module docstring)."""
+    c = ops.c
+    gibs = cdiv(ops, end, 18) - first_gib  # new GiBs, each a PMD page without 1 GiB pages
+    pmds = ops.ite(ops.gt(end, first_gib * c(1 << 18)), gibs, c(0))
+    partial_gib = ops.and_(
+        ops.ge(ops.shr(end, 18), first_gib), ops.not_(ops.eq(end - ops.shr(end, 18) * c(1 << 18), c(0)))
+    )
+    pmds_gb = ops.ite(partial_gib, c(1), c(0))
+    ptes = ops.ite(ops.eq(end - ops.shr(end, 9) * c(512), c(0)), c(0), c(1))
+    # a PUD page per PGD slot past the first (init_level4_pgt's direct-map slot holds level3_ident_pgt)
+    puds = ops.ite(ops.gt(end, c(PGD_CHUNKS << 9)), cdiv(ops, end, 27) - c(1), c(0))
+    return ops.ite(gb, pmds_gb, pmds) + ptes + puds
+
+
 def _native_calls(ops, shape: Shape, p: Params, lay: Layout) -> tuple[Call, Call]:
     """Bare metal: head_64.S maps GiB 0 with 2 MiB pages. Without 1 GiB pages every new GiB of the range takes a
     PMD page; with them only the partial last GiB does (the whole GiBs are 1 GiB entries); a partial last 2 MiB
-    chunk takes a PTE page either way (`split_mem_range`)."""
+    chunk takes a PTE page either way (`split_mem_range`); every PGD slot past the first a PUD page."""
     c = ops.c
     gb = ops.eq(p.gbpages, c(1))
     out = []
@@ -395,18 +455,11 @@ def _native_calls(ops, shape: Shape, p: Params, lay: Layout) -> tuple[Call, Call
     ):
         t = ops.ite(gb, tables_for(ops, end, pse=True, gbpages=True), tables_for(ops, end, pse=True))
         first_gib = c(1) if index == 0 else c(4)
-        gibs = cdiv(ops, end, 18) - first_gib  # new GiBs, each a PMD page without 1 GiB pages
-        pmds = ops.ite(ops.gt(end, first_gib * c(1 << 18)), gibs, c(0))
-        partial_gib = ops.and_(
-            ops.ge(ops.shr(end, 18), first_gib), ops.not_(ops.eq(end - ops.shr(end, 18) * c(1 << 18), c(0)))
-        )
-        pmds_gb = ops.ite(partial_gib, c(1), c(0))
-        ptes = ops.ite(ops.eq(end - ops.shr(end, 9) * c(512), c(0)), c(0), c(1))
-        allocs = ops.ite(gb, pmds_gb, pmds) + ptes
+        allocs = native_allocs(ops, end, first_gib, gb)
         # anywhere in RAM below the call's end (stated without a sum that could wrap)
         placed = ops.and_(ops.ge(base, c(0x100)), ops.le(t, end), ops.le(base, end - t))
         out.append(
-            Call(index, shape, exists, start, end, base, base + t, c(0), first_gib, placed, ops, allocs)
+            Call(index, shape, exists, start, end, base, base + t, c(0), first_gib, placed, ops, allocs, gb)
         )
     return out[0], out[1]
 

@@ -11,6 +11,15 @@ proof is an obligation like any other: the domain, the lemma's negation, and ins
 in a fresh solver, `unsat` = proved. An *instance* is the lemma's formula with the caller's terms for the
 parameters; adding it to an obligation is sound because it holds for every value of the parameters over the
 whole domain. A verdict is `proved` only if every lemma it rests on, transitively, is proved (`prove.py`).
+
+The closed form itself is proved equal to the kernel's loop by an induction over the loop's iterations
+(`step_function.py`): `step_base`, the step in parts (`step_state`, `step_allocates`, `step_writes`,
+`step_links`; bare metal `step_state`), `step_exit`, each proved once per platform and call over *any* walk
+in bounds (fresh variables for the range end, buffer, kept chunks: `step_function.abstract_walk`), which covers
+every shape; `walk_bounded` proves each shape's calls in those bounds. They are no premise of anything (an
+obligation reads the closed form's terms directly), but every other lemma about the walk *rests on* them: its
+claim is about the kernel only if the closed form is the kernel's walk, so a verdict is `proved` only if they
+are too (`Lemma.rests_on`; 3.9's shape has no step function).
 """
 
 from __future__ import annotations
@@ -20,15 +29,17 @@ from dataclasses import dataclass
 
 import z3
 
-from xenpin.symbolic.form import Call, Shape
+from xenpin.symbolic import step_function as sf
+from xenpin.symbolic.form import Z3, Call, Shape
 from xenpin.symbolic.walk import BV, Terms, c, terms_of
 
-SMALL_BITS = 30  # the domain's 2**28 pages, with room for the sums the walk forms
+SMALL_BITS = 36  # bare metal's 2**34 pages (64 TiB), with room for the sums the walk forms
+XEN_SMALL_BITS = 30  # a domU's 2**27 pages (500 GiB)
 
 
-def small(x: BV) -> z3.BoolRef:
-    """`x < 2**SMALL_BITS`, as zero high bits (what the bit-blaster propagates best)."""
-    return z3.Extract(x.size() - 1, SMALL_BITS, x) == 0
+def small(x: BV, bits: int = SMALL_BITS) -> z3.BoolRef:
+    """`x < 2**bits`, as zero high bits (what the bit-blaster propagates best)."""
+    return z3.Extract(x.size() - 1, bits, x) == 0
 
 
 @dataclass(frozen=True, order=True)
@@ -54,8 +65,11 @@ class Instance:
 
     @property
     def ref(self) -> LemmaRef:
-        if not LEMMAS[self.lemma].about_walk:
+        lemma = LEMMAS[self.lemma]
+        if not lemma.about_walk:
             return LemmaRef(self.lemma)
+        if lemma.generic is not None:  # proved once per platform and call, for every shape
+            return LemmaRef(self.lemma, self.t.shape.platform, self.k.index)
         return LemmaRef(self.lemma, self.t.shape.key, self.k.index)
 
     def formula(self) -> z3.BoolRef:
@@ -74,6 +88,31 @@ class Lemma:
     claim: Callable[..., z3.BoolRef]  # claim(t, k, *params)
     uses: Callable[..., list[Instance]]  # uses(t, k, *params): the instances its proof needs
     about_walk: bool = True  # False: a bit-vector fact, true without the domain
+    rests_on_walk: bool = True  # (about the walk) means something only if the closed form is the walk
+    # Proved over a walk of fresh variables (`step_function.abstract_walk`) rather than over a shape's domain:
+    # once per platform and call, for every shape (whose calls `walk_bounded` proves within those bounds; every
+    # obligation and lemma that uses one of these also rests on its own shape's `walk_bounded`).
+    generic: Callable[..., z3.BoolRef] | None = None  # generic(walk, call, *params)
+
+    def rests_on(self, shape: Shape, call: int | None) -> list[LemmaRef]:
+        """Lemmas this one's meaning depends on without being premises of its proof: the induction that proves
+        the closed form equal to the step function (module docstring)."""
+        if not (self.about_walk and self.rests_on_walk and sf.has_step_function(shape)):
+            return []
+        return step_refs(shape.platform, call or 0)
+
+
+def step_refs(platform: str, call: int) -> list[LemmaRef]:
+    """The induction's lemmas for call `call` of a platform's walks (one set serves every shape: they are
+    proved over any walk in bounds, `step_function.abstract_walk`)."""
+    parts = sf.parts_of(platform == "native")
+    return [
+        LemmaRef(name, platform, call) for name in ("step_base", *(f"step_{p}" for p in parts), "step_exit")
+    ]
+
+
+def _step_walk(t: Terms, k: Call) -> sf.Walk:
+    return sf.walk_of(Z3, t.shape, t.params, k.index, t.layout, (t.call0, k))
 
 
 def _no_lemmas(t: Terms, k: Call, *params: BV) -> list[Instance]:
@@ -90,14 +129,18 @@ def _in_walk(k: Call, chunk: BV) -> z3.BoolRef:
 
 
 def _walk_bounded(t: Terms, k: Call) -> z3.BoolRef:
+    bits = XEN_SMALL_BITS if t.shape.platform == "xen" else SMALL_BITS
+    # and the call is one the induction covers (`step_function.walk_bounds`): what carries its lemmas here
+    covered = sf.walk_bounds(_step_walk(t, k), k) if sf.has_step_function(t.shape) else z3.BoolVal(True)
     return z3.And(
-        small(t.size),
-        small(k.range_end),
-        small(k.pgt_buf_start),
-        small(k.pgt_buf_top),
+        covered,
+        small(t.size, bits),
+        small(k.range_end, bits),
+        small(k.pgt_buf_start, bits),
+        small(k.pgt_buf_top, bits),
         z3.ULE(k.pgt_buf_start, k.pgt_buf_top),
-        small(k.total_allocs),
-        small(k.chunk_alloc(k.last_chunk)),
+        small(k.total_allocs, bits),
+        small(k.chunk_alloc(k.last_chunk), bits),
     )
 
 
@@ -163,12 +206,47 @@ def _alloc_in_buffer_uses(t: Terms, k: Call, alloc: BV) -> list[Instance]:
     ]
 
 
+def _step_lemmas() -> tuple[Lemma, ...]:
+    """The induction's lemmas (`step_function.py`), each proved over any walk in bounds of a platform's call."""
+    out = [
+        Lemma("step_base", "closed form = step function: before the loop, the walk's state is the closed form's"
+              " at k = 0", (), lambda t, k: sf.base_claim(_step_walk(t, k), k), _no_lemmas,
+              rests_on_walk=False, generic=sf.base_claim),
+        Lemma("step_exit", "closed form = step function: the loop stops after n >= 1 iterations with the closed"
+              " form's pgt_buf_end and allocation count", (), lambda t, k: sf.exit_claim(_step_walk(t, k), k),
+              _no_lemmas, rests_on_walk=False, generic=sf.exit_claim),
+    ]  # fmt: skip
+    texts = {
+        "state": "one iteration of kernel_physical_mapping_init from the closed form's state at k < n gives"
+        " its state at k + 1",
+        "allocates": "the PMD and PTE pages an iteration allocates are the closed form's pmd_alloc and chunk_alloc",
+        "writes": "an iteration writes the PTEs the closed form's is_new_chunk_pfn names, with its"
+        " end_when_pte_written",
+        "links": "an iteration's PTE page becomes reachable after the closed form's gib_linked_after",
+    }
+    for part in sf.STEP_PARTS:
+        out.append(
+            Lemma(
+                f"step_{part}",
+                f"closed form = step function: {texts[part]}",
+                ("k", "pfn"),
+                lambda t, k, kk, pfn, part=part: sf.step_claims(_step_walk(t, k), k, kk, pfn)[part],
+                _no_lemmas,
+                rests_on_walk=False,
+                generic=lambda w, k, kk, pfn, part=part: sf.step_claims(w, k, kk, pfn)[part],
+            )
+        )
+    return tuple(out)
+
+
 LEMMAS: dict[str, Lemma] = {
     lemma.name: lemma
     for lemma in (
+        *_step_lemmas(),
         Lemma(
             "walk_bounded",
-            "pgt_buf_start <= pgt_buf_top; the size, the range end, the buffer and the allocation count are below 2**30",
+            "pgt_buf_start <= pgt_buf_top; the size, the range end, the buffer and the allocation count are below"
+            " 2**30 (bare metal 2**36); the call is one the step function's induction covers",
             (),
             _walk_bounded,
             _no_lemmas,
@@ -186,6 +264,7 @@ LEMMAS: dict[str, Lemma] = {
             ("pfn",),
             _chunk_in_range,
             _no_lemmas,
+            generic=lambda w, k, pfn: _chunk_in_range(None, k, pfn),
         ),
         Lemma(
             "alloc_monotone",
@@ -193,6 +272,7 @@ LEMMAS: dict[str, Lemma] = {
             ("x", "y"),
             _alloc_monotone,
             _no_lemmas,
+            generic=lambda w, k, x, y: _alloc_monotone(None, k, x, y),
         ),
         Lemma(
             "add_monotone",
@@ -235,6 +315,11 @@ def proof(ref: LemmaRef) -> tuple[z3.BoolRef, list[LemmaRef]]:
 def _build_proof(ref: LemmaRef) -> tuple[z3.BoolRef, list[LemmaRef]]:
     lemma = LEMMAS[ref.name]
     params = [z3.BitVec(f"{lemma.name}.{p}", 64) for p in lemma.params]
+    if lemma.generic is not None:  # over any walk in bounds, not only the domain's (`abstract_walk`)
+        shape = NATIVE_SHAPE if ref.shape == "native" else ARITHMETIC_SHAPE
+        w, k_any, bounds = sf.abstract_walk(shape, ref.call or 0)
+        formula = z3.And(bounds, z3.Not(lemma.generic(w, k_any, *params)))
+        return formula, [] if not lemma.rests_on_walk else step_refs(shape.platform, ref.call or 0)
     t = terms_of(Shape.from_key(ref.shape) if ref.shape else ARITHMETIC_SHAPE)
     k = t.call(ref.call or 0)
     used = lemma.uses(t, k, *params)
@@ -244,11 +329,13 @@ def _build_proof(ref: LemmaRef) -> tuple[z3.BoolRef, list[LemmaRef]]:
         formula = z3.And(t.domain, k.exists, *premises, negation)
     else:
         formula = z3.And(*premises, negation)
-    return formula, sorted({inst.ref for inst in used})
+    shape = Shape.from_key(ref.shape) if ref.shape else ARITHMETIC_SHAPE
+    return formula, sorted({inst.ref for inst in used} | set(lemma.rests_on(shape, ref.call)))
 
 
 # Arithmetic lemmas name no walk; their proofs are built over any one (its terms are not used).
 ARITHMETIC_SHAPE = Shape("xen", "high", "2.6.39-rc1", "2.6.39-rc1", "2.6.39-rc5")
+NATIVE_SHAPE = Shape("native", "any", "none", "none", "none")
 
 
 def closure(refs: Iterable[LemmaRef]) -> list[LemmaRef]:
