@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import z3
 from symbolic_cases import BUFFERED_XEN, MIB, SHAPES, VARIANTS, domu, skip_unless_slow, slow
 from test_closed_form import mismatches
 
@@ -22,6 +23,7 @@ from xenpin.linux.layout import BootConfig
 from xenpin.symbolic import closed_form as cf
 from xenpin.symbolic import placement
 from xenpin.symbolic.form import INT, anywhere, calls, layout, search_allows, shape_of
+from xenpin.symbolic.obligations import build
 from xenpin.symbolic.prove import prove_property
 from xenpin.symbolic.solver import check
 
@@ -147,3 +149,25 @@ def test_prove_cli_takes_any_rows(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert main(["prove", "models/kernels/3.0.toml", "--property", "spare_freed@rule"]) == 2
     assert "each also as P@any" in capsys.readouterr().err
+
+
+def test_boot_cli_puts_the_buffer_where_it_is_told(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["boot", "models/kernels/3.1.toml", "--mem", "64M", "--json"]
+    assert main([*argv, "--pgt-buf-start", "0x10000"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["boots"][0]["buffers"][0]["pgt_buf_start"] == "0x10"
+    for bad in ("0x10001", "0x10000,0x20000,0x30000", "x", "0x1000,"):
+        assert main([*argv, "--pgt-buf-start", bad]) == 2, bad
+        out, err = capsys.readouterr()
+        assert out == "" and err.startswith("xenpin: --pgt-buf-start: "), bad
+
+
+@slow
+@skip_unless_slow
+@pytest.mark.parametrize("name", ["2.6.39", "2.6.39-inline", "3.0", "2.6.39-rc6"])
+def test_no_rw_alias_fails_only_right_after_xens_tables(name: str) -> None:
+    """`no_rw_alias@any` of the seed's releases: every counterexample has call 0's buffer at `pt_end`."""
+    for call in (0, 1):
+        ob = build(VARIANTS[name], "no_rw_alias@any", call)
+        elsewhere = ob.terms.call0.pgt_buf_start != ob.terms.layout.pt_end
+        assert check(z3.And(ob.formula(), elsewhere), timeout_s=300).status == "unsat", (name, call)
