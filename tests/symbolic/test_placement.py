@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 
+import jsonschema
 import pytest
 import z3
 from symbolic_cases import BUFFERED_XEN, MIB, SHAPES, VARIANTS, domu, skip_unless_slow, slow
@@ -20,6 +21,8 @@ from test_closed_form import mismatches
 from xenpin.cli import main
 from xenpin.linux.boot import boot
 from xenpin.linux.layout import BootConfig
+from xenpin.report.jsondoc import load_schema
+from xenpin.report.prove import prove_json
 from xenpin.symbolic import closed_form as cf
 from xenpin.symbolic import placement
 from xenpin.symbolic.form import INT, anywhere, calls, layout, search_allows, shape_of
@@ -137,6 +140,9 @@ def test_an_any_placement_counterexample_is_replayed_where_it_puts_the_buffer() 
     assert v.replay.config.pgt_buf_start == (start, w["pgt_buf_start1"])
     assert w.pfn == start - 1 and w.mem_bytes == 64 * MIB  # the page below the buffer, the least guest
     assert "buffer at pfn" in w.describe() and w.machine_json()["pgt_buf_start0"] == hex(start << 12)
+    doc = prove_json([v], v.seconds)  # the witness's placement in the JSON, as the schema says
+    jsonschema.Draft202012Validator(load_schema("prove")).validate(doc)
+    assert doc["obligations"][0]["witness"]["machine"]["pgt_buf_start0"] == hex(start << 12)
 
 
 def test_prove_cli_takes_any_rows(capsys: pytest.CaptureFixture[str]) -> None:
@@ -171,3 +177,19 @@ def test_no_rw_alias_fails_only_right_after_xens_tables(name: str) -> None:
         ob = build(VARIANTS[name], "no_rw_alias@any", call)
         elsewhere = ob.terms.call0.pgt_buf_start != ob.terms.layout.pt_end
         assert check(z3.And(ob.formula(), elsewhere), timeout_s=300).status == "unsat", (name, call)
+
+
+def test_rc6s_tail_stays_ro_only_where_the_call_maps_it() -> None:
+    """2.6.39-rc6's `spare_writable@any` fails, but not for a buffer in chunks Xen's tables map already (their
+    RW PTEs are kept), nor for call 1's buffer below 4 GiB clear of call 0's."""
+    v = VARIANTS["2.6.39-rc6"]
+    ob = build(v, "spare_writable@any", 0)
+    t = ob.terms
+    mapped_by_xen = z3.ULE(t.call0.pgt_buf_top, t.layout.existing_chunks * 512)
+    assert check(z3.And(ob.formula(), mapped_by_xen)).status == "unsat"
+    ob1 = build(v, "spare_writable@any", 1)
+    k0, k1 = ob1.terms.call0, ob1.terms.call1
+    clear = z3.Or(z3.ULE(k1.pgt_buf_top, k0.pgt_buf_start), z3.UGE(k1.pgt_buf_start, k0.pgt_buf_top))
+    below_4g = z3.ULT(k1.pgt_buf_top, 1 << 20)
+    assert check(z3.And(ob1.formula(), mapped_by_xen, clear, below_4g)).status == "unsat"
+    assert check(z3.And(ob.formula(), z3.Not(mapped_by_xen))).status == "sat"
