@@ -319,9 +319,10 @@ class PropertyItem(_XenpinItem):
 def proof_report(verdict: Any, limits: str = "") -> str:
     """One verdict as `xenpin prove` shows it (the counterexample, its replayed boot) and how to replay it."""
     from xenpin.report.prove import render_text
+    from xenpin.symbolic import placement
 
     v = verdict.variant
-    head = f"{v.name} {verdict.prop}: {verdict.verdict}, expected {verdict.expected} ({v.path})"
+    head = f"{v.name} {verdict.label}: {verdict.verdict}, expected {verdict.expected} ({v.path})"
     out = [head, render_text([verdict], verdict.seconds)]
     w = verdict.witness
     if w is not None and w.xen:
@@ -332,10 +333,13 @@ def proof_report(verdict: Any, limits: str = "") -> str:
             sizes += f" --kernel-size {w['kernel'] << 12:#x}"
         if w["ramdisk"] << 12 != DEFAULT_RAMDISK_BYTES:
             sizes += f" --ramdisk-size {w['ramdisk'] << 12:#x}"
+        starts = placement.pgt_buf_start(dict(w.machine))  # a P@any witness: where it put the buffers
+        if starts is not None:
+            sizes += " --pgt-buf-start " + ",".join(f"{s << 12:#x}" for s in starts if s)
         out.append(f"replay it: xenpin boot {v.path} --mem {w.mem_bytes:#x}{sizes}")
-    if w is not None:
+    if w is not None and verdict.placement == "rule":  # explore takes P only
         out.append(f"explore it: xenpin explore {v.path} {verdict.prop}")
-    out.append(f"prove it again: xenpin prove {v.path} --property {verdict.prop}{limits}")
+    out.append(f"prove it again: xenpin prove {v.path} --property {verdict.label}{limits}")
     return "\n".join(out)
 
 

@@ -3,7 +3,7 @@ minimisation and replay included), as `xenpin prove` runs them.
 
 Run: `python tests/benchmarks/bench_prove.py [--repeat N] [--jobs N]`. Each repeat starts with no lemma proved.
 `--jobs 1` runs everything in this process (`xenpin prove --jobs 1`); the default uses every core, as
-`xenpin prove` does. Targets (issue 4): all verdicts under 10 s, none over 2 s, 64-bit.
+`xenpin prove` does; `--placement any|both` proves the rows `P@any` (or both). Targets (issue 4): all verdicts under 10 s, none over 2 s, 64-bit.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from xenpin.linux.variant import PROPERTIES, load_variant
+from xenpin.symbolic import placement
 from xenpin.symbolic import prove as prove_mod
 from xenpin.symbolic.batch import default_workers, prove_many
 from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S
@@ -26,19 +27,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--jobs", type=int, default=default_workers())
+    ap.add_argument(
+        "--placement", choices=("rule", "any", "both"), default="rule", help="P, P@any, or both rows"
+    )
     args = ap.parse_args()
     variants = [load_variant(p) for p in sorted((ROOT / "models/kernels").glob("*.toml"))]
     totals = []
     for _ in range(args.repeat):
         prove_mod._LEMMA_VERDICTS.clear()
-        t = time.perf_counter()
-        jobs = [(v, prop) for v in variants for prop in PROPERTIES]
+        t, cpu0 = time.perf_counter(), time.process_time()
+        jobs = [(v, label) for v in variants for label in placement.labels(list(PROPERTIES), args.placement)]
         verdicts = prove_many(jobs, workers=args.jobs, rlimit=DEFAULT_RLIMIT, timeout_s=DEFAULT_TIMEOUT_S)
         totals.append(time.perf_counter() - t)
+        cpu = time.process_time() - cpu0
         slowest = max(verdicts, key=lambda v: v.seconds)
         wrong = [v for v in verdicts if not v.as_expected]
         print(
-            f"{len(verdicts)} verdicts in {totals[-1]:5.2f} s; slowest {slowest.variant.name} {slowest.prop}"
+            f"{len(verdicts)} verdicts in {totals[-1]:5.2f} s ({cpu:5.2f} s CPU in this process);"
+            f" slowest {slowest.variant.name} {slowest.label}"
             f" {slowest.seconds:4.2f} s; {len(wrong)} differ from expectation"
         )
     print(

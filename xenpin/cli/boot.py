@@ -40,6 +40,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--rules", default="xen-4.1", choices=("xen-4.1", "modern"), help="Xen rule set (default xen-4.1)"
     )
+    p.add_argument(
+        "--pgt-buf-start",
+        metavar="ADDR[,ADDR]",
+        help="put init_memory_mapping call 0's (and call 1's) buffer at these page-aligned physical addresses"
+        " instead of where the top-down search puts it (a `prove` P@any witness's placement)",
+    )
     p.add_argument("--trace", action="store_true", help="print every step that touched the buffers")
     add_output_flags(p)
     p.set_defaults(handler=run)
@@ -60,6 +66,8 @@ def _boot_config(args: argparse.Namespace, variant):
         value = size_arg(name, getattr(args, attr), zero=attr == "ramdisk_size")
         if value is not None:
             kw[attr.replace("_size", "_bytes")] = value
+    if args.pgt_buf_start is not None:
+        kw["pgt_buf_start"] = _placement_arg(args.pgt_buf_start)
     if role == "dom0" and kw["e820"] is None:
         raise InputError("--role dom0: give the host's map with --e820 FILE")
     if role == "dom0":
@@ -79,6 +87,20 @@ def _limit(role: str) -> int:
     from xenpin.linux.layout import max_boot_bytes
 
     return MAX_NATIVE_BYTES if role == "native" else max_boot_bytes()
+
+
+def _placement_arg(text: str) -> tuple[int, ...]:
+    """`--pgt-buf-start 0x100000,0x3000000` -> pfns per call (`BootConfig.pgt_buf_start`)."""
+    parts = text.split(",")
+    try:
+        addrs = [int(part, 0) for part in parts]
+    except ValueError:
+        addrs = []
+    if not 1 <= len(parts) <= 2 or len(addrs) != len(parts) or any(a < 0 or a % 4096 for a in addrs):
+        raise InputError(
+            f"--pgt-buf-start: {text!r} is not one or two page-aligned addresses (0x100000,0x3000000)"
+        )
+    return tuple(a >> 12 for a in addrs)
 
 
 def _limit_text(role: str) -> str:

@@ -37,7 +37,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="PATH",
         help="variant files, proof scripts (*.py), or directories of either (default: the shipped variants)",
     )
-    p.add_argument("--property", action="append", default=None, help="only these properties (repeatable)")
+    p.add_argument(
+        "--property", action="append", default=None, help="only these properties, P or P@any (repeatable)"
+    )
+    p.add_argument(
+        "--placement",
+        choices=("rule", "any", "both"),
+        default=None,
+        help="where the buffer is: where the variant's rule puts it (default; the rows P), anywhere the memblock"
+        " search allows (the rows P@any), or both",
+    )
     p.add_argument("--smt2", metavar="DIR", help="also write each obligation as SMT-LIB 2 into DIR")
     p.add_argument(
         "--solver",
@@ -164,14 +173,17 @@ def run(args: argparse.Namespace) -> int:
     from xenpin.cli.progress import Bars, wanted
     from xenpin.linux.variant import PROPERTIES, KernelVariant, VariantError, load_variant, variant_files
     from xenpin.report.prove import prove_json, render_text
+    from xenpin.symbolic import placement
     from xenpin.symbolic.batch import default_workers, prove_many
     from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S
     from xenpin.symbolic.theorems import load_script
 
-    props = args.property or list(PROPERTIES)
-    for prop in props:
-        if prop not in PROPERTIES:
-            raise InputError(f"--property: unknown property {prop!r} (known: {', '.join(PROPERTIES)})")
+    for prop in args.property or []:
+        if not placement.known(prop):
+            known = ", ".join(PROPERTIES)
+            raise InputError(f"--property: unknown property {prop!r} (known: {known}, each also as P@any)")
+    props = placement.selected(args.property or list(PROPERTIES), args.placement or "rule")
+    chosen = args.property is not None or args.placement is not None  # else a proof script's theorems all run
     if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
         raise InputError("--timeout: must be a positive, finite number of seconds")
     rlimit = None if args.rlimit is None else whole_number("--rlimit", args.rlimit, MAX_RLIMIT)
@@ -188,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
                 theorems = [
                     (th.load(), th.prop) for th in load_script(script)
                 ]  # each checked, even if filtered
-                jobs.extend(job for job in theorems if job[1] in props)
+                jobs.extend(job for job in theorems if job[1] in props or not chosen)
             files = [] if path.endswith(".py") else variant_files([path])
             if not scripts and not files:
                 raise InputError(f"{path}: nothing to prove (no *.toml variant, no proof script)")

@@ -258,7 +258,19 @@ class DirectMapping:
             "2.6.39-rc1": (0, pfn_phys(end_pfn)),
             "3.1": (0, pfn_phys(g.max_pfn_mapped)),
         }[version]
-        base = g.memblock.find_in_range(lo, hi, tables * PAGE_SIZE, PAGE_SIZE)
+        forced = g.config.pgt_buf_start
+        if forced is not None and g.call < len(forced):  # a placement given (xenpin.symbolic.placement)
+            base = pfn_phys(forced[g.call])
+            if not _searchable(g.memblock, lo, hi, tables * PAGE_SIZE, base):
+                why = f"pgt_buf_start {forced[g.call]:#x}: memblock_find_in_range({lo:#x}, {hi:#x}) cannot return it"
+                g.stop(
+                    "panic",
+                    forced[g.call],
+                    why,
+                    reason=f"[{base:#x}, +{tables} pages) is not free RAM in range",
+                )
+        else:
+            base = g.memblock.find_in_range(lo, hi, tables * PAGE_SIZE, PAGE_SIZE)
         if base is None:
             g.console.print(
                 "failure", "Kernel panic - not syncing: Cannot find space for the kernel page tables"
@@ -505,6 +517,17 @@ class DirectMapping:
         if real_end < end:
             self.init_range_memory_mapping(real_end, end)
         g.judge(g.buf)
+
+
+def _searchable(mb, lo: int, hi: int, size: int, base: int) -> bool:
+    """`memblock_find_in_range(lo, hi, size, PAGE_SIZE)` may return `base` (given more reservations): a free,
+    page-aligned fit of one memory region inside the range (`start == 0` means PAGE_SIZE)."""
+    inside = max(lo, PAGE_SIZE) <= base and base + size <= hi and base % PAGE_SIZE == 0
+    return (
+        inside
+        and mb.is_memory(base, base + size)
+        and not any(r.base < base + size and base < r.end for r in mb.reserved)
+    )
 
 
 __all__ = ["DirectMapping", "split_mem_range"]

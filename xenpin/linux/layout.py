@@ -138,6 +138,9 @@ class BootConfig:
         tuple[str, tuple[str, int]], ...
     ] = ()  # Xen source lines of another build than 4.1.0
     printk: str | None = None  # console dialect (`console.DIALECTS`) if not the release's own: "tip-2010"
+    # init_memory_mapping call k's buffer at pfn pgt_buf_start[k] instead of the top-down search's choice (it must
+    # be a place the search could return: free RAM inside its range); calls past the tuple search as usual
+    pgt_buf_start: tuple[int, ...] | None = None
 
     @property
     def nr_pages(self) -> int:

@@ -115,7 +115,7 @@ def render_text(verdicts: list[Verdict], seconds: float, solver: str = "z3") -> 
             (
                 v.variant.name,
                 shown_path(v.variant.path),
-                v.prop,
+                v.label,  # P, or P@any (symbolic/placement.py)
                 v.verdict,
                 v.expected,
                 f"{v.seconds:.2f}s",
@@ -191,7 +191,7 @@ def obligation_json(v: Verdict) -> dict[str, Any]:
     return {
         "variant": v.variant.name,
         "file": file_of(v.variant.path),
-        "property": v.prop,
+        "property": v.label,
         "verdict": v.verdict,
         "expected": v.expected,
         "as_expected": v.as_expected,

@@ -8,7 +8,8 @@ all (a domU whose E820 `xen_memory_setup` makes itself, with xl's maximum reserv
 pfn; bare metal whose E820 leaves
 no GiB of `[0, max_pfn)` without an entry).
 
-A bare-metal buffer's place is a free parameter of the closed form (no property depends on it): `bases` gives the
+A domU whose `BootConfig.pgt_buf_start` places the buffers is described by the shape with the buffers anywhere
+(`form.py` item 3b) at those places. A bare-metal buffer's place is a free parameter of the closed form (no property depends on it): `bases` gives the
 two calls' `pgt_buf_start`; by default the lowest place the domain allows (0x100), so that `in_domain` answers
 "is there a placement for which the closed form describes this machine", which holds wherever the tables fit.
 """
@@ -16,9 +17,9 @@ two calls' `pgt_buf_start`; by default the lowest place the domain allows (0x100
 from __future__ import annotations
 
 from xenpin.linux.e820 import E820_RAM
-from xenpin.linux.layout import BootConfig
+from xenpin.linux.layout import DEFAULT_TRAMPOLINE_BYTES, BootConfig
 from xenpin.linux.variant import KernelVariant
-from xenpin.symbolic.form import INT, Call, Params, calls, domain, layout, shape_of
+from xenpin.symbolic.form import INT, Call, Params, Shape, anywhere, calls, domain, layout, shape_of
 
 NATIVE_BASE = 0x100  # the lowest `pgt_buf_start` form.domain allows on bare metal
 FOUR_G = 1 << 20  # pfns
@@ -39,23 +40,34 @@ def params_of(
             base1=bases[1],
             gbpages=int(config.gbpages),
         )
+    base0, base1 = (*(config.pgt_buf_start or ()), 0, 0)[:2]  # a placement given: form.py item 3b
     return Params(
         config.nr_pages,
         -(-config.kernel_bytes // 4096),
         -(-config.ramdisk_bytes // 4096),
         config.slack_bytes >> 12,
+        base0=base0,
+        base1=base1,
     )
+
+
+def machine_shape(variant: KernelVariant, config: BootConfig) -> Shape:
+    """The variant's walk shape; with the buffers anywhere (`form.anywhere`) if the machine places them."""
+    shape = shape_of(variant)
+    return anywhere(shape) if variant.xen and config.pgt_buf_start is not None else shape
 
 
 def machine_calls(
     variant: KernelVariant, config: BootConfig, bases: tuple[int, int] = (NATIVE_BASE, NATIVE_BASE)
 ) -> tuple[Call, Call]:
-    return calls(INT, shape_of(variant), params_of(variant, config, bases))
+    return calls(INT, machine_shape(variant, config), params_of(variant, config, bases))
 
 
 def describable(variant: KernelVariant, config: BootConfig) -> bool:
     """`form.Params` describes this machine at all (see the module docstring)."""
     if variant.xen:
+        if config.pgt_buf_start is not None and config.trampoline_bytes != DEFAULT_TRAMPOLINE_BYTES:
+            return False  # item 3b's free runs below 640 KiB end at the default trampoline
         if config.role != "domU" or config.e820 is not None or config.max_reservation is not None:
             return False  # dom0, a domU handed a map or another toolstack's maximum: not what form.layout computes
         p2m = config.p2m
@@ -79,7 +91,7 @@ def in_domain(
 ) -> bool:
     if not describable(variant, config):
         return False
-    shape, p = shape_of(variant), params_of(variant, config, bases)
+    shape, p = machine_shape(variant, config), params_of(variant, config, bases)
     k0, k1 = calls(INT, shape, p)
     return bool(domain(INT, shape, p, k0, k1))
 

@@ -29,6 +29,17 @@ A 64-bit PV domU (see `xc_dom_layout`, `xen_setup_kernel_pagetable`, `xen_memory
    `[start0, end0)`: `obligations.reservation_premises`). `low` 3.1: call 0 below the kernel,
    `0x1000 - tables0`; 2.6.37: below `max_pfn_mapped` if the padding and the extension above Xen's tables hold it,
    else below the kernel; call 1 (both) at `min(nr, 4G) - tables1`. Each placement has its precondition (`placed`).
+3b. Placement, anywhere (`Shape.anywhere`, the properties `P@any`): each call's `pgt_buf_start` is a free
+   parameter (`base0`, `base1`), constrained to what `find_early_table_space`'s `memblock_find_in_range(start,
+   end, tables, PAGE_SIZE)` may return (`search_allows`): `[start, start + tables)` inside `[lo, hi)` -- 2.6.37
+   `[0x8000, max_pfn_mapped)`, 2.6.39-rc1 .. 3.0 `[0, end)` (the call's range end), 3.1 `[0, max_pfn_mapped)`,
+   where `start = 0` means `PAGE_SIZE` and `max_pfn_mapped` is the start of day's for call 0 and call 0's end
+   for call 1 -- and inside one of the free runs of RAM the reservations in force leave: `[1, 0x9b)` (RAM below
+   640 KiB, the real-mode trampoline at its top), `[0x100, 0x1000)` (above the ISA hole, below the kernel), the
+   unused `.brk` `[kernel_end - 12, kernel_end)`, and `[pt_end, nr)` (past the ramdisk, Xen's start info, p2m
+   and tables; XEN EXTRA is reserved). Call 1's buffer also stays out of call 0's reservation `[start0,
+   end0)` (the same premise as the high rule). The top-down rule of item 3 is one of these placements; any
+   reservation the model does not know (ACPI, EBDA, another trampoline size) only removes candidates.
 4. Walk order: call 0 keeps GiB 0's PMD (`level2_ident_pgt`) and the first `f` chunks; call 1 starts at 4 GiB with
    nothing. The PTE page of new chunk `c` is allocation `A(c) = (c - c0 + 1) + max(g(c) - g0 + 1, 0)`; the PMD page
    of a new GiB comes right before its first chunk; a chunk's PTE page is reachable once its GiB is linked: at
@@ -58,6 +69,8 @@ from typing import Any
 
 import z3
 
+from xenpin.linux.e820 import ISA_END_ADDRESS, ISA_START_ADDRESS
+from xenpin.linux.layout import DEFAULT_TRAMPOLINE_BYTES
 from xenpin.linux.variant import KernelVariant
 from xenpin.linux.xen_setup import LIBXL_MAXMEM_CONSTANT_PAGES, MAX_DOMAIN_PAGES, MAX_DOMAIN_PAGES_39
 
@@ -90,6 +103,12 @@ def max_nr(shape: Shape) -> int:
 # last L1 RW (`pfn == pgt_buf_end - 1` before the first allocation). `boot` shows it; the proofs leave it out.
 FREE_PAST_BOOT_IMAGE = 4096
 NATIVE_LOW_MAX = 0xF0000  # bare metal: low RAM ends below the 256 MiB PCI hole under 4 GiB
+# item 3b: the free runs of RAM below the kernel; 2.6.37's search starts at 0x8000
+ISA_END_PFN = ISA_END_ADDRESS >> 12
+TRAMPOLINE_PFN = (
+    ISA_START_ADDRESS - DEFAULT_TRAMPOLINE_BYTES
+) >> 12  # setup_trampolines: top-down below 640 KiB
+SEARCH_START_2637 = 0x8000 >> 12
 
 
 class IntOps:
@@ -155,15 +174,19 @@ class Shape:
     low_search: str  # find_early_table_space of a low variant: "2.6.37" (0x8000) | "3.1"
     max_pfn_mapped: str  # xen_setup_kernel_pagetable's max_pfn_mapped: 2.6.37 | 2.6.39-rc1 | 3.9
     extra: str  # a domU's map from xen_memory_setup (EXTRA_SHAPE): 2.6.37 | 2.6.39-rc5 | 3.1 | 3.9
+    anywhere: bool = False  # each pgt_buf_start is free, anywhere the search allows (item 3b), not the rule
 
     @property
     def key(self) -> str:
-        """`platform/placement/search/max_pfn_mapped/extra`, e.g. `xen/high/2.6.39-rc1/2.6.39-rc1/2.6.39-rc5`."""
-        return "/".join((self.platform, self.placement, self.low_search, self.max_pfn_mapped, self.extra))
+        """`platform/placement/search/max_pfn_mapped/extra[/any]`, e.g.
+        `xen/high/2.6.39-rc1/2.6.39-rc1/2.6.39-rc5`."""
+        parts = (self.platform, self.placement, self.low_search, self.max_pfn_mapped, self.extra)
+        return "/".join(parts + (("any",) if self.anywhere else ()))
 
     @staticmethod
     def from_key(key: str) -> Shape:
-        return Shape(*key.split("/"))
+        parts = key.split("/")
+        return Shape(*parts[:5], anywhere=parts[5:] == ["any"])
 
 
 def shape_of(v: KernelVariant) -> Shape:
@@ -204,11 +227,18 @@ def tables_for(ops, end, pse: bool = False, gbpages: bool = False):
     return cdiv(ops, puds, 9) + cdiv(ops, cdiv(ops, pmd_span, 9), 9) + cdiv(ops, pte_span, 9)
 
 
+# item 3b: the fewest tables a call of the domain sizes (call 0 maps at least the least guest, call 1 past 4 GiB;
+# `tables_for` grows with the end), which rule out the free runs too small for any buffer (`search_allows`)
+MIN_TABLES = tables_for(INT, DOMAIN_MIN_PFN)
+MIN_TABLES_CALL1 = tables_for(INT, FOUR_G + 1)
+assert MIN_TABLES > BRK_HOLE and MIN_TABLES_CALL1 > TRAMPOLINE_PFN - 1
+
+
 @dataclass(frozen=True)
 class Params:
     """The machine: a domU's `nr`, `kernel`, `ramdisk`, `slack` pages; bare metal's `low_end`, `high_end`
     (pfns; `high_end` 0 for no RAM above 4 GiB), `gbpages` (1: the CPU maps with 1 GiB pages) and the free buffer
-    places `base0`, `base1`."""
+    places `base0`, `base1` (bare metal's; a domU's `pgt_buf_start` of each call under `Shape.anywhere`)."""
 
     nr: Any = 0
     kernel: Any = 0
@@ -390,7 +420,11 @@ def calls(ops, shape: Shape, p: Params) -> tuple[Call, Call]:
     four = c(FOUR_G)
     t0, t1 = tables_for(ops, lay.max_low), tables_for(ops, lay.max_pfn)
     top0 = umin(ops, p.nr, four)
-    if shape.placement == "high":
+    anywhere = shape.anywhere and shape.placement != "mapped"
+    if anywhere:
+        s0 = p.base0
+        placed0 = search_allows(ops, shape, p, lay, 0, s0, t0)
+    elif shape.placement == "high":
         s0 = top0 - t0
         placed0 = ops.and_(ops.le(t0, top0), ops.ge(s0, lay.pt_end))
     elif shape.placement == "low" and shape.low_search == "3.1":
@@ -407,7 +441,12 @@ def calls(ops, shape: Shape, p: Params) -> tuple[Call, Call]:
     call0 = Call(0, shape, ops.true, c(0), lay.max_low, s0, s0 + t0, lay.existing_chunks, c(1), placed0, ops)
     used0 = call0.total_allocs
     end0 = s0 + used0
-    if shape.placement == "high":
+    if anywhere:
+        s1 = p.base1
+        top1 = s1 + t1
+        clear_of_call0 = ops.or_(ops.le(top1, s0), ops.ge(s1, end0))
+        placed1 = ops.and_(search_allows(ops, shape, p, lay, 1, s1, t1), clear_of_call0)
+    elif shape.placement == "high":
         cand = p.nr - t1
         above = ops.ge(cand, end0)
         s1 = ops.ite(above, cand, s0 - t1)
@@ -441,6 +480,45 @@ def native_allocs(ops, end, first_gib, gb):
     # a PUD page per PGD slot past the first (init_level4_pgt's direct-map slot holds level3_ident_pgt)
     puds = ops.ite(ops.gt(end, c(PGD_CHUNKS << 9)), cdiv(ops, end, 27) - c(1), c(0))
     return ops.ite(gb, pmds_gb, pmds) + ptes + puds
+
+
+def search_range(ops, shape: Shape, lay: Layout, index: int):
+    """`[lo, hi)` in pfns of call `index`'s `memblock_find_in_range(start, end, ...)` (item 3b)."""
+    lo = ops.c(SEARCH_START_2637 if shape.low_search == "2.6.37" else 1)  # start 0 means PAGE_SIZE
+    if shape.low_search == "2.6.39-rc1":  # (0, end): the call's own range end
+        return lo, lay.max_low if index == 0 else lay.max_pfn
+    # (start, max_pfn_mapped << PAGE_SHIFT): the start of day's for call 0; call 0's end for call 1
+    return lo, lay.max_pfn_mapped if index == 0 else lay.max_low
+
+
+def search_allows(ops, shape: Shape, p: Params, lay: Layout, index: int, start, tables):
+    """`[start, start + tables)` is a place call `index`'s search may return: inside its `[lo, hi)` and inside a
+    free run of RAM (item 3b). Stated without a sum that could wrap: `start <= hi - tables`."""
+    c = ops.c
+    lo, hi = search_range(ops, shape, lay, index)
+    end = start + tables
+    # The runs a buffer of the domain can fit (the others are left out, which changes no answer): the unused
+    # .brk never (`MIN_TABLES` > BRK_HOLE); RAM below 640 KiB not call 1's (`MIN_TABLES_CALL1` > its size);
+    # past Xen's tables not 3.1's call 0 (its search ends at mfn_list, below pt_end).
+    free_runs = [(c(ISA_END_PFN), c(KERNEL_START))]
+    if index == 0:
+        free_runs.insert(0, (c(1), c(TRAMPOLINE_PFN)))
+    if index == 1 or shape.low_search != "3.1":
+        free_runs.append((lay.pt_end, p.nr))
+    return ops.and_(
+        ops.le(tables, hi),
+        ops.ge(start, lo),
+        ops.le(start, hi - tables),
+        ops.or_(*(ops.and_(ops.ge(start, a), ops.le(end, b)) for a, b in free_runs)),
+    )
+
+
+def anywhere(shape: Shape) -> Shape:
+    """The shape whose buffers may lie anywhere the search allows (item 3b); bare metal's buffer is free
+    already and 3.9 has none, so theirs is the shape itself."""
+    if shape.platform != "xen" or shape.placement == "mapped":
+        return shape
+    return Shape(shape.platform, shape.placement, shape.low_search, shape.max_pfn_mapped, shape.extra, True)
 
 
 def _native_calls(ops, shape: Shape, p: Params, lay: Layout) -> tuple[Call, Call]:
@@ -503,8 +581,11 @@ __all__ = [
     "Params",
     "Shape",
     "Z3Ops",
+    "anywhere",
     "calls",
     "domain",
     "layout",
+    "search_allows",
+    "search_range",
     "shape_of",
 ]

@@ -14,6 +14,10 @@ and 2.6.37's code never. A deferred `writable` that covers a live table page is 
 the call whose buffer it is: Xen refuses the `update_va_mapping` whenever it comes (if it comes: only once
 `mark_rw_past_pgt` finds the buffer's `pgt_buf_start` reserved).
 
+`build(variant, "P@any", call)` is the same question with each call's `pgt_buf_start` free, anywhere the
+release's memblock search allows (`form.py` item 3b, `placement.py`); its call 1 rests on call 0's `P@any`
+reservation obligations as the high rule's does on call 0's `P`.
+
 Call 1's buffer, in the high placement, goes below call 0's *reservation*, which the closed form takes to be
 `[pgt_buf_start, pgt_buf_end)` (`form.calls`). That holds exactly where call 0 satisfies `live_reserved` and
 `spare_freed`; an obligation of call 1 names those two as `rests_on`, and `prove.py` proves them before it trusts
@@ -34,9 +38,10 @@ import z3
 
 from xenpin.linux.policy import to_z3
 from xenpin.linux.variant import KernelVariant
-from xenpin.symbolic.form import BRK_HOLE, Call, Params
+from xenpin.symbolic import placement
+from xenpin.symbolic.form import BRK_HOLE, Call, Params, anywhere, shape_of
 from xenpin.symbolic.lemmas import Instance, LemmaRef
-from xenpin.symbolic.walk import BV, Terms, c, terms, umin
+from xenpin.symbolic.walk import BV, Terms, c, terms, terms_of, umin
 
 PROPERTY_TEXT = {
     "buffer_fits": "no alloc_low_page ever passes pgt_buf_top",
@@ -68,8 +73,16 @@ class Obligation:
     hypotheses: tuple[Instance, ...]  # lemma instances (`lemmas.py`), each proved on its own
     violation: z3.BoolRef
     premise: z3.BoolRef  # non-vacuity: the situation the property talks about can arise
-    # (property, call) obligations whose `unsat` this one's meaning depends on (module docstring)
+    # (property label, call) obligations whose `unsat` this one's meaning depends on (module docstring)
     rests_on: tuple[tuple[str, int], ...] = ()
+    placement: str = (
+        "rule"  # rule | any: the buffer where the variant's rule puts it, or anywhere (placement.py)
+    )
+
+    @property
+    def label(self) -> str:
+        """The property as `prove` names it: `P`, or `P@any` (`placement.py`)."""
+        return placement.label(self.prop, self.placement)
 
     @property
     def params(self) -> Params:
@@ -299,8 +312,10 @@ def _gib_of_allocation(k: Call, alloc: BV, gib: BV) -> z3.BoolRef:
 
 
 def build(variant: KernelVariant, prop: str, call_index: int) -> Obligation:
-    """The obligation for one property of one variant, in one `init_memory_mapping` call, over all machines."""
-    t = terms(variant)
+    """The obligation for one property of one variant, in one `init_memory_mapping` call, over all machines;
+    `prop` is a label (`placement.py`): `P@any` for every placement the search allows."""
+    prop, where = placement.split(prop)
+    t = terms_of(anywhere(shape_of(variant))) if where == placement.ANY else terms(variant)
     pfn = z3.BitVec("pfn", 64)
     alloc = z3.BitVec("alloc", 64)
     k, other = t.call(call_index), t.call(1 - call_index)
@@ -317,12 +332,18 @@ def build(variant: KernelVariant, prop: str, call_index: int) -> Obligation:
         violation,
         premise,
         reservation_premises(t, call_index),
+        where,
     )
 
 
 def reservation_premises(t: Terms, call_index: int) -> tuple[tuple[str, int], ...]:
-    """The call-0 obligations call `call_index`'s closed form rests on (module docstring)."""
-    if call_index == 1 and t.shape.platform == "xen" and t.shape.placement == "high":
+    """The call-0 obligations call `call_index`'s closed form rests on (module docstring): the high rule's, and
+    every placement anywhere (call 1's buffer stays out of call 0's reservation, `form.py` item 3b)."""
+    if call_index != 1 or t.shape.platform != "xen":
+        return ()
+    if t.shape.anywhere:
+        return (("live_reserved@any", 0), ("spare_freed@any", 0))
+    if t.shape.placement == "high":
         return (("live_reserved", 0), ("spare_freed", 0))
     return ()
 

@@ -37,7 +37,7 @@ from xenpin.linux.e820 import E820, E820_RAM, E820_RESERVED, E820Entry
 from xenpin.linux.layout import DEFAULT_KERNEL_BYTES, DEFAULT_RAMDISK_BYTES, XEN_SLACK_BYTES, BootConfig
 from xenpin.linux.policy import unparse
 from xenpin.linux.variant import POLICY_VARS, KernelVariant
-from xenpin.symbolic import lemmas
+from xenpin.symbolic import lemmas, placement
 from xenpin.symbolic.form import FOUR_G
 from xenpin.symbolic.lemmas import LemmaRef
 from xenpin.symbolic.minimise import lexicographic_min
@@ -119,7 +119,7 @@ class Witness:
         return (self["low_end"] << 12) + max(0, (self["high_end"] << 12) - (1 << 32))
 
     def config(self) -> BootConfig:
-        """The machine to replay the witness on."""
+        """The machine to replay the witness on (with the witness's buffer placement, if it names one)."""
         if self.xen:
             return BootConfig(
                 role="domU",
@@ -127,6 +127,7 @@ class Witness:
                 kernel_bytes=self["kernel"] << 12,
                 ramdisk_bytes=self["ramdisk"] << 12,
                 slack_bytes=self["slack"] << 12,
+                pgt_buf_start=placement.pgt_buf_start(dict(self.machine)),
             )
         entries = [E820Entry(0, 0x9F000, E820_RAM), E820Entry(0x9F000, 0x1000, E820_RESERVED),
                    E820Entry(0x100000, (self["low_end"] << 12) - 0x100000, E820_RAM)]  # fmt: skip
@@ -137,7 +138,7 @@ class Witness:
         )
 
     def machine_json(self) -> dict[str, str | int]:
-        """The machine for `--json`: sizes and ends in bytes (hex), `gbpages` as 0 or 1."""
+        """The machine for `--json`: sizes, ends and placements in bytes (hex), `gbpages` as 0 or 1."""
         return {name: value if name == "gbpages" else hex(value << 12) for name, value in self.machine}
 
     def describe(self) -> str:
@@ -145,7 +146,8 @@ class Witness:
             extra = ", ".join(
                 f"{name} {self[name] << 12:#x}" for name in XEN_PARAMS[1:] if self[name] != DEFAULTS[name]
             )
-            return f"domU of {self.mem_bytes:#x} bytes" + (f" ({extra})" if extra else "")
+            where = placement.describe(dict(self.machine))
+            return f"domU of {self.mem_bytes:#x} bytes" + (f" ({extra})" if extra else "") + where
         high = f", RAM [4G, {self['high_end'] << 12:#x})" if self["high_end"] else ""
         gb = ", 1 GiB pages" if self["gbpages"] else ""
         return f"bare metal, RAM to {self['low_end'] << 12:#x}{high}{gb}"
@@ -242,10 +244,16 @@ class Verdict:
     @property
     def vacuous(self) -> bool:
         return self.verdict == "vacuous"
+    placement: str = "rule"  # rule | any (`placement.py`): `prop` where the rule puts the buffer, or anywhere
+
+    @property
+    def label(self) -> str:
+        """The property as the report names it: `prop`, or `prop@any`."""
+        return placement.label(self.prop, self.placement)
 
     @property
     def expected(self) -> str:
-        return self.variant.expect[self.prop]
+        return placement.expected(self.variant, self.label)
 
     @property
     def as_expected(self) -> bool:
@@ -266,6 +274,8 @@ def _minimise(ob: Obligation, first: z3.ModelRef, limits: dict, formula: z3.Bool
     p = ob.params
     names = XEN_PARAMS if ob.terms.shape.platform == "xen" else NATIVE_PARAMS
     machine = [getattr(p, n) for n in names]
+    placed = placement.machine_terms(ob)  # P@any: each call's pgt_buf_start, after the machine
+    names, machine = (*names, *(n for n, _ in placed)), machine + [term for _, term in placed]
     tail = [ob.pfn] + ([ob.alloc] if ob.prop in ALLOCATION_PROPERTIES else [])
     least = lexicographic_min(
         formula if formula is not None else ob.formula(), machine + tail, first, **limits
@@ -309,11 +319,12 @@ def prove_property(
 ) -> Verdict:
     limits = {"rlimit": rlimit, "timeout_s": timeout_s}
     t = time.perf_counter()
-    obligations = [build(variant, prop, call) for call in CALLS]
+    obligations = [build(variant, prop, call) for call in CALLS]  # `prop` is a label: P or P@any
+    prop, where = placement.split(prop)
     answers = [(ob, _decide(ob.formula(), solver, limits)) for ob in obligations]
     sat = [(ob, a) for ob, a in answers if a.status == "sat"]
     unknown = [(ob.call, a) for ob, a in answers if a.status == "unknown"]
-    verdict = Verdict(variant, prop, "unknown", 0.0)
+    verdict = Verdict(variant, prop, "unknown", 0.0, placement=where)
     gave_up = [f"call {call}: solver gave up ({a.reason})" for call, a in unknown]
     if sat:
         _counterexample(verdict, obligations, sat, unknown, limits)
@@ -418,7 +429,7 @@ def _judge_vacuity(verdict: Verdict, obligations: list[Obligation], solver: str,
 
 def _premises(variant: KernelVariant, obligations: list[Obligation]) -> list[Obligation]:
     """The obligations `obligations` rest on (`Obligation.rests_on`) that are not among them."""
-    have = {(ob.prop, ob.call) for ob in obligations}
+    have = {(ob.label, ob.call) for ob in obligations}
     wanted = sorted({key for ob in obligations for key in ob.rests_on} - have)
     return [build(variant, prop, call) for prop, call in wanted]
 
@@ -430,7 +441,7 @@ _PREMISE_ANSWERS: dict[tuple, SolverAnswer] = {}
 
 def _obligation_key(ob: Obligation) -> tuple:
     v = ob.variant
-    return (v.platform, tuple(sorted(v.code.items())), *(unparse(getattr(v, k)) for k in POLICY_VARS), ob.prop,
+    return (v.platform, tuple(sorted(v.code.items())), *(unparse(getattr(v, k)) for k in POLICY_VARS), ob.label,
             ob.call)  # fmt: skip
 
 
@@ -670,7 +681,7 @@ def placed_witness(verdict: Verdict, witness: Witness, limits: dict) -> Witness 
     """A bare-metal witness's page where the boot put the buffer: the closed form leaves a native buffer's place
     free (`closed_form.py`), so the solver's model puts it anywhere; fixed to the machine and to the replay's
     `pgt_buf_start` of each call, the lowest failing page (and allocation) there. None: no page fails there."""
-    return _placed(verdict.variant, verdict.prop, verdict.replay, witness, limits)
+    return _placed(verdict.variant, verdict.label, verdict.replay, witness, limits)
 
 
 def _placed(
@@ -713,7 +724,7 @@ def _confirm(verdict: Verdict, ob: Obligation, att: Attempt, limits: dict) -> No
     if violated_in(replay, verdict.prop, witness.call):
         att.confirmed = True
         if not witness.xen:
-            placed = _placed(verdict.variant, verdict.prop, replay, witness, limits)
+            placed = _placed(verdict.variant, verdict.label, replay, witness, limits)
             if placed is None:
                 att.notes.append(
                     f"pfn {witness.pfn:#x} is where the solver placed the buffer; at the boot's placement it"

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import TracebackType
 
 from xenpin.linux.variant import PROPERTIES, VERDICTS, KernelVariant, VariantError, load_variant
+from xenpin.symbolic import placement
 
 
 @dataclass(frozen=True)
@@ -47,9 +48,10 @@ class Theorem:
                 raise ValueError(
                     f"{self.where}: Theorem {field_name} must be a string, not {type(value).__name__}"
                 )
-        if self.prop not in PROPERTIES:
+        if not placement.known(self.prop):  # P, or P@any: anywhere the memblock search allows
             raise ValueError(
-                f"{self.where}: Theorem prop: unknown property {self.prop!r} (known: {', '.join(PROPERTIES)})"
+                f"{self.where}: Theorem prop: unknown property {self.prop!r} (known: {', '.join(PROPERTIES)},"
+                " each also as P@any)"
             )
         if self.expect not in VERDICTS:
             raise ValueError(
