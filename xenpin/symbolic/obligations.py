@@ -34,6 +34,7 @@ import z3
 
 from xenpin.linux.policy import to_z3
 from xenpin.linux.variant import KernelVariant
+from xenpin.symbolic import topdown
 from xenpin.symbolic.form import BRK_HOLE, Call, Params
 from xenpin.symbolic.lemmas import Instance, LemmaRef
 from xenpin.symbolic.walk import BV, Terms, c, terms, umin
@@ -300,6 +301,8 @@ def _gib_of_allocation(k: Call, alloc: BV, gib: BV) -> z3.BoolRef:
 
 def build(variant: KernelVariant, prop: str, call_index: int) -> Obligation:
     """The obligation for one property of one variant, in one `init_memory_mapping` call, over all machines."""
+    if topdown.applies(variant):  # 3.9's top-down init_mem_mapping has an encoding of its own
+        return topdown.build(variant, prop, call_index)
     t = terms(variant)
     pfn = z3.BitVec("pfn", 64)
     alloc = z3.BitVec("alloc", 64)
