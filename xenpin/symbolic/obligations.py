@@ -34,7 +34,6 @@ import z3
 
 from xenpin.linux.policy import to_z3
 from xenpin.linux.variant import KernelVariant
-from xenpin.symbolic import topdown
 from xenpin.symbolic.form import BRK_HOLE, Call, Params
 from xenpin.symbolic.lemmas import Instance, LemmaRef
 from xenpin.symbolic.walk import BV, Terms, c, terms, umin
@@ -378,6 +377,9 @@ def build_equiv(a: KernelVariant, b: KernelVariant, call_index: int) -> Equivale
     premises = reservation_premises(ta, call_index)
     return Equivalence(ta, pfn, formula, hypotheses, premises, ro_a, ro_b, res_a, res_b)
 
+
+# 3.9's encoding builds on this module (and registers its lemmas on import)
+from xenpin.symbolic import topdown  # noqa: E402
 
 __all__ = [
     "ALLOCATION_PROPERTIES",

@@ -44,7 +44,8 @@ from xenpin.linux.policy import to_z3
 from xenpin.linux.start_of_day import BRK_PAGES, LEVEL1_IDENT_PAGES
 from xenpin.linux.variant import KernelVariant
 from xenpin.symbolic.form import INT, KERNEL_START, Call, Params, Shape, Z3Ops, cdiv, layout, umax
-from xenpin.symbolic.lemmas import LEMMAS, Instance, Lemma
+from xenpin.symbolic.lemmas import LEMMAS, Instance, Lemma, LemmaRef
+from xenpin.symbolic.obligations import Obligation
 from xenpin.symbolic.walk import BV, Terms, c, terms
 
 MAX_STEPS = (
@@ -127,14 +128,19 @@ class TopDown:
             out.append(o.and_(s.active, o.gt(s.memblock_before + s.from_memblock, r - s.lowest_mapped)))
         return o.or_(*out)
 
-    def may_panic(self):
-        """A necessary condition of `panics`, without the seed's share: step 1 takes more than the seed holds
-        (or maps it), or the tables up to a step exceed the memory the steps before mapped."""
+    def may_panic(self, index: int | None = None):
+        """A necessary condition of `panics` (in step `index` only, if given), without the seed's share: step 1
+        takes more than the seed holds (or maps it), or the tables up to a later step exceed the memory the steps
+        before it mapped."""
         o, r = self.ops, self.real_end
-        first = self.steps[0]
-        out = [o.gt(first.allocs, o.c(INIT_PGT_BUF_PAGES)), o.lt(first.start, self.seed_top)]
-        for s in self.steps[1:]:
-            out.append(o.and_(s.active, o.gt(s.allocs_before + s.allocs, r - s.lowest_mapped)))
+        out = []
+        for s in self.steps:
+            if index is not None and s.index != index:
+                continue
+            if s.index == 1:
+                out += [o.gt(s.allocs, o.c(INIT_PGT_BUF_PAGES)), o.lt(s.start, self.seed_top)]
+            else:
+                out.append(o.and_(s.active, o.gt(s.allocs_before + s.allocs, r - s.lowest_mapped)))
         return o.or_(*out)
 
     def allocation(self, n):
@@ -351,6 +357,14 @@ def _run_above_xen(t: Terms, k: Call) -> z3.BoolRef:
     )
 
 
+def _step_fits(index: int):
+    def claim(t: Terms, k: Call) -> z3.BoolRef:
+        td = symbolic_walk(t)
+        return z3.Implies(in_model(td), z3.Not(td.may_panic(index)))
+
+    return claim
+
+
 # The two facts the encoding's exactness rests on, proved once each (`lemmas.py`'s machinery).
 LEMMAS[STEPS_LEMMA] = Lemma(
     STEPS_LEMMA,
@@ -369,11 +383,32 @@ LEMMAS[RUN_LEMMA] = Lemma(
 )
 
 
+# buffer_fits by cases, one per step: every step but RUNS_OUT is a lemma (the solver proves each in about a
+# second), so the obligation asks about that step alone (its minimisation queries are then quick).
+RUNS_OUT = 4  # the only step whose tables can outgrow the memory mapped before it (README-topdown.md)
+STEP_LEMMAS = {i: f"topdown_step{i}" for i in range(1, MAX_STEPS + 2) if i != RUNS_OUT}
+for _i, _name in STEP_LEMMAS.items():
+    _what = "the BRK seed holds step 1's tables" if _i == 1 else (
+        "the final range's tables fit in [1 MiB, real_end)" if _i == MAX_STEPS + 1
+        else f"the tables up to step {_i} fit in the memory the steps before it mapped")  # fmt: skip
+    LEMMAS[_name] = Lemma(_name, f"3.9's init_mem_mapping: {_what}", (), _step_fits(_i), lambda t, k: [])
+
+
+@dataclass(frozen=True)
+class TopDownObligation(Obligation):
+    """An obligation whose violation leaves out cases lemmas settle (`discharged`: proved on their own, and
+    listed with the verdict's lemmas, but not added to the formula)."""
+
+    discharged: tuple[Instance, ...] = ()
+
+    @property
+    def lemmas(self) -> list[LemmaRef]:
+        return sorted({h.ref for h in (*self.hypotheses, *self.discharged)})
+
+
 def build(variant: KernelVariant, prop: str, call_index: int):
     """The obligation of `prop` for 3.9's walk (module docstring). `call_index` 0 is the whole `init_mem_mapping`;
     there is no call 1 (its domain is empty)."""
-    from xenpin.symbolic.obligations import Obligation
-
     check_supported(variant)
     t = terms(variant)
     td = symbolic_walk(t)
@@ -382,7 +417,9 @@ def build(variant: KernelVariant, prop: str, call_index: int):
     violation, premise = _violation(variant, td, prop, pfn, alloc)
     domain = z3.And(t.domain, in_model(td)) if call_index == 0 else z3.BoolVal(False)
     hypotheses = (Instance(STEPS_LEMMA, t, t.call0), Instance(RUN_LEMMA, t, t.call0))
-    return Obligation(variant, prop, t, call_index, pfn, alloc, domain, hypotheses, violation, premise)
+    cases = tuple(Instance(n, t, t.call0) for n in STEP_LEMMAS.values()) if prop == "buffer_fits" else ()
+    return TopDownObligation(variant, prop, t, call_index, pfn, alloc, domain, hypotheses, violation, premise,
+                             discharged=cases)  # fmt: skip
 
 
 def _violation(variant, td: TopDown, prop: str, pfn64: BV, alloc64: BV):
@@ -398,8 +435,8 @@ def _violation(variant, td: TopDown, prop: str, pfn64: BV, alloc64: BV):
         fits(pfn64), fits(alloc64), z3.UGE(m, n32(1)), z3.ULE(m, td.total_allocs), pfn == td.real_end - m
     )
     handed_out = z3.Or(seed, run)
-    if prop == "buffer_fits":  # no alloc_low_pages panics; the memblock path is taken somewhere
-        return td.may_panic(), z3.UGT(td.total_allocs, n32(INIT_PGT_BUF_PAGES))
+    if prop == "buffer_fits":  # no alloc_low_pages panics (the other steps: STEP_LEMMAS); memblock is used
+        return td.may_panic(RUNS_OUT), z3.UGT(td.total_allocs, n32(INIT_PGT_BUF_PAGES))
     if prop == "alias_writable":
         # clear_page(__va(pfn)): the page must be mapped RW when alloc_low_pages hands it out. The seed lies in
         # the kernel image (the builder's L1s, kept); a memblock page in [lowest_mapped, R), mapped by a step
