@@ -1,5 +1,6 @@
 """3.9's top-down `init_mem_mapping` (8d57470d8f85 series) in closed form: the steps unrolled, the allocations
-counted, each allocation's page as a term, over an arithmetic backend (Python ints or 64-bit Z3 bit-vectors).
+counted, each allocation's page as a term, over an arithmetic backend (Python ints, or Z3 bit-vectors of the
+parameters' low 32 bits: the domain keeps every quantity below 2**28 pages).
 
 Read at 3.9.6 (arch/x86/mm/init.c, init_64.c, arch/x86/xen/mmu.c) and mirrored from the executable model
 (`xenpin.linux.init_memory_mapping`, `setup_arch`, `start_of_day`, `xen_setup`), for a 64-bit PV domU:
@@ -12,8 +13,9 @@ Read at 3.9.6 (arch/x86/mm/init.c, init_64.c, arch/x86/xen/mmu.c) and mirrored f
 2. The steps (`init_mem_mapping`): `last_start = R`, `step = 2 MiB`; while `last_start > 1 MiB`: `start =
    max(round_down(last_start - 1, step), 1 MiB)`, map `[start, last_start)` (all RAM above 1 MiB, one
    `init_memory_mapping` call), `step <<= 5` if it mapped more than all steps before; then `[R, max_pfn)`. The
-   schedule depends on R only; at most `MAX_STEPS` (8) iterations for every R up to 500 GiB, which every
-   obligation re-proves (`beyond`: `last_start > 1 MiB` after `MAX_STEPS` steps is part of every violation).
+   schedule depends on R only, and the steps together map `[last_start, R)`: the loop's state is `last_start`
+   and how many times the step grew. At most `MAX_STEPS` (8) iterations for every R up to 500 GiB: the lemma
+   `topdown_steps`.
 3. Each range's allocations (`kernel_physical_mapping_init`, ascending): a PTE page per 2 MiB chunk without an L1
    (the builder's L1s cover chunks `< v_end / 512`; each later chunk lies in exactly one step: every boundary
    but 1 MiB and `max_pfn` is 2 MiB aligned), a PMD page per GiB no step touched before (GiB 0 has
@@ -24,11 +26,13 @@ Read at 3.9.6 (arch/x86/mm/init.c, init_64.c, arch/x86/xen/mmu.c) and mirrored f
    `memblock_reserve`d. During step 1 `max_pfn_mapped` is 0 (nothing from memblock: "ran out of memory"); in
    later steps memblock offers `[last_start, R)`, the memory the steps before mapped, and in the final range
    `[1 MiB, R)`. Its search is top-down and the pages it has taken are reserved, so the m-th memblock page is
-   `R - m` as long as the run stays above `pt_end` (nothing else is reserved there: `inexact` otherwise).
+   `R - m` as long as the run stays above `pt_end` (nothing else is reserved there): the lemma `topdown_run`.
 
-The obligations (`build`) state the six properties for this allocator (README-topdown.md): a violation is a
-machine of the domain and an allocation (or page) where the property fails, OR where the encoding would not be
-exact (`inexact`): an `unsat` proves both the property and that the encoding describes the walk there.
+The obligations (`build`) state the six properties for this allocator (README-topdown.md), over a superset of
+the pages the walk hands out (the seed's and the run's up to the table count), so `unsat` proves the property
+and a `sat` is replayed; both exactness lemmas are assumed and proved on their own. `buffer_fits` goes by cases:
+a lemma per step that provably fits (`STEP_LEMMAS`), the obligation for the one that can run out (`RUNS_OUT`).
+The Python-int evaluation (`evaluate`) is tested against the boot walk (tests/symbolic/test_topdown.py).
 """
 
 from __future__ import annotations
