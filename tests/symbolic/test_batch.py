@@ -22,6 +22,7 @@ SAMPLE = [
     ("bisect-4b239f458", "no_rw_alias"),
     ("2.6.39-rc6", "spare_writable"),
     ("3.0", "alias_writable"),
+    ("3.9", "spare_freed"),
     ("2.6.39-native", "buffer_fits"),
     ("2.6.39", "spare_writable"),
     ("3.1", "no_rw_alias"),
