@@ -31,20 +31,19 @@ from xenpin.symbolic.prove import CALLS, Witness, defaults, prove_property, viol
 from xenpin.symbolic.solver import SolverAnswer, check
 from xenpin.symbolic.walk import c
 
+
 def test_every_shipped_verdict_is_as_expected(verdicts) -> None:
     assert set(verdicts) == {(name, prop) for name in NAMES for prop in PROPERTIES}
-    differ = {
-        key: (v.verdict, v.expected, v.notes)
-        for key, v in verdicts.items()
-        if not v.as_expected
-    }
+    differ = {key: (v.verdict, v.expected, v.notes) for key, v in verdicts.items() if not v.as_expected}
     assert differ == {}
     for v in verdicts.values():
         if v.verdict == "proved":
             assert v.notes == [] and v.witness is None and v.lemmas, (v.variant.name, v.prop)
             assert all(lv.verdict == "proved" for lv in v.lemmas)
         elif v.verdict == "vacuous":  # 3.9 has no reserve step: spare_freed's situation never arises there
-            assert v.variant.placement == "mapped" and v.prop == "spare_freed" and v.notes and v.witness is None
+            assert (
+                v.variant.placement == "mapped" and v.prop == "spare_freed" and v.notes and v.witness is None
+            )
         else:
             assert v.verdict == "counterexample" and v.replay is not None
 

@@ -133,7 +133,9 @@ def _left(g: Guest, observe: Iterable[int]) -> dict[int, tuple[bool | None, bool
     """`BootResult.left`: the touched pages (and `observe`) as the boot ended."""
     if g.hv is None:
         return {}
-    touched = set(observe) | set(g.ro_pfns) | {p for b in g.buffers for p in range(b.pgt_buf_start, b.pgt_buf_top)}
+    touched = (
+        set(observe) | set(g.ro_pfns) | {p for b in g.buffers for p in range(b.pgt_buf_start, b.pgt_buf_top)}
+    )
     touched |= {s.pfn for s in g.steps if s.action == "pin_pagetable_pfn"}
     if g.sod is not None:
         touched |= set(range(g.sod.pt_base, g.sod.pt_end))

@@ -78,6 +78,9 @@ class Obligation:
     placement: str = (
         "rule"  # rule | any: the buffer where the variant's rule puts it, or anywhere (placement.py)
     )
+    # (formula, text) of the property's situation where the walk has an encoding of its own (topdown.py);
+    # None: `SITUATIONS` over the closed form's buffer (`situation`)
+    own_situation: tuple[z3.BoolRef, str] | None = None
 
     @property
     def label(self) -> str:
@@ -315,7 +318,9 @@ def build(variant: KernelVariant, prop: str, call_index: int) -> Obligation:
     """The obligation for one property of one variant, in one `init_memory_mapping` call, over all machines;
     `prop` is a label (`placement.py`): `P@any` for every placement the search allows."""
     prop, where = placement.split(prop)
-    if topdown.applies(variant):  # 3.9's top-down init_mem_mapping has an encoding of its own (no buffer to place)
+    if topdown.applies(
+        variant
+    ):  # 3.9's top-down init_mem_mapping has an encoding of its own (no buffer to place)
         return topdown.build(variant, prop, call_index)
     t = terms_of(anywhere(shape_of(variant))) if where == placement.ANY else terms(variant)
     pfn = z3.BitVec("pfn", 64)
@@ -413,6 +418,7 @@ __all__ = [
     "build_equiv",
     "reservation_premises",
     "situation",
+    "situation_text",
 ]
 
 
@@ -432,8 +438,16 @@ SITUATIONS: dict[str, str] = {
 }
 
 
+def situation_text(ob: Obligation) -> str:
+    """What must be able to happen for a proof of `ob` to say anything (`SITUATIONS`, or the walk's own)."""
+    return ob.own_situation[1] if ob.own_situation is not None else SITUATIONS[ob.prop]
+
+
 def situation(ob: Obligation) -> z3.BoolRef:
-    """`SITUATIONS[ob.prop]` for the obligation's call, as a formula over the machine's parameters."""
+    """`SITUATIONS[ob.prop]` for the obligation's call, as a formula over the machine's parameters (or the
+    walk's own, `Obligation.own_situation`)."""
+    if ob.own_situation is not None:
+        return ob.own_situation[0]
     k = ob.terms.call(ob.call)
     allocates = z3.UGE(k.total_allocs, c(1))
     tail = z3.ULT(k.pgt_buf_end, k.pgt_buf_top)

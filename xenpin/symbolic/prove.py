@@ -48,6 +48,7 @@ from xenpin.symbolic.obligations import (
     Obligation,
     build,
     situation,
+    situation_text,
 )
 from xenpin.symbolic.replay_limit import replay_limit_bytes
 from xenpin.symbolic.solver import (
@@ -244,6 +245,7 @@ class Verdict:
     @property
     def vacuous(self) -> bool:
         return self.verdict == "vacuous"
+
     placement: str = "rule"  # rule | any (`placement.py`): `prop` where the rule puts the buffer, or anywhere
 
     @property
@@ -412,7 +414,7 @@ def _judge_vacuity(verdict: Verdict, obligations: list[Obligation], solver: str,
             continue
         if ch.situation == "unsat":
             vacuous.append(
-                f"call {ch.call}: the property's situation never arises in the domain ({SITUATIONS[verdict.prop]})"
+                f"call {ch.call}: the property's situation never arises in the domain ({situation_text(obligations[CALLS.index(ch.call)])})"
             )
         elif ch.premise == "unsat":
             vacuous.append(f"call {ch.call}: the obligation's premise is unsatisfiable in the domain")

@@ -423,7 +423,20 @@ def build(variant: KernelVariant, prop: str, call_index: int):
     hypotheses = (Instance(STEPS_LEMMA, t, t.call0), Instance(RUN_LEMMA, t, t.call0))
     cases = tuple(Instance(n, t, t.call0) for n in STEP_LEMMAS.values()) if prop == "buffer_fits" else ()
     return TopDownObligation(variant, prop, t, call_index, pfn, alloc, domain, hypotheses, violation, premise,
-                             discharged=cases)  # fmt: skip
+                             own_situation=(premise, SITUATIONS[prop]), discharged=cases)  # fmt: skip
+
+
+# What must be able to happen in 3.9's walk for a proof of each property to say anything (`prove.py` checks it
+# satisfiable with the domain, else `vacuous`): the premise `_violation` gives with each violation.
+SITUATIONS = {
+    "buffer_fits": "alloc_low_pages takes pages from memblock (the BRK seed does not cover the walk)",
+    "alias_writable": "alloc_low_pages hands out a page, which clear_page() writes through the direct map",
+    "no_rw_alias": "alloc_low_pages hands out a page, which becomes a live page table",
+    "spare_writable": "the BRK seed has unused pages after the walk",
+    "spare_freed": "a reserve step keeps or frees a spare tail (3.9 has none: alloc_low_pages memblock_reserve()s"
+    " each page as it takes it)",
+    "live_reserved": "alloc_low_pages hands out a page, which becomes a live page table",
+}
 
 
 def _violation(variant, td: TopDown, prop: str, pfn64: BV, alloc64: BV):
