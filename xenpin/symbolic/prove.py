@@ -43,7 +43,6 @@ from xenpin.symbolic.lemmas import LemmaRef
 from xenpin.symbolic.minimise import lexicographic_min
 from xenpin.symbolic.obligations import (
     ALLOCATION_PROPERTIES,
-    SITUATIONS,
     Equivalence,
     Obligation,
     build,
