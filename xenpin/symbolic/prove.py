@@ -290,15 +290,15 @@ def _minimise(ob: Obligation, first: z3.ModelRef, limits: dict, formula: z3.Bool
 SOLVERS = ("z3", "cvc5", "both")
 
 
-def _decide(formula: z3.BoolRef, solver: str, limits: dict) -> SolverAnswer:
+def _decide(formula: z3.BoolRef, solver: str, limits: dict, model: bool = True) -> SolverAnswer:
     """The answer of the solver(s) `solver` names: `z3` alone; `cvc5` alone (its model of a `sat`, checked in
-    z3, starts the witness); `both`, which must give the same answer (a disagreement is `unknown`, and a `sat`
-    carries z3's model)."""
+    z3, starts the witness; with `model` False, as for a non-vacuity check, cvc5's `sat` is the answer); `both`,
+    which must give the same answer (a disagreement is `unknown`, and a `sat` carries z3's model)."""
     if solver == "z3":
         return check(formula, **limits)
     other = check_cvc5(formula, timeout_s=limits["timeout_s"])
     if solver == "cvc5":
-        return model_from_values(formula, other, **limits) if other.status == "sat" else other
+        return model_from_values(formula, other, **limits) if other.status == "sat" and model else other
     answer = check(formula, **limits)
     if answer.status != other.status:
         return SolverAnswer(
@@ -386,13 +386,15 @@ def _satisfiable(formula: z3.BoolRef, ob: Obligation, solver: str, limits: dict)
         answer = check(at, **limits)
         if answer.status == "sat":
             return answer
-    return _decide(formula, solver, limits)
+    return _decide(formula, solver, limits, model=False)
 
 
 def non_vacuity(ob: Obligation, solver: str = "z3", limits: dict | None = None) -> NonVacuity:
     """The obligation's premise, and its property's situation, each checked satisfiable in its domain."""
     limits = limits or {"rlimit": DEFAULT_RLIMIT, "timeout_s": DEFAULT_TIMEOUT_S}
     made, _ = _machine_of(ob, limits)
+    if made.status == "unknown":  # z3 gave up on the shape's machine: the solver(s) of the verdict decide
+        made = _decide(ob.domain, solver, limits, model=False)
     if made.status == "unsat":
         return NonVacuity(ob.call, "none", "none")
     if made.status == "unknown":
