@@ -125,7 +125,9 @@ def test_the_installed_wheel_works_from_anywhere(installed: dict) -> None:
     rc, out, err = _finish(_start(installed, xenpin_bin, "prove", "--property", "buffer_fits"))
     assert rc == 0, out + err
     variants = sorted((package / "models" / "kernels").glob("*.toml"))
-    assert len(variants) >= 10 and f"{len(variants)} obligations: {len(variants)} proved" in out
+    # every shipped buffer fits but 3.9's (out of mapped memory from 36 GiB, replayed)
+    assert len(variants) >= 10 and f"{len(variants)} obligations: {len(variants) - 1} proved" in out
+    assert "1 counterexample, 0 vacuous, 0 unknown; 0 differ from expectation" in out
 
     # the installed proof scripts: one by name, and their folder as a PATH
     rc, out, err = _finish(

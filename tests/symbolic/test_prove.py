@@ -53,9 +53,9 @@ def test_no_shipped_proof_is_vacuous(verdicts) -> None:
     `vacuous`, and says which call's situation cannot arise."""
     for v in verdicts.values():
         if v.verdict == "proved":
-            assert [(ch.call, ch.premise, ch.situation) for ch in v.checks] == [
-                (k, "sat", "sat") for k in CALLS
-            ], (v.variant.name, v.prop)
+            made = [(ch.call, ch.premise, ch.situation) for ch in v.checks if ch.premise != "none"]
+            assert made and made == [(k, "sat", "sat") for k, _, _ in made], (v.variant.name, v.prop)
+            assert made[0][0] == 0  # call 0 is made by every machine (3.9's walk is one call)
         if v.verdict == "vacuous":
             assert any(ch.situation == "unsat" or ch.premise == "unsat" for ch in v.checks)
             assert any("situation never arises" in n or "premise is unsatisfiable" in n for n in v.notes)
