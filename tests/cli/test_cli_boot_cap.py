@@ -68,7 +68,9 @@ def test_at_the_cap_the_boot_runs(
 def test_a_log_past_the_cap_names_the_log(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cap = _ram(monkeypatch, GIB)  # the log's domU has 7.5 GiB
+    cap = _ram(
+        monkeypatch, int(4 * GIB * BOOT_RSS_GIB_PER_GUEST_GIB)
+    )  # a 4 GiB cap: the log's domU has 7.5 GiB
     log = LOGS / "92bdaef7b2c5-domU.log"
     code, out, err = _run(["boot", str(KERNELS / "2.6.39-rc6.toml"), "--dmesg", str(log)], capsys)
     assert (code, out, err.count("\n")) == (2, "", 1)

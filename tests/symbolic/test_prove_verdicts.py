@@ -12,6 +12,7 @@ import z3
 from symbolic_cases import KERNEL, LIMITS, RAMDISK, SLACK, VARIANTS, mutant
 
 from xenpin.cli import main
+from xenpin.linux.layout import BOOT_RSS_GIB_PER_GUEST_GIB
 from xenpin.linux.variant import VERDICTS, load_variant
 from xenpin.report.prove import _witness_text, prove_json, render_text
 from xenpin.symbolic import prove as prove_mod
@@ -111,10 +112,11 @@ def test_a_read_only_alias_rule_on_3_9_is_proved_for_real(capsys: pytest.Capture
 def test_the_replay_limit_follows_physical_ram(monkeypatch: pytest.MonkeyPatch) -> None:
     replay_limit.replay_limit_bytes.cache_clear()
     monkeypatch.setattr(replay_limit, "physical_ram_bytes", lambda: 24 * GIB)
-    assert replay_limit.replay_limit_bytes() == 48 * GIB  # half the RAM, at 1/4 byte of RSS per guest byte
+    # half the RAM, at the boot's measured RSS per GiB of guest (the --mem cap's constant)
+    assert replay_limit.replay_limit_bytes() == int(12 / BOOT_RSS_GIB_PER_GUEST_GIB) * GIB
     replay_limit.replay_limit_bytes.cache_clear()
-    monkeypatch.setattr(replay_limit, "physical_ram_bytes", lambda: 2 * GIB)
-    assert replay_limit.replay_limit_bytes() == replay_limit.MIN_LIMIT_BYTES
+    monkeypatch.setattr(replay_limit, "physical_ram_bytes", lambda: int(2 * GIB * BOOT_RSS_GIB_PER_GUEST_GIB))
+    assert replay_limit.replay_limit_bytes() == replay_limit.MIN_LIMIT_BYTES  # 1 GiB is below the floor
     replay_limit.replay_limit_bytes.cache_clear()
     monkeypatch.setattr(replay_limit, "physical_ram_bytes", lambda: None)
     assert replay_limit.replay_limit_bytes() == replay_limit.MIN_LIMIT_BYTES

@@ -86,6 +86,17 @@ def xen_start_of_day(g: Guest) -> None:
         raise ValueError(
             f"{cfg.mem_bytes:#x} bytes is too small: the domain builder's layout needs {pfn_phys(sod.v_end):#x}"
         )
+    if sod.pg_l1 > PTRS_PER_TABLE:
+        # The builder maps the boot image from __START_KERNEL_map; xen_setup_kernel_pagetable (2.6.37 .. 3.9)
+        # keeps one L2 of that mapping (level2_kernel_pgt: 1 GiB). A bigger image -- the p2m list grows 8 bytes
+        # a page -- is not mapped after the switch to init_level4_pgt: PV guests of these kernels stop near
+        # 512 GiB (Linux 4.x moved the p2m list out of the image, XEN_ELFNOTE_INIT_P2M).
+        raise ValueError(
+            f"{cfg.mem_bytes:#x} bytes is too large for a 64-bit PV guest of this kernel: the domain builder maps"
+            f" its boot image (kernel, ramdisk, a {pfn_phys(sod.start_info - sod.mfn_list) >> 20} MiB p2m list,"
+            f" start info and tables) in {pfn_phys(sod.v_end) >> 20} MiB, more than the 1 GiB of it"
+            " xen_setup_kernel_pagetable keeps (one L2, level2_kernel_pgt)"
+        )
     g.sod, g.p2m = sod, cfg.guest_p2m()
     g.hv = Hypervisor(g.rules, frames=cfg.nr_pages, mfn_of=_mfn_of(g.p2m, cfg.nr_pages), guest=cfg.domain_id)
     build_bootstrap_tables(g.hv, sod, g.p2m)

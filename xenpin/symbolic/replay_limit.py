@@ -1,30 +1,26 @@
 """The largest guest this machine can boot in the executable model: the replay limit of `prove` and `equiv`.
 
-A replay holds the whole guest's page state, so its memory grows with the guest: `RSS_PER_GUEST_GIB` bytes of
-resident memory per GiB of guest (measured: a 1 GiB domU boot peaks at 0.26 GiB of RSS, a 4 GiB one at 0.95
-GiB, a 16 GiB one at ~4 GiB; re-measure with `/usr/bin/time -v python -m xenpin boot MODEL --mem 4G` when the
-boot's data structures change). One replay may use at most `RAM_SHARE` of the machine's physical RAM (the rest
-is headroom for the solver, the other workers of `--jobs N` and whatever else runs), and the limit is never
-below `MIN_LIMIT_BYTES` (a machine too small for that fails like any program that runs out of memory).
+A replay holds the whole guest's page state, so its memory grows with the guest: `xenpin.linux.layout.
+BOOT_RSS_GIB_PER_GUEST_GIB` of resident memory per GiB of guest, the one measured constant `xenpin boot`'s
+`--mem` cap uses too (`layout.max_boot_bytes`). One replay may use at most `RAM_SHARE` of the machine's physical
+RAM (the rest is headroom for the solver, the other workers of `--jobs N` and whatever else runs), and the limit
+is never below `MIN_LIMIT_BYTES` (a machine too small for that fails like any program that runs out of memory).
 """
 
 from __future__ import annotations
 
 import functools
-import os
+
+from xenpin.linux.layout import machine_ram_bytes, max_boot_bytes
 
 GIB = 1 << 30
-RSS_PER_GUEST_GIB = GIB // 4  # resident bytes per GiB of guest (see the module docstring)
 RAM_SHARE = 0.5  # of physical RAM, for one replay
 MIN_LIMIT_BYTES = 4 * GIB
 
 
 def physical_ram_bytes() -> int | None:
-    """This machine's physical RAM (None where the OS does not say)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, OSError, ValueError):
-        return None
+    """This machine's physical RAM (`layout.machine_ram_bytes`)."""
+    return machine_ram_bytes()
 
 
 @functools.cache
@@ -33,8 +29,7 @@ def replay_limit_bytes() -> int:
     ram = physical_ram_bytes()
     if ram is None:
         return MIN_LIMIT_BYTES
-    guest_gib = int(ram * RAM_SHARE) // RSS_PER_GUEST_GIB
-    return max(MIN_LIMIT_BYTES, guest_gib * GIB)
+    return max(MIN_LIMIT_BYTES, max_boot_bytes(int(ram * RAM_SHARE)))
 
 
-__all__ = ["RAM_SHARE", "RSS_PER_GUEST_GIB", "physical_ram_bytes", "replay_limit_bytes"]
+__all__ = ["MIN_LIMIT_BYTES", "RAM_SHARE", "physical_ram_bytes", "replay_limit_bytes"]
