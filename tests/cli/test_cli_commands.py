@@ -10,6 +10,7 @@ import z3
 from bootcache import cached_boot
 
 from xenpin.cli import main
+from xenpin.linux import layout
 from xenpin.linux.e820 import strip_timestamp
 
 GOOD = """# pin an empty L1
@@ -381,7 +382,9 @@ def test_boot_bad_e820_exit_2_names_file_and_line(
     assert message.startswith(f"xenpin: {e820}:{where}: {what}"), message
 
 
-def test_boot_e820_unreadable_or_too_big(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_boot_e820_unreadable_or_too_big(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     model = str(KERNELS / "2.6.39-native.toml")
     assert _bad([model, "--e820", str(tmp_path / "nope")], capsys) == (
         f"xenpin: {tmp_path / 'nope'}: cannot read: No such file or directory"
@@ -389,8 +392,12 @@ def test_boot_e820_unreadable_or_too_big(tmp_path: Path, capsys: pytest.CaptureF
     big = tmp_path / "big.e820"
     big.write_text(" BIOS-e820: 0000000000100000 - 0000100000000000 (usable)\n")
     assert _bad([model, "--e820", str(big)], capsys).startswith(f"xenpin: {big}: a machine whose RAM ends at")
+    # a machine whose RAM gives a 32 GiB cap (layout.max_boot_bytes)
+    monkeypatch.setattr(
+        layout, "machine_ram_bytes", lambda: int(32.5 * layout.BOOT_RSS_GIB_PER_GUEST_GIB * (1 << 30))
+    )
     dom0 = [str(KERNELS / "3.0.toml"), "--role", "dom0", "--e820", str(big), "--mem", "64G"]
-    assert "is more than the model boots" in _bad(dom0, capsys)
+    assert "is more than the model boots (32 GiB on this machine" in _bad(dom0, capsys)
     small = tmp_path / "small.e820"  # 2 GiB of RAM: Xen cannot give a dom0 8 GiB of it
     small.write_text(" BIOS-e820: 0000000000100000 - 0000000080000000 (usable)\n")
     dom0 = [str(KERNELS / "3.0.toml"), "--role", "dom0", "--e820", str(small), "--mem", "8G"]

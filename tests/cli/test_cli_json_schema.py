@@ -1,5 +1,5 @@
 """Every command's `--json` document validates against its schema file (`xenpin/schemas/<command>.json`), has
-the envelope `{"schema": 1, "command": ...}`, and a changed field type (a size as a number) fails validation."""
+the envelope `{"schema": 2, "command": ...}`, and a changed field type (a size as a number) fails validation."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def _valid(doc: dict) -> dict:
     schema = load_schema(doc["command"])
     jsonschema.Draft202012Validator.check_schema(schema)
     jsonschema.Draft202012Validator(schema, format_checker=None).validate(doc)
-    assert doc["schema"] == 1 and list(doc)[:2] == ["schema", "command"]
+    assert doc["schema"] == 2 and list(doc)[:2] == ["schema", "command"]
     return doc
 
 

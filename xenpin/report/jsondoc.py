@@ -1,4 +1,4 @@
-"""What every `--json` document shares: the envelope `{"schema": 1, "command": ..., ...}` and the field types.
+"""What every `--json` document shares: the envelope `{"schema": 2, "command": ..., ...}` and the field types.
 
 One top-level object per command, described by `xenpin/schemas/<command>.json` (JSON Schema 2020-12). Field
 types are the same everywhere: addresses, sizes, PFNs and MFNs are hex strings (`"0x4000000"`), counts,
@@ -13,7 +13,7 @@ import os
 from importlib import resources
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def document(command: str, **body: Any) -> dict[str, Any]:
