@@ -94,19 +94,13 @@ def _node_key(mem: PageInfo, n: object) -> int | None:
     return mem.index(n)
 
 
-class NodeMap(Mapping):
-    """`graph._node`: mfn -> `Frame`, for every node."""
+class _ByNode(Mapping):
+    """A mapping keyed by the graph's nodes (every frame the storage knows), in the storage's node order."""
 
     __slots__ = ("_mem",)
 
     def __init__(self, mem: PageInfo) -> None:
         self._mem = mem
-
-    def __getitem__(self, n: object) -> Frame:
-        i = _node_key(self._mem, n)
-        if i is None:
-            raise KeyError(n)
-        return Frame(self._mem, i, self._mem.mfn_at(i))
 
     def __contains__(self, n: object) -> bool:
         try:
@@ -119,6 +113,18 @@ class NodeMap(Mapping):
 
     def __len__(self) -> int:
         return self._mem.nodes
+
+
+class NodeMap(_ByNode):
+    """`graph._node`: mfn -> `Frame`, for every node."""
+
+    __slots__ = ()
+
+    def __getitem__(self, n: object) -> Frame:
+        i = _node_key(self._mem, n)
+        if i is None:
+            raise KeyError(n)
+        return Frame(self._mem, i, self._mem.mfn_at(i))
 
 
 def successors_of(mem: PageInfo, mfn: int) -> Mapping:
@@ -151,11 +157,11 @@ def predecessors_of(mem: PageInfo, mfn: int) -> Mapping:
     return MappingProxyType({t: MappingProxyType(kd) for t, kd in row.items()})
 
 
-class _Adjacency(Mapping):
-    __slots__ = ("_mem", "_row")
+class _Adjacency(_ByNode):
+    __slots__ = ("_row",)
 
     def __init__(self, mem: PageInfo, row: Callable[[PageInfo, int], Mapping]) -> None:
-        self._mem = mem
+        super().__init__(mem)
         self._row = row
 
     def __getitem__(self, n: object) -> Mapping:
@@ -163,18 +169,6 @@ class _Adjacency(Mapping):
         if i is None:
             raise KeyError(n)
         return self._row(self._mem, self._mem.mfn_at(i))
-
-    def __contains__(self, n: object) -> bool:
-        try:
-            return _node_key(self._mem, n) is not None
-        except TypeError:
-            return False
-
-    def __iter__(self) -> Iterator[int]:
-        return self._mem.node_mfns()
-
-    def __len__(self) -> int:
-        return self._mem.nodes
 
 
 def _read_only(name: str) -> Callable[..., Any]:
