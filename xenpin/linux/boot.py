@@ -59,7 +59,7 @@ class BootResult:
     # What the boot leaves, as it ended (`xenpin equiv` compares it): every page it touched -- a buffer page,
     # a page whose direct-map PTE was ever written read-only or made so, a page table of Xen's or of the
     # kernel, a pinned page -- and the pages `observe` names, as (RW bit of its direct-map PTE or None if
-    # unmapped, reserved, pinned)
+    # unmapped, reserved, pinned); empty unless `boot` is given `observe`
     left: dict[int, tuple[bool | None, bool, bool]] = field(default_factory=dict)
 
     @property
@@ -89,13 +89,14 @@ def boot(
     *,
     on_step: Callable[[Guest], None] | None = None,
     on_progress: ProgressCallback | None = None,
-    observe: Iterable[int] = (),
+    observe: Iterable[int] | None = None,
 ) -> BootResult:
     """Boot `variant` on `config` (or, given an int, a domU -- bare metal for a native variant -- of that many
     bytes). ValueError for a machine the model cannot build (too small a guest, a kernel image too small).
     `on_progress(what, done, total)` is told which mapping call runs and how many of its pages are mapped, once
     per L1 table (2 MiB) or 1 GiB entry: for a progress display, at no measurable cost. `observe`: pages to
-    record in `left` as well (another boot's touched pages, for a comparison)."""
+    record in `left` as well (another boot's touched pages, for a comparison); None (the default): `left` is not
+    recorded (`xenpin equiv` asks for it with `observe=()`; it costs a page walk per touched page)."""
     if isinstance(config, int):
         config = BootConfig(role="domU" if variant.xen else "native", mem_bytes=config)
     if variant.xen == (config.role == "native"):
@@ -125,7 +126,7 @@ def boot(
         max_low_pfn=g.max_low_pfn,
         final_pages=_final_pages(g),
         end_states=_end_states(g, failure),
-        left=_left(g, observe),
+        left=_left(g, observe) if observe is not None else {},
     )
 
 

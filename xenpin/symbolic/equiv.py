@@ -135,7 +135,7 @@ def paired_boots(
     a: KernelVariant, b: KernelVariant, config_a: BootConfig, config_b: BootConfig
 ) -> tuple[BootResult, BootResult]:
     """Both variants booted, each recording the pages the other touched as well."""
-    ra = boot(a, config_a)
+    ra = boot(a, config_a, observe=())
     rb = boot(b, config_b, observe=ra.left)
     if set(rb.left) - set(ra.left):
         ra = boot(a, config_a, observe=rb.left)
