@@ -18,7 +18,7 @@ from xenpin.symbolic.solver import solver_version
 from xenpin.symbolic.walk import W
 
 
-def _witness_text(w: Witness) -> str:
+def _witness_text(w: Witness, page: bool = True) -> str:
     which = "smallest" if w.minimal else "another"
     if w.limit is not None:
         which = (
@@ -26,13 +26,14 @@ def _witness_text(w: Witness) -> str:
             if w.minimal
             else f"another of at most {w.limit:#x} bytes"
         )
-    return (
-        f"{which}: {w.describe()}, init_memory_mapping call {w.call}, pfn {w.pfn:#x} ({pfn_phys(w.pfn):#x})"
-        + (f", allocation #{w.alloc}" if w.alloc else "")
+    # `page`: the property names a page (buffer_fits is about the whole call: its witness's pfn means nothing)
+    where = f", pfn {w.pfn:#x} ({pfn_phys(w.pfn):#x})" if page else ""
+    return f"{which}: {w.describe()}, init_memory_mapping call {w.call}{where}" + (
+        f", allocation #{w.alloc}" if w.alloc else ""
     )
 
 
-def _attempt_lines(att: Attempt, replayed: object) -> list[str]:
+def _attempt_lines(att: Attempt, replayed: object, page: bool = True) -> list[str]:
     """A witness beside the verdict's own: where it comes from, and what its replay showed (`replayed`: the
     verdict's own replay, shown above)."""
     if att.replay is None:
@@ -43,14 +44,14 @@ def _attempt_lines(att: Attempt, replayed: object) -> list[str]:
         f = att.replay.failure
         shown = f"replay: {att.replay.outcome}" + (f" at pfn {f.pfn:#x}" if f is not None else "")
         shown += ", confirms" if att.confirmed else ", does not confirm"
-    return [f"      also ({att.source}): {_witness_text(att.witness)}; {shown}"]
+    return [f"      also ({att.source}): {_witness_text(att.witness, page)}; {shown}"]
 
 
 def _witness_lines(v: Verdict) -> list[str]:
     w = v.witness
     if w is None:
         return []
-    out = [f"      {_witness_text(w)}"]
+    out = [f"      {_witness_text(w, page=v.prop != 'buffer_fits')}"]
     r = v.replay
     if r is not None:
         for b in r.buffers:
@@ -62,7 +63,8 @@ def _witness_lines(v: Verdict) -> list[str]:
         f = r.failure
         if f is not None:
             where = f" in {f.phase}" if f.phase else ""
-            out.append(f"      replay: {f.outcome}{where} at boot step {f.step}, pfn {f.pfn:#x}")
+            at = f", pfn {f.pfn:#x}" if v.prop != "buffer_fits" else ""
+            out.append(f"      replay: {f.outcome}{where} at boot step {f.step}{at}")
             out.extend(f"        {line}" for line in f.xen_log)
             if not f.message.startswith("(XEN)"):
                 out.append(f"        {f.message}")
@@ -71,7 +73,7 @@ def _witness_lines(v: Verdict) -> list[str]:
             out.append(f"      replay: boot ok, {v.prop} {held}")
     for att in v.attempts:
         if att.witness is not w:
-            out.extend(_attempt_lines(att, r))
+            out.extend(_attempt_lines(att, r, page=v.prop != "buffer_fits"))
     out.extend(f"      note: {n}" for n in v.notes)
     return out
 
