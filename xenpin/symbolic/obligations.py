@@ -78,9 +78,9 @@ class Obligation:
     placement: str = (
         "rule"  # rule | any: the buffer where the variant's rule puts it, or anywhere (placement.py)
     )
-    # (formula, text) of the property's situation where the walk has an encoding of its own (topdown.py);
-    # None: `SITUATIONS` over the closed form's buffer (`situation`)
-    own_situation: tuple[z3.BoolRef, str] | None = None
+    # Where the walk has an encoding of its own (topdown.py): what the property's situation is, in words; the
+    # situation is then the obligation's `premise`. None: `SITUATIONS` over the closed form's buffer.
+    own_situation: str | None = None
 
     @property
     def label(self) -> str:
@@ -440,14 +440,14 @@ SITUATIONS: dict[str, str] = {
 
 def situation_text(ob: Obligation) -> str:
     """What must be able to happen for a proof of `ob` to say anything (`SITUATIONS`, or the walk's own)."""
-    return ob.own_situation[1] if ob.own_situation is not None else SITUATIONS[ob.prop]
+    return ob.own_situation if ob.own_situation is not None else SITUATIONS[ob.prop]
 
 
 def situation(ob: Obligation) -> z3.BoolRef:
     """`SITUATIONS[ob.prop]` for the obligation's call, as a formula over the machine's parameters (or the
     walk's own, `Obligation.own_situation`)."""
     if ob.own_situation is not None:
-        return ob.own_situation[0]
+        return ob.premise
     k = ob.terms.call(ob.call)
     allocates = z3.UGE(k.total_allocs, c(1))
     tail = z3.ULT(k.pgt_buf_end, k.pgt_buf_top)

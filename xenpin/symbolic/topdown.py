@@ -423,7 +423,7 @@ def build(variant: KernelVariant, prop: str, call_index: int):
     hypotheses = (Instance(STEPS_LEMMA, t, t.call0), Instance(RUN_LEMMA, t, t.call0))
     cases = tuple(Instance(n, t, t.call0) for n in STEP_LEMMAS.values()) if prop == "buffer_fits" else ()
     return TopDownObligation(variant, prop, t, call_index, pfn, alloc, domain, hypotheses, violation, premise,
-                             own_situation=(premise, SITUATIONS[prop]), discharged=cases)  # fmt: skip
+                             own_situation=SITUATIONS[prop], discharged=cases)  # fmt: skip
 
 
 # What must be able to happen in 3.9's walk for a proof of each property to say anything (`prove.py` checks it
