@@ -242,3 +242,27 @@ def test_a_limit_is_unknown_an_interrupt_is_no_answer() -> None:
         with pytest.raises(KeyboardInterrupt):
             solver.raise_if_interrupted(reason)
     solver.raise_if_interrupted("max. resource limit exceeded")
+
+
+def test_a_signal_during_a_finaliser_still_stops_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    # z3 objects free their C side in __del__, where a raised KeyboardInterrupt would be printed as
+    # "Exception ignored in ..." and dropped: the command must stop all the same, with nothing printed.
+    from xenpin.cli import signals
+
+    dropped = []
+    monkeypatch.setattr(sys, "unraisablehook", dropped.append)
+
+    class Freed:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # bytecodes: the handler runs here, inside the finaliser
+                pass
+
+    slept = []
+    with pytest.raises(KeyboardInterrupt), signals.handled():
+        Freed()  # freed at once
+        for _ in range(150):  # 1.5 s: inside the watcher's backstop
+            time.sleep(0.01)
+            slept.append(1)
+    assert dropped == [] and signals.received() == signal.SIGTERM
+    assert len(slept) < 100  # raised once the finaliser returned, not at the end of the block

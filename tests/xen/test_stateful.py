@@ -223,10 +223,11 @@ def test_modern_random_sequences_keep_every_invariant():
 
 
 def test_xen41_search_finds_a_global_safety_violation():
+    # No shrink phase: the test needs a hit, not the least one (shrinking a 50-step hit costs 5-40x the search).
     with pytest.raises(Found) as found:
         run_state_machine_as_test(
             Xen41Search,
-            settings=_settings(**SEARCH_BUDGET, phases=[Phase.generate, Phase.shrink], print_blob=False),
+            settings=_settings(**SEARCH_BUDGET, phases=[Phase.generate], print_blob=False),
         )
     assert "global_safety: live " in str(found.value)
 

@@ -8,11 +8,13 @@ handling would turn the signal into an `unknown` answer. So z3's is off while ou
 (`signal.set_wakeup_fd`) wakes a watcher thread that interrupts the running z3 call (`Context.interrupt`, made
 for another thread); the pending handler then raises as soon as the call returns. Worker processes are killed by `xenpin.symbolic.batch` as the KeyboardInterrupt
 unwinds. Should something still not give way (a cvc5 call cannot be interrupted), the watcher ends the process
-itself after `BACKSTOP_S`.
+itself after `BACKSTOP_S`. A signal that arrives while a finaliser runs (z3 frees its C objects in `__del__`,
+where a raised exception is printed as "Exception ignored" and dropped) is raised again once it has returned.
 """
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import multiprocessing
 import os
@@ -26,7 +28,10 @@ from types import FrameType
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 BACKSTOP_S = 2.0  # after a signal, the longest the normal unwinding may take before the watcher exits itself
 
+_DEFER_S = 0.01  # a signal that came during a finaliser is raised again this much later
+
 _received: int | None = None
+_deferred = False
 
 
 def received() -> int | None:
@@ -44,11 +49,25 @@ def exit_code(signum: int) -> int:
     return 128 + signum
 
 
+def _in_finaliser(frame: FrameType | None) -> bool:
+    """Is `frame` inside a `__del__` (z3's objects free their C side there)? An exception raised in one is
+    printed as "Exception ignored in ..." and dropped, so the command would run on."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _on_signal(signum: int, frame: FrameType | None) -> None:
-    global _received
-    if _received is not None:  # a second Ctrl-C while unwinding: the first one is being honoured
+    global _received, _deferred
+    if _received is not None and not _deferred:  # a second Ctrl-C while unwinding: the first is being honoured
         return
     _received = signum
+    _deferred = _in_finaliser(frame)
+    if _deferred:  # raise it again as soon as the finaliser has returned
+        threading.Timer(_DEFER_S, _thread.interrupt_main, (signum,)).start()
+        return
     raise KeyboardInterrupt
 
 
@@ -96,11 +115,11 @@ def handled() -> Iterator[None]:
     """SIGINT and SIGTERM raise KeyboardInterrupt (and interrupt z3) inside the block; the previous handlers
     and wakeup fd come back afterwards. Outside the main thread (signals cannot be handled there) it does
     nothing."""
-    global _received
+    global _received, _deferred
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    _received = None
+    _received, _deferred = None, False
     _forget_interrupt()
     reader, writer = socket.socketpair()
     writer.setblocking(False)
