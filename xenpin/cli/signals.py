@@ -61,7 +61,9 @@ def _in_finaliser(frame: FrameType | None) -> bool:
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     global _received, _deferred
-    if _received is not None and not _deferred:  # a second Ctrl-C while unwinding: the first is being honoured
+    if (
+        _received is not None and not _deferred
+    ):  # a second Ctrl-C while unwinding: the first is being honoured
         return
     _received = signum
     _deferred = _in_finaliser(frame)
