@@ -4,8 +4,9 @@ The premise is the invariants of `invariants.PREMISES` on the state before the s
 them: `SAFETY_LEMMA`), the operation's case and well-formed arguments, and that the step stays inside the
 unrolling (`step.Outcome.outside`, which `op_facts` proves unreachable from the premise). The conclusion is the
 invariant's clauses (per frame, per table, per root: `invariants.clauses`), decided together in one fresh Z3
-solver with the same limits as `xenpin prove` (if the solver gives up on them together, each clause in a
-solver of its own, so the verdict can say which it cannot decide); the obligation is `proved` only if the
+solver with the same limits as `xenpin prove` (`pv.solve.check`: a fixed bit-vector pipeline; if the solver
+gives up on them together, each clause in a solver of its own, so the verdict can say which it cannot
+decide); the obligation is `proved` only if the
 answer is `unsat`, the premise is satisfiable, and the operation can succeed and can fail from it (otherwise
 `vacuous`). A clause false in the `sat` model gives the counterexample: the witness is searched again at the
 fewest frames that still break the invariant, minimised (fewest entries, entries that name real frames,

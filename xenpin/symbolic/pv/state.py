@@ -135,9 +135,11 @@ class SymState:
     def fresh(cls, bound: Bound, prefix: str = "s") -> SymState:
         """Any state of the bound that has the shape `invariants.wellformed` asks of every state: a word's bits
         are variables only where Xen's encoding (and the model) may set them (an entry's frame number and
-        flags; a type, `PGT_pinned`, `PGT_validated` and a type count below `2 ** Bound.counter_bits`, where
-        wellformed's limit is lower), and the foreign frame is as it was created. Every use of a fresh state assumes wellformed of it, so this leaves out no state that matters;
-        it only spares the solver words of bits that are always 0."""
+        flags; a type, `PGT_pinned`, `PGT_validated` and a type count below `2 ** Bound.counter_bits`;
+        `PGC_allocated` and a general count below `2 ** Bound.counter_bits` -- wellformed's limits are lower),
+        and the foreign frame is as it was created. The words stay 64 bits wide, as Xen's are. Every use of a
+        fresh state assumes wellformed of it, so this leaves out no state that matters; it only spares the
+        solver words of bits that are always 0."""
         n = bound.frames
         bv = lambda name: z3.BitVec(f"{prefix}.{name}", W)  # noqa: E731
         count = (1 << bound.counter_bits) - 1
