@@ -26,13 +26,18 @@ import z3
 
 from xenpin.symbolic.pv.state import BV, ENTRY_BITS, SymState, c
 from xenpin.symbolic.pv.step import (
+    conj,
+    disj,
     entry_mfn,
+    eq,
     has,
     has_linear_entries,
     has_linear_uses,
+    implies,
     is_table_type,
     live_at,
     live_level,
+    neg,
     type_count,
     type_of,
 )
@@ -67,14 +72,16 @@ def live_entries(s: SymState) -> list[tuple[int, int, int, z3.BoolRef, BV]]:
             for level in (1, 2, 3, 4):
                 if level == 4 and slot in XEN_L4_SLOTS:
                     continue
-                out.append((level, table, slot, z3.And(live_at(ti, level), has(e, P)), e))
+                out.append((level, table, slot, conj(live_at(ti, level), has(e, P)), e))
     return out
 
 
 def protected(s: SymState, mfn: BV) -> z3.BoolRef:
     """A frame the guest must never write: a validated table, or a descriptor page in use."""
     ti = s.ti(mfn)
-    return z3.Or(live_level(ti) != 0, z3.And(type_count(ti) != 0, type_of(ti) == PGT_seg_desc_page))
+    return disj(
+        neg(eq(live_level(ti), 0)), conj(neg(eq(type_count(ti), 0)), eq(type_of(ti), PGT_seg_desc_page))
+    )
 
 
 def _owned(s: SymState, mfn: BV) -> z3.BoolRef:
@@ -91,19 +98,19 @@ def closure(s: SymState, rules: RuleSet) -> Clauses:
         target = entry_mfn(e)
         ok = [_owned(s, target), e & rules.disallow_mask(level) == 0]
         if level == 2:
-            ok.append(z3.Not(has(e, PSE)))
+            ok.append(neg(has(e, PSE)))
         if level > 1:
             tti = s.ti(target)
-            linear = z3.And(type_of(tti) == LEVEL_TYPE[level], has(tti, PGT_validated))
-            below = z3.And(type_of(tti) == LEVEL_TYPE[level - 1], has(tti, PGT_validated))
-            ok.append(z3.If(target == table, z3.Not(has(e, RW)), z3.If(linear, z3.Not(has(e, RW)), below)))
-        per_table[table].append(z3.Implies(live, z3.And(ok)))
-    out = [(f"entries of frame {m:#x}", z3.And(parts)) for m, parts in per_table.items()]
+            linear = conj(eq(type_of(tti), LEVEL_TYPE[level]), has(tti, PGT_validated))
+            below = conj(eq(type_of(tti), LEVEL_TYPE[level - 1]), has(tti, PGT_validated))
+            ok.append(z3.If(target == table, neg(has(e, RW)), z3.If(linear, neg(has(e, RW)), below)))
+        per_table[table].append(implies(live, conj(ok)))
+    out = [(f"entries of frame {m:#x}", conj(parts)) for m, parts in per_table.items()]
     if rules.linear_pt_exclusive:
         out += [
             (
                 f"frame {m:#x}: linear entries or linear uses (XSA-240)",
-                z3.Not(z3.And(has_linear_entries(s, c(m)), has_linear_uses(s, c(m)))),
+                neg(conj(has_linear_entries(s, c(m)), has_linear_uses(s, c(m)))),
             )
             for m in range(s.bound.frames)
         ]
@@ -114,25 +121,27 @@ def exclusivity(s: SymState, rules: RuleSet) -> Clauses:
     """Per frame: no live RW L1 entry maps it while protected, its holders want its type, and a frame with a
     type count is validated."""
     per_frame: dict[int, list] = {m: [] for m in range(s.bound.frames + 1)}
+    unprotected = [neg(protected(s, c(m))) for m in range(s.bound.frames)]  # built once a frame
     for level, table, _slot, live, e in live_entries(s):
         target = entry_mfn(e)
         for m in range(s.bound.frames):  # entries naming a frame the guest does not own: closure's business
             ti = s.type_info[m]
-            names = z3.And(live, target == m)
+            names = conj(live, eq(target, m))
             if level == 1:
-                per_frame[m].append(z3.Implies(z3.And(names, has(e, RW)), z3.Not(protected(s, c(m)))))
+                per_frame[m].append(implies(conj(names, has(e, RW)), unprotected[m]))
                 per_frame[m].append(
-                    z3.Implies(
-                        z3.And(names, has(e, RW), type_count(ti) != 0), type_of(ti) == PGT_writable_page
+                    implies(
+                        conj(names, has(e, RW), neg(eq(type_count(ti), 0))),
+                        eq(type_of(ti), PGT_writable_page),
                     )
                 )
             elif table != m:
-                same = z3.And(type_of(ti) == LEVEL_TYPE[level], has(ti, PGT_validated))
+                same = conj(eq(type_of(ti), LEVEL_TYPE[level]), has(ti, PGT_validated))
                 wanted = z3.If(same, c(LEVEL_TYPE[level]), c(LEVEL_TYPE[level - 1]))
-                per_frame[m].append(z3.Implies(z3.And(names, type_count(ti) != 0), type_of(ti) == wanted))
+                per_frame[m].append(implies(conj(names, neg(eq(type_count(ti), 0))), eq(type_of(ti), wanted)))
     for m, ti in enumerate(s.type_info):
-        per_frame[m].append(z3.Implies(type_count(ti) != 0, has(ti, PGT_validated)))
-    return [(f"frame {m:#x}", z3.And(parts)) for m, parts in per_frame.items()]
+        per_frame[m].append(implies(neg(eq(type_count(ti), 0)), has(ti, PGT_validated)))
+    return [(f"frame {m:#x}", conj(parts)) for m, parts in per_frame.items()]
 
 
 def holder_limit(s: SymState) -> int:
@@ -157,7 +166,7 @@ def _holders(s: SymState, mfn: int, typed: bool) -> BV:
             level = live_level(s.type_info[table])
             for j, slot in enumerate(s.bound.slots):
                 e = row[j]
-                held = [level != 0, has(e, P), entry_mfn(e) == mfn]
+                held = [level != 0, has(e, P), eq(entry_mfn(e), mfn)]
                 if slot in XEN_L4_SLOTS:
                     held.append(level != 4)
                 if (
@@ -168,10 +177,10 @@ def _holders(s: SymState, mfn: int, typed: bool) -> BV:
                     held.append(
                         level == 1
                     )  # an L1 mapping itself holds a general ref; a self-linear entry none
-                terms.append(z3.If(z3.And(held), one, zero))
+                terms.append(z3.If(conj(held), one, zero))
     terms.append(z3.If(has(s.type_info[mfn], PGT_pinned), one, zero))
-    terms.append(z3.If(z3.And(s.has_baseptr, s.baseptr == mfn), one, zero))
-    terms.append(z3.If(z3.And(s.has_gdt, s.gdt == mfn), one, zero))
+    terms.append(z3.If(conj(s.has_baseptr, s.baseptr == mfn), one, zero))
+    terms.append(z3.If(conj(s.has_gdt, s.gdt == mfn), one, zero))
     return z3.ZeroExt(64 - bits, sum(terms[1:], terms[0]))
 
 
@@ -180,7 +189,7 @@ def type_count_inv(s: SymState, rules: RuleSet) -> Clauses:
         (f"frame {m:#x}", type_count(s.type_info[m]) == _holders(s, m, typed=True))
         for m in range(s.bound.frames + 1)
     ]
-    return [*out, ("no type reference dropped that nobody held", z3.Not(s.damage_type))]
+    return [*out, ("no type reference dropped that nobody held", neg(s.damage_type))]
 
 
 def general_count(s: SymState, rules: RuleSet) -> Clauses:
@@ -188,13 +197,13 @@ def general_count(s: SymState, rules: RuleSet) -> Clauses:
         (f"frame {m:#x}", s.count_info[m] & PGC_count_mask == _holders(s, m, typed=False) + 1)
         for m in range(s.bound.frames + 1)
     ]
-    return [*out, ("no general reference dropped that nobody held", z3.Not(s.damage_general))]
+    return [*out, ("no general reference dropped that nobody held", neg(s.damage_general))]
 
 
 def roots(s: SymState) -> list[z3.BoolRef]:
     """Per guest frame: it is the base pointer or a pinned live L4."""
     return [
-        z3.Or(z3.And(has(ti, PGT_pinned), live_at(ti, 4)), z3.And(s.has_baseptr, s.baseptr == m))
+        disj(conj(has(ti, PGT_pinned), live_at(ti, 4)), conj(s.has_baseptr, s.baseptr == m))
         for m, ti in enumerate(s.type_info[: s.bound.frames])
     ]
 
@@ -207,38 +216,45 @@ def writable_protected(
     slots = s.bound.slots
     found = []
     frames = range(s.bound.frames + 1)  # the guest's and the foreign frame: the ones a PSE leaf can be
+    leaves = [leaf(s, c(m)) for m in frames]  # built once, not once a walk
+
+    def leaf_at(mfn: BV) -> z3.BoolRef:
+        v = mfn.as_long() if z3.is_bv_value(mfn) else None
+        return leaves[v] if v is not None and v in frames else leaf(s, mfn)
 
     def walk(table: BV, level: int, path: z3.BoolRef) -> None:
         for slot in slots:
             if level == 4 and slot in XEN_L4_SLOTS:
                 continue
             e = s.entry(table, slot)
-            rw = z3.And(path, has(e, RW))
+            rw = conj(path, has(e, RW))
             target = entry_mfn(e)
             if level == 1:
-                found.append(z3.And(rw, leaf(s, target)))
+                found.append(conj(rw, leaf_at(target)))
             elif level == 2:
-                base = target & ~(ENTRIES_PER_TABLE - 1)
-                in_page = [
-                    z3.And(z3.ULE(base, m), z3.ULT(c(m), base + ENTRIES_PER_TABLE), leaf(s, c(m)))
-                    for m in frames
-                ]
-                found.append(z3.And(rw, has(e, PSE), z3.Or(in_page)))
-                walk(target, 1, z3.And(rw, z3.Not(has(e, PSE))))
+                if z3.is_bv_value(target):  # a constant state: the frames of the superpage are known
+                    first = target.as_long() & ~(ENTRIES_PER_TABLE - 1)
+                    in_page = [leaves[m] for m in frames if first <= m < first + ENTRIES_PER_TABLE]
+                else:
+                    base = target & ~(ENTRIES_PER_TABLE - 1)
+                    in_page = [
+                        conj(z3.ULE(base, m), z3.ULT(c(m), base + ENTRIES_PER_TABLE), leaves[m])
+                        for m in frames
+                    ]
+                found.append(conj(rw, has(e, PSE), disj(in_page)))
+                walk(target, 1, conj(rw, neg(has(e, PSE))))
             else:
                 walk(target, level - 1, rw)
 
     for m, is_root in enumerate(roots(s)):
         if root is None or root == m:
             walk(c(m), 4, is_root)
-    return z3.Or(found)
+    return disj(found)
 
 
 def global_safety(s: SymState, rules: RuleSet) -> Clauses:
     """Per root frame: no RW walk from it ends at a protected frame."""
-    return [
-        (f"walks from frame {m:#x}", z3.Not(writable_protected(s, root=m))) for m in range(s.bound.frames)
-    ]
+    return [(f"walks from frame {m:#x}", neg(writable_protected(s, root=m))) for m in range(s.bound.frames)]
 
 
 def wellformed(s: SymState, rules: RuleSet) -> Clauses:
@@ -255,29 +271,30 @@ def wellformed(s: SymState, rules: RuleSet) -> Clauses:
             z3.ULT(ci & PGC_count_mask, limit),
             z3.ULT(type_count(ti), limit),
             ti & ~(PGT_type_mask | PGT_pinned | PGT_validated | PGT_count_mask) == 0,
-            z3.Or([type_of(ti) == t for t in known_types]),
-            z3.Implies(has(ti, PGT_pinned), live_level(ti) != 0),
-            z3.Implies(z3.And(is_table_type(ti), type_count(ti) == 0), z3.Not(has(ti, PGT_validated))),
+            disj([eq(type_of(ti), t) for t in known_types]),
+            implies(has(ti, PGT_pinned), neg(eq(live_level(ti), 0))),
+            implies(conj(is_table_type(ti), type_count(ti) == 0), neg(has(ti, PGT_validated))),
             # writable and descriptor pages are validated once typed and stay so; type none never is
-            z3.Implies(type_of(ti) == PGT_writable_page, has(ti, PGT_validated)),
-            z3.Implies(type_of(ti) == PGT_seg_desc_page, has(ti, PGT_validated)),
-            z3.Implies(type_of(ti) == 0, z3.Not(has(ti, PGT_validated))),
+            implies(eq(type_of(ti), PGT_writable_page), has(ti, PGT_validated)),
+            implies(eq(type_of(ti), PGT_seg_desc_page), has(ti, PGT_validated)),
+            implies(eq(type_of(ti), 0), neg(has(ti, PGT_validated))),
         ]
         if m < n:
             for e in s.entries[m]:
-                parts += [e & ~ENTRY_BITS == 0, z3.Implies(z3.Not(has(e, P)), e == 0)]
+                parts += [e & ~ENTRY_BITS == 0, implies(neg(has(e, P)), e == 0)]
         else:  # the foreign frame: the guest cannot change it
             parts += [ci == FRESH_COUNT_INFO, ti == 0]
-        out.append((f"frame {m:#x}", z3.And(parts)))
+        out.append((f"frame {m:#x}", conj(parts)))
     gdt = s.ti(s.gdt)
     out.append(
-        ("base pointer", z3.Implies(s.has_baseptr, z3.And(z3.ULT(s.baseptr, n), live_at(s.ti(s.baseptr), 4))))
+        ("base pointer", implies(s.has_baseptr, conj(z3.ULT(s.baseptr, n), live_at(s.ti(s.baseptr), 4))))
     )
     out.append(
         (
             "GDT",
-            z3.Implies(
-                s.has_gdt, z3.And(z3.ULT(s.gdt, n), type_of(gdt) == PGT_seg_desc_page, type_count(gdt) != 0)
+            implies(
+                s.has_gdt,
+                conj(z3.ULT(s.gdt, n), eq(type_of(gdt), PGT_seg_desc_page), neg(eq(type_count(gdt), 0))),
             ),
         )
     )
@@ -318,30 +335,30 @@ def clauses(name: str, s: SymState, rules: RuleSet) -> Clauses:
 
 
 def holds(name: str, s: SymState, rules: RuleSet) -> z3.BoolRef:
-    return z3.And([clause for _name, clause in CLAUSES[name](s, rules)])
+    return conj([clause for _name, clause in CLAUSES[name](s, rules)])
 
 
 def premises_hold(s: SymState, rules: RuleSet) -> z3.BoolRef:
-    return z3.And([holds(name, s, rules) for name in PREMISES])
+    return conj([holds(name, s, rules) for name in PREMISES])
 
 
 def all_hold(s: SymState, rules: RuleSet) -> z3.BoolRef:
-    return z3.And([holds(name, s, rules) for name in CLAUSES])
+    return conj([holds(name, s, rules) for name in CLAUSES])
 
 
 # What makes an invariant's non-vacuity witness non-trivial: the thing it speaks of exists.
 def subject(name: str, s: SymState) -> z3.BoolRef:
     entries = live_entries(s)
     if name == "wellformed":
-        return z3.Or([has(ti, PGT_pinned) for ti in s.type_info])
+        return disj([has(ti, PGT_pinned) for ti in s.type_info])
     if name == "exclusivity":
-        return z3.Or([z3.And(live, has(e, RW)) for level, _t, _s, live, e in entries if level == 1])
+        return disj([conj(live, has(e, RW)) for level, _t, _s, live, e in entries if level == 1])
     if name == "type_count":
-        return z3.Or([type_count(ti) != 0 for ti in s.type_info[: s.bound.frames]])
+        return disj([neg(eq(type_count(ti), 0)) for ti in s.type_info[: s.bound.frames]])
     if name == "general_count":
-        return z3.Or([z3.UGE(ci & PGC_count_mask, 2) for ci in s.count_info])
+        return disj([z3.UGE(ci & PGC_count_mask, 2) for ci in s.count_info])
     if name == "closure":
-        return z3.Or([live for level, _t, _s, live, _e in entries if level > 1])
+        return disj([live for level, _t, _s, live, _e in entries if level > 1])
     if name == "global_safety":
         return writable_protected(s, lambda st, mfn: _owned(st, mfn))
     raise KeyError(name)

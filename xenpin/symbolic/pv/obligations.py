@@ -4,8 +4,9 @@ The premise is the invariants of `invariants.PREMISES` on the state before the s
 them: `SAFETY_LEMMA`), the operation's case and well-formed arguments, and that the step stays inside the
 unrolling (`step.Outcome.outside`, which `op_facts` proves unreachable from the premise). The conclusion is the
 invariant's clauses (per frame, per table, per root: `invariants.clauses`), decided together in one fresh Z3
-solver with the same limits as `xenpin prove` (if the solver gives up on them together, each clause in a
-solver of its own, so the verdict can say which it cannot decide); the obligation is `proved` only if the
+solver with the same limits as `xenpin prove` (`pv.solve.check`: a fixed bit-vector pipeline; if the solver
+gives up on them together, each clause in a solver of its own, so the verdict can say which it cannot
+decide); the obligation is `proved` only if the
 answer is `unsat`, the premise is satisfiable, and the operation can succeed and can fail from it (otherwise
 `vacuous`). A clause false in the `sat` model gives the counterexample: the witness is searched again at the
 fewest frames that still break the invariant, minimised (fewest entries, entries that name real frames,
@@ -46,10 +47,11 @@ import z3
 from xenpin.symbolic.minimise import lexicographic_min
 from xenpin.symbolic.pv import invariants as inv
 from xenpin.symbolic.pv.operations import OPERATIONS, Operation, operation
+from xenpin.symbolic.pv.solve import check
 from xenpin.symbolic.pv.state import DEFAULT_BOUND, Bound, Concrete, SymState, c, evaluate, of_hypervisor
 from xenpin.symbolic.pv.step import ERRNO_NAME, Outcome, entry_mfn, has, type_count, type_of
 from xenpin.symbolic.pv.witness import Call, construction, run_calls, scenario_text
-from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S, check
+from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S
 from xenpin.xen.flags import ALL_FLAGS, RW, Entry, P
 from xenpin.xen.invariants import check_invariants
 from xenpin.xen.rules import FASTPATH_FLAG_WHITELIST, RuleSet, get_rules
@@ -68,13 +70,27 @@ class Encoding:
     premise: z3.BoolRef  # without the unrolling condition
     symmetry: z3.BoolRef  # the case's symmetry-breaking constraint (`Operation.symmetry_breaking`)
     names: int  # how many frames it names: every named guest frame is below this
+    # each invariant's clauses of the state after the step, built once (`post_clauses`)
+    post: dict[str, inv.Clauses] = field(default_factory=dict, compare=False, repr=False)
+
+
+def post_clauses(enc: Encoding, invariant: str) -> inv.Clauses:
+    """The invariant's clauses of the state after the step (built once per encoding: a counterexample's
+    search, minimisation and alternatives ask for them again and again)."""
+    if invariant not in enc.post:
+        enc.post[invariant] = inv.clauses(invariant, enc.outcome.state, enc.rules)
+    return enc.post[invariant]
+
+
+def post_holds(enc: Encoding, invariant: str) -> z3.BoolRef:
+    return z3.And([clause for _name, clause in post_clauses(enc, invariant)])
 
 
 @functools.cache
 def encoding(rules_name: str | RuleSet, op_name: str, bound: Bound = DEFAULT_BOUND) -> Encoding:
     rules, op = get_rules(rules_name), operation(op_name)
     s = SymState.fresh(bound)
-    args = op.symbolic_args()
+    args = op.symbolic_args(bound)
     # 4.1's `put_superpage` flagged rather than unrolled: only a PSE entry in a live L2 reaches it, which no
     # state of the premise has, and the row's `inside_bound` check proves no step from the premise reaches it
     outcome = op.run(s, args, rules, superpages=False)
@@ -132,6 +148,7 @@ class RuleVerdict:
     changed: int | None = None  # a counterexample's step: the flags it changes in the entry it writes
     # further counterexamples of the same obligation that change other flags (each replayed like the first)
     alternatives: tuple[RuleVerdict, ...] = ()
+    frames: int | None = field(default=None, compare=False)  # a counterexample's bound: its guest frames
 
 
 def op_facts(rules_name: str, op_name: str, bound: Bound = DEFAULT_BOUND, **limits) -> OpFacts:
@@ -174,11 +191,7 @@ def decide(
     base = {"rules": enc.rules.name, "operation": op_name, "invariant": invariant, "bound": str(bound)}
     inside = z3.Not(enc.outcome.outside)
     reduced = symmetry and facts.symmetric == "unsat"
-    todo, skipped = (
-        reduced_clauses(enc, invariant)
-        if reduced
-        else (inv.clauses(invariant, enc.outcome.state, enc.rules), 0)
-    )
+    todo, skipped = reduced_clauses(enc, invariant) if reduced else (post_clauses(enc, invariant), 0)
     # Where no step from the premise leaves the unrolling (proved in the row's facts), `inside` is implied by
     # the premise and is left out: it only weighs the solver down.
     context = [enc.premise]
@@ -253,7 +266,7 @@ def reduced_clauses(enc: Encoding, invariant: str) -> tuple[inv.Clauses, int]:
     of frame K of the same kind, and only frames 0 .. K are decided (the foreign frame and clauses about no one
     frame always are)."""
     n, k = enc.bound.frames, enc.names
-    all_clauses = inv.clauses(invariant, enc.outcome.state, enc.rules)
+    all_clauses = post_clauses(enc, invariant)
     names = {name for name, _clause in all_clauses}
     kept: inv.Clauses = []
     for name, clause in all_clauses:
@@ -274,7 +287,7 @@ def _exists(enc: Encoding, invariant: str, excluded: tuple[int, ...], ordered: b
     return z3.And(
         enc.premise,
         enc.symmetry,
-        z3.Not(inv.holds(invariant, enc.outcome.state, enc.rules)),
+        z3.Not(post_holds(enc, invariant)),
         *[changed_flags(enc) != sig for sig in excluded],
     )
 
@@ -283,7 +296,7 @@ def _violates(enc: Encoding, invariant: str, excluded: tuple[int, ...] = ()) -> 
     return z3.And(
         enc.premise,
         z3.Not(enc.outcome.outside),
-        z3.Not(inv.holds(invariant, enc.outcome.state, enc.rules)),
+        z3.Not(post_holds(enc, invariant)),
         *[changed_flags(enc) != sig for sig in excluded],
     )
 
@@ -324,10 +337,11 @@ def _cost_terms(enc: Encoding) -> list:
 
 
 def _smallest_bound(
-    enc: Encoding, invariant: str, limits: dict, excluded: tuple[int, ...] = ()
+    enc: Encoding, invariant: str, limits: dict, excluded: tuple[int, ...] = (), fewest: int = 1
 ) -> tuple[Encoding, z3.ModelRef | None]:
-    """The encoding at the fewest guest frames that still break the invariant, with a model of it."""
-    for frames in range(1, enc.bound.frames + 1):
+    """The encoding at the fewest guest frames (from `fewest`: no fewer break it) that still break the
+    invariant, with a model of it."""
+    for frames in range(fewest, enc.bound.frames + 1):
         bound = Bound(frames, enc.bound.slots)
         small = encoding(enc.rules, enc.op.name, bound)
         answer = check(_violates(small, invariant, excluded), **limits)
@@ -350,11 +364,12 @@ def _call_of(enc: Encoding, values: dict[str, int]) -> Call:
 
 
 def counterexample(
-    enc: Encoding, invariant: str, clause: str, limits: dict, excluded: tuple[int, ...] = ()
+    enc: Encoding, invariant: str, clause: str, limits: dict, excluded: tuple[int, ...] = (), fewest: int = 1
 ) -> dict:
     """Minimise, rebuild, replay (see the module docstring); the verdict's fields. `excluded`: flag changes of
-    counterexamples already found (the witness must change others)."""
-    small, model = _smallest_bound(enc, invariant, limits, excluded)
+    counterexamples already found (the witness must change others); `fewest`: no bound of fewer guest frames
+    has a counterexample (`_alternatives`: none had one without the exclusions, so none has one with them)."""
+    small, model = _smallest_bound(enc, invariant, limits, excluded, fewest)
     if model is None:
         return {"verdict": "unknown", "clause": clause, "note": "sat, but no model again at any bound"}
     formula = _violates(small, invariant, excluded)
@@ -369,11 +384,11 @@ def counterexample(
     post = evaluate(small.outcome.state, model)
     broken = [
         name
-        for name, cl in inv.clauses(invariant, small.outcome.state, small.rules)
+        for name, cl in post_clauses(small, invariant)
         if not z3.is_true(model.eval(cl, model_completion=True))
     ]
     step = _call_of(small, values)
-    fields = {"clause": broken[0] if broken else clause}
+    fields = {"clause": broken[0] if broken else clause, "frames": small.bound.frames}
     if writes_an_entry(small.op):
         fields["changed"] = model.eval(changed_flags(small), model_completion=True).as_long()
     if values.get("entry") and (values["entry"] >> 12) & ((1 << 40) - 1) > small.bound.frames:
@@ -442,10 +457,12 @@ def _alternatives(
     if first.verdict != "counterexample" or first.changed is None:
         return ()
     found, excluded = [], (first.changed,)
+    # the first witness's bound is the least with any counterexample; one changing other flags is one too
+    fewest = first.frames or 1
     for _ in range(MAX_ALTERNATIVES):
         if check(_exists(enc, invariant, excluded, ordered), **limits).status != "sat":
             break
-        fields = counterexample(enc, invariant, first.clause or "", limits, excluded)
+        fields = counterexample(enc, invariant, first.clause or "", limits, excluded, fewest)
         v = RuleVerdict(**base, **fields, seconds=0.0)
         if v.changed is None:
             break

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import z3
 
-from xenpin.symbolic.pv.state import BV, ENTRY_BITS, SymState, W, c
+from xenpin.symbolic.pv.state import BV, ENTRY_BITS, Bound, SymState, W, c, shaped
 from xenpin.symbolic.pv.step import Outcome, Run, entry_mfn, finish, has, live_level
 from xenpin.xen.flags import ENTRIES_PER_TABLE, P
 
@@ -40,8 +40,17 @@ class Operation:
             return (1,) if self.ptwr else (0, 2, 3, 4)
         return (0, 1, 2, 3, 4)
 
-    def symbolic_args(self, prefix: str = "a") -> dict[str, BV]:
-        return {name: z3.BitVec(f"{prefix}.{name}", W) for name in self.args}
+    def symbolic_args(self, bound: Bound, prefix: str = "a") -> dict[str, BV]:
+        """The arguments as 64-bit terms whose bits are variables only where `precondition` lets them be set
+        (an mfn in 0 .. frames, a slot of the bound, a well-formed entry; a VA is any word): every use asks the
+        precondition of them, so this leaves out no argument that matters, only bits that are always 0."""
+        free = {
+            "mfn": (1 << bound.frames.bit_length()) - 1,
+            "slot": (1 << max(bound.slots).bit_length()) - 1,
+            "entry": ENTRY_BITS,
+            "va": (1 << W) - 1,
+        }
+        return {name: shaped(f"{prefix}.{name}", free[name]) for name in self.args}
 
     def precondition(self, s: SymState, args: dict[str, BV]) -> z3.BoolRef:
         """What the executable accepts as arguments (else ValueError), within the bound, and this case."""

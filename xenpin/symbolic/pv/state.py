@@ -19,6 +19,7 @@ bound is part of every verdict: a proof covers every state within it, not every 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 
 import z3
@@ -26,6 +27,7 @@ import z3
 from xenpin.xen.flags import ALL_FLAGS, ENTRIES_PER_TABLE, PAGE_SHIFT, Entry
 from xenpin.xen.frame import (
     FRESH_COUNT_INFO,
+    PGC_allocated,
     PGT_none,
     PGT_pinned,
     PGT_type_mask,
@@ -40,7 +42,9 @@ MFN_MASK = (1 << MFN_BITS) - 1
 ENTRY_BITS = (MFN_MASK << PAGE_SHIFT) | ALL_FLAGS  # every bit an entry of the model may have
 
 
+@functools.lru_cache(maxsize=4096)
 def c(v: int) -> BV:
+    """The 64-bit constant `v` (one term per value: the step and the invariants ask for the same few often)."""
     return z3.BitVecVal(v, W)
 
 
@@ -100,7 +104,11 @@ def shaped(name: str, free: int, fixed: int = 0) -> BV:
 
 
 def select(values: tuple, index: BV, default):
-    """`values[index]` for a symbolic index; `default` past the end."""
+    """`values[index]` for a symbolic index; `default` past the end. A constant index picks the value itself
+    (the same term the `If`s simplify to, built without them)."""
+    if z3.is_bv_value(index):
+        i = index.as_long()
+        return values[i] if i < len(values) else default
     out = default
     for i in reversed(range(len(values))):
         out = z3.If(index == i, values[i], out)
@@ -127,16 +135,21 @@ class SymState:
     def fresh(cls, bound: Bound, prefix: str = "s") -> SymState:
         """Any state of the bound that has the shape `invariants.wellformed` asks of every state: a word's bits
         are variables only where Xen's encoding (and the model) may set them (an entry's frame number and
-        flags; a type, `PGT_pinned`, `PGT_validated` and a type count below `2 ** Bound.counter_bits`, where
-        wellformed's limit is lower), and the foreign frame is as it was created. Every use of a fresh state assumes wellformed of it, so this leaves out no state that matters;
-        it only spares the solver words of bits that are always 0."""
+        flags; a type, `PGT_pinned`, `PGT_validated` and a type count below `2 ** Bound.counter_bits`;
+        `PGC_allocated` and a general count below `2 ** Bound.counter_bits` -- wellformed's limits are lower),
+        and the foreign frame is as it was created. The words stay 64 bits wide, as Xen's are. Every use of a
+        fresh state assumes wellformed of it, so this leaves out no state that matters; it only spares the
+        solver words of bits that are always 0."""
         n = bound.frames
         bv = lambda name: z3.BitVec(f"{prefix}.{name}", W)  # noqa: E731
         count = (1 << bound.counter_bits) - 1
         ti_free = PGT_type_mask | PGT_pinned | PGT_validated | count
         return cls(
             bound,
-            (*(bv(f"count_info[{m}]") for m in range(n)), c(FRESH_COUNT_INFO)),
+            (
+                *(shaped(f"{prefix}.count_info[{m}]", PGC_allocated | count) for m in range(n)),
+                c(FRESH_COUNT_INFO),
+            ),
             (*(shaped(f"{prefix}.type_info[{m}]", ti_free) for m in range(n)), c(PGT_none)),
             tuple(tuple(shaped(f"{prefix}.pt[{m}][{s}]", ENTRY_BITS) for s in bound.slots) for m in range(n)),
             bv("baseptr"),

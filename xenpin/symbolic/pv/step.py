@@ -67,40 +67,131 @@ def errno(name: str) -> BV:
     return z3.BitVecVal(ERRNO[name], ERR_BITS)
 
 
+# The field readers below fold a constant word to a constant (the term z3's simplifier would make of it, built
+# without the operations): a constant state (the refinement test's, the foreign frame) then reads in constants,
+# and `select` picks the frame a constant mfn names directly.
+
+
+def _value(t) -> int | None:
+    return t.as_long() if z3.is_bv_value(t) else None
+
+
+def _parts(args: tuple) -> list:
+    return list(args[0]) if len(args) == 1 and isinstance(args[0], (list, tuple)) else list(args)
+
+
+def conj(*args) -> z3.BoolRef:
+    """`z3.And` folding constant parts away (the same formula)."""
+    parts = []
+    for p in _parts(args):
+        if p is True or z3.is_true(p):
+            continue
+        if p is False or z3.is_false(p):
+            return z3.BoolVal(False)
+        parts.append(p)
+    return z3.BoolVal(True) if not parts else parts[0] if len(parts) == 1 else z3.And(parts)
+
+
+def disj(*args) -> z3.BoolRef:
+    """`z3.Or` folding constant parts away (the same formula)."""
+    parts = []
+    for p in _parts(args):
+        if p is False or z3.is_false(p):
+            continue
+        if p is True or z3.is_true(p):
+            return z3.BoolVal(True)
+        parts.append(p)
+    return z3.BoolVal(False) if not parts else parts[0] if len(parts) == 1 else z3.Or(parts)
+
+
+def neg(p) -> z3.BoolRef:
+    if z3.is_true(p):
+        return z3.BoolVal(False)
+    if z3.is_false(p):
+        return z3.BoolVal(True)
+    return z3.Not(p)
+
+
+def implies(a, b) -> z3.BoolRef:
+    if z3.is_false(a) or z3.is_true(b):
+        return z3.BoolVal(True)
+    if z3.is_true(a):
+        return b
+    return z3.Implies(a, b)
+
+
+def eq(a: BV, b: BV | int) -> z3.BoolRef:
+    """`a == b` folded where both are constants."""
+    x = _value(a)
+    y = b if isinstance(b, int) else _value(b)
+    if x is not None and y is not None:
+        return z3.BoolVal(x == y)
+    return a == b
+
+
 def entry_mfn(e: BV) -> BV:
+    v = _value(e)
+    if v is not None:
+        return c(v >> PAGE_SHIFT & MFN_MASK)
     return z3.LShR(e, PAGE_SHIFT) & MFN_MASK
 
 
 def entry_flags(e: BV) -> BV:
-    return e & ALL_FLAGS
+    v = _value(e)
+    return c(v & ALL_FLAGS) if v is not None else e & ALL_FLAGS
 
 
 def has(e: BV, flag: int) -> z3.BoolRef:
-    return e & flag != 0
+    v = _value(e)
+    return z3.BoolVal(v & flag != 0) if v is not None else e & flag != 0
 
 
 def type_of(ti: BV) -> BV:
-    return ti & PGT_type_mask
+    v = _value(ti)
+    return c(v & PGT_type_mask) if v is not None else ti & PGT_type_mask
 
 
 def type_count(ti: BV) -> BV:
-    return ti & PGT_count_mask
+    v = _value(ti)
+    return c(v & PGT_count_mask) if v is not None else ti & PGT_count_mask
 
 
 def is_table_type(ti: BV) -> z3.BoolRef:
+    v = _value(ti)
+    if v is not None:
+        return z3.BoolVal(v & PGT_type_mask in TABLE_TYPES)
     return z3.Or([type_of(ti) == t for t in TABLE_TYPES])
 
 
 def live_at(ti: BV, level: int) -> z3.BoolRef:
     """`Frame.level == level`: a validated table of that level with a type count."""
+    v = _value(ti)
+    if v is not None:
+        return z3.BoolVal(
+            v & PGT_type_mask == LEVEL_TYPE[level] and bool(v & PGT_validated) and v & PGT_count_mask != 0
+        )
     return z3.And(type_of(ti) == LEVEL_TYPE[level], has(ti, PGT_validated), type_count(ti) != 0)
 
 
+_LIVE_LEVELS: dict[int, tuple[BV, BV]] = {}  # `live_level` by the AST id of its `type_info` (and the term)
+
+
 def live_level(ti: BV) -> BV:
-    """`Frame.level` as a term: 1..4, or 0."""
+    """`Frame.level` as a term: 1..4, or 0. The invariants ask it of the same words many times: it is built
+    once per word (the cache holds the word, so its AST id is not reused while the entry is kept)."""
+    key = ti.get_id()
+    hit = _LIVE_LEVELS.get(key)
+    if hit is not None and hit[0].eq(ti):
+        return hit[1]
+    v = _value(ti)
+    if v is not None:
+        return c(next((lv for lv in (1, 2, 3, 4) if z3.is_true(live_at(ti, lv))), 0))
     out = c(0)
     for level in range(4, 0, -1):
         out = z3.If(live_at(ti, level), c(level), out)
+    if len(_LIVE_LEVELS) > 200_000:
+        _LIVE_LEVELS.clear()
+    _LIVE_LEVELS[key] = (ti, out)
     return out
 
 
