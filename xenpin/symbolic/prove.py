@@ -668,6 +668,8 @@ def _counterexample(
     decided may hold a smaller one: the witness is then not called the smallest."""
     first = sat[0][0]
     memo: dict = {}  # the calls' answers, shared by the searches below (`_least_of`)
+    for ob, _ in sat[1:]:  # each needs its own least witness anyway; it also answers the bounded question
+        _least_of(ob, True, None, None, limits, memo)  # the search over the calls asks of it (none then)
     primary = Attempt(_smallest(obligations[first.call :], sat[0][1].model, limits, memo), "")
     primary.source = f"call {primary.witness.call}'s obligation"
     _confirm(verdict, obligations[primary.witness.call], primary, limits)
