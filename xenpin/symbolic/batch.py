@@ -161,13 +161,14 @@ def prove_many(
             out.append(prove_property(v, prop, solver=solver, **limits))
             report(out[-1])
         return out
-    if refs is None:
-        refs = lemma_refs(jobs)
     long = [i for i, job in enumerate(jobs) if _expects_counterexample(job)]
     with worker_pool(workers) as pool:
         futures: dict[int, Any] = {}
         with _spawning():
             futures.update((i, pool.submit(_verdict_task, jobs[i], solver, limits, [])) for i in long)
+        if refs is None:  # while the workers start on those
+            refs = lemma_refs(jobs)
+        with _spawning():
             lemma_futures = [pool.submit(_lemma_task, ref, solver, limits) for ref in refs]
         known = [f.result() for f in lemma_futures]
         remember_lemmas(known, solver, limits)
