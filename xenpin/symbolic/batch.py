@@ -4,9 +4,6 @@ Every solver call stays what `prove.py` makes it (a fresh solver, the same limit
 changes. Phase 1 proves every lemma the jobs' obligations rest on, each in its own task: a lemma's proof does
 not depend on the verdicts of the lemmas it uses (`unproved_lemmas` judges the chain afterwards). Phase 2 runs
 one task per (variant, property), handing each worker the phase-1 verdicts so that none proves a lemma again.
-The jobs expected to end in a counterexample (minimisation and a replay: the longest) do not wait for phase 1:
-they are queued first, so that they start at once and the short ones fill the end (a counterexample rests on
-no lemma; one that is proved after all proves its lemmas itself, to the same verdicts).
 Results come back in the order of the jobs, so the output does not depend on the number of workers.
 
 Workers are spawned, not forked: z3's context in the parent is not fork-safe once it has been used. They
@@ -27,7 +24,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 from xenpin.linux.variant import KernelVariant
-from xenpin.symbolic import lemmas, placement
+from xenpin.symbolic import lemmas
 from xenpin.symbolic.lemmas import LemmaRef
 from xenpin.symbolic.obligations import build
 from xenpin.symbolic.prove import (
@@ -119,14 +116,6 @@ def _verdict_task(job: Job, solver: str, limits: dict[str, Any], known: list[Lem
     return prove_property(job[0], job[1], solver=solver, **limits)
 
 
-def _expects_counterexample(job: Job) -> bool:
-    """Only a scheduling hint: whatever the expectation, the verdict is the one `prove_property` finds."""
-    try:
-        return placement.expected(*job) == "counterexample"
-    except KeyError:
-        return False
-
-
 def lemma_refs(jobs: list[Job]) -> list[LemmaRef]:
     """Every lemma the jobs' obligations rest on (and the obligations they rest on), in proof order."""
     refs = set()
@@ -161,23 +150,15 @@ def prove_many(
             out.append(prove_property(v, prop, solver=solver, **limits))
             report(out[-1])
         return out
-    long = [i for i, job in enumerate(jobs) if _expects_counterexample(job)]
+    if refs is None:
+        refs = lemma_refs(jobs)
     with worker_pool(workers) as pool:
-        futures: dict[int, Any] = {}
-        with _spawning():
-            futures.update((i, pool.submit(_verdict_task, jobs[i], solver, limits, [])) for i in long)
-        if refs is None:  # while the workers start on those
-            refs = lemma_refs(jobs)
         with _spawning():
             lemma_futures = [pool.submit(_lemma_task, ref, solver, limits) for ref in refs]
         known = [f.result() for f in lemma_futures]
         remember_lemmas(known, solver, limits)
         with _spawning():
-            futures.update(
-                (i, pool.submit(_verdict_task, job, solver, limits, known))
-                for i, job in enumerate(jobs)
-                if i not in futures
-            )
-        for done in as_completed(futures.values()):
+            futures = [pool.submit(_verdict_task, job, solver, limits, known) for job in jobs]
+        for done in as_completed(futures):
             report(done.result())
-        return [futures[i].result() for i in range(len(jobs))]
+        return [f.result() for f in futures]
