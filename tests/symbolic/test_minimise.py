@@ -6,7 +6,7 @@ import z3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xenpin.symbolic.minimise import lexicographic_min
+from xenpin.symbolic.minimise import least, lexicographic_min
 
 X, Y = z3.BitVec("x", 8), z3.BitVec("y", 8)
 
@@ -50,3 +50,22 @@ def test_gives_up_honestly_under_a_tiny_resource_limit() -> None:
     least = lexicographic_min(formula, [X, Y], solver.model(), rlimit=1, timeout_s=10)
     assert not least.minimal
     assert z3.is_true(least.model.eval(formula, model_completion=True))  # still a model, just not the least
+
+
+def test_least_asks_the_first_question_itself_and_finds_the_same_least() -> None:
+    formula = _formula(7, 3, 11)
+    answer, found = least(formula, [X, Y], rlimit=10_000_000, timeout_s=10)
+    assert answer.status == "sat" and found is not None and found.minimal
+    solver = z3.Solver()
+    solver.add(formula)
+    assert solver.check() == z3.sat
+    again = lexicographic_min(formula, [X, Y], solver.model(), rlimit=10_000_000, timeout_s=10)
+    assert found.values == again.values == _brute_force(7, 3, 11)
+
+
+def test_least_of_an_unsatisfiable_formula_or_under_a_tiny_limit_is_no_witness() -> None:
+    answer, found = least(z3.And(X == 1, X == 2), [X], rlimit=10_000_000, timeout_s=10)
+    assert (answer.status, found) == ("unsat", None)
+    hard = z3.And(z3.BitVecVal(143, 8) == X * Y, z3.UGT(X, 1), z3.UGT(Y, 1))
+    answer, found = least(hard, [X, Y], rlimit=1, timeout_s=10)
+    assert (answer.status, found) == ("unknown", None) and answer.reason

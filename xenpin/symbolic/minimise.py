@@ -6,15 +6,19 @@ of the minimisation's own, so the clauses learnt for one bit serve the next. Tha
 bit of the answer instead of a fresh solver per bisection step: about 10 calls for a 2**18-page witness where
 bisection over the domain takes 30, each cheaper. A call that gives up leaves that bit at its model's value:
 the witness is still a model, only perhaps not the least, and the result says so.
+
+`least` asks the first question too ("is the formula satisfiable at all?") in that same solver, so a formula
+whose model is only wanted to be minimised is bit-blasted and solved once rather than twice.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import z3
 
-from xenpin.symbolic.solver import configure, raise_if_interrupted
+from xenpin.symbolic.solver import SolverAnswer, configure, raise_if_interrupted
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,31 @@ def lexicographic_min(
     """The least assignment of `terms` (the first most significant) that satisfies `formula`; `model` is one."""
     solver = configure(z3.SolverFor("QF_BV"), rlimit=rlimit, timeout_s=timeout_s)
     solver.add(formula)
+    return _descend(solver, terms, model)
+
+
+def least(
+    formula: z3.BoolRef, terms: list[z3.BitVecRef], *, rlimit: int, timeout_s: float
+) -> tuple[SolverAnswer, Minimum | None]:
+    """Is `formula` satisfiable (the answer, with its first model), and if so its least assignment of `terms`,
+    all in one solver: each call (the first and every bit's) with its own `rlimit` and timeout."""
+    solver = configure(z3.SolverFor("QF_BV"), rlimit=rlimit, timeout_s=timeout_s)
+    solver.add(formula)
+    t = time.perf_counter()
+    result = solver.check()
+    elapsed = time.perf_counter() - t
+    if result == z3.unsat:
+        return SolverAnswer("unsat", None, elapsed), None
+    if result != z3.sat:
+        reason = solver.reason_unknown()
+        raise_if_interrupted(reason)
+        return SolverAnswer("unknown", None, elapsed, reason), None
+    model = solver.model()
+    return SolverAnswer("sat", model, elapsed), _descend(solver, terms, model)
+
+
+def _descend(solver: z3.Solver, terms: list[z3.BitVecRef], model: z3.ModelRef) -> Minimum:
+    """Bit by bit from the most significant (module docstring), in `solver`, which holds the formula."""
     minimal, checks = True, 0
     for term in terms:
         value = model.eval(term, model_completion=True).as_long()

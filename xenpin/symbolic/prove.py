@@ -40,7 +40,7 @@ from xenpin.linux.variant import POLICY_VARS, KernelVariant
 from xenpin.symbolic import lemmas, placement
 from xenpin.symbolic.form import FOUR_G
 from xenpin.symbolic.lemmas import LemmaRef
-from xenpin.symbolic.minimise import lexicographic_min
+from xenpin.symbolic.minimise import Minimum, least, lexicographic_min
 from xenpin.symbolic.obligations import (
     ALLOCATION_PROPERTIES,
     Equivalence,
@@ -269,22 +269,38 @@ def defaults(ob: Obligation | Equivalence) -> z3.BoolRef:
     return z3.And(*(getattr(p, n) == c(DEFAULTS[n]) for n in XEN_PARAMS[1:]))
 
 
-def _minimise(ob: Obligation, first: z3.ModelRef, limits: dict, formula: z3.BoolRef | None = None) -> Witness:
-    """Smallest memory first, then the least kernel, ramdisk and slack, then the lowest pfn, then the lowest
-    allocation (`minimise.py`), over `formula` (default: the obligation's)."""
+def _minimised_terms(ob: Obligation) -> tuple[tuple[str, ...], list[z3.BitVecRef], list[z3.BitVecRef]]:
+    """What a witness is minimised on, in order: the machine's parameters (named), then the pfn and allocation."""
     p = ob.params
     names = XEN_PARAMS if ob.terms.shape.platform == "xen" else NATIVE_PARAMS
     machine = [getattr(p, n) for n in names]
     placed = placement.machine_terms(ob)  # P@any: each call's pgt_buf_start, after the machine
     names, machine = (*names, *(n for n, _ in placed)), machine + [term for _, term in placed]
     tail = [ob.pfn] + ([ob.alloc] if ob.prop in ALLOCATION_PROPERTIES else [])
-    least = lexicographic_min(
-        formula if formula is not None else ob.formula(), machine + tail, first, **limits
-    )
+    return names, machine, tail
+
+
+def _witness(ob: Obligation, names: tuple[str, ...], least: Minimum) -> Witness:
     values = least.values
-    pfn, *alloc = values[len(machine) :]
-    return Witness(ob.call, tuple(zip(names, values[: len(machine)], strict=True)), pfn,
+    pfn, *alloc = values[len(names) :]
+    return Witness(ob.call, tuple(zip(names, values[: len(names)], strict=True)), pfn,
                    alloc[0] if alloc else None, least.minimal)  # fmt: skip
+
+
+def _minimise(ob: Obligation, first: z3.ModelRef, limits: dict, formula: z3.BoolRef | None = None) -> Witness:
+    """Smallest memory first, then the least kernel, ramdisk and slack, then the lowest pfn, then the lowest
+    allocation (`minimise.py`), over `formula` (default: the obligation's); `first` is a model of it."""
+    names, machine, tail = _minimised_terms(ob)
+    query = formula if formula is not None else ob.formula()
+    return _witness(ob, names, lexicographic_min(query, machine + tail, first, **limits))
+
+
+def _least_witness(ob: Obligation, query: z3.BoolRef, limits: dict) -> tuple[SolverAnswer, Witness | None]:
+    """Is `query` (the obligation's formula and more) satisfiable, and its least witness (as `_minimise`) if so:
+    the question and the minimisation in one solver (`minimise.least`)."""
+    names, machine, tail = _minimised_terms(ob)
+    answer, found = least(query, machine + tail, **limits)
+    return answer, None if found is None else _witness(ob, names, found)
 
 
 SOLVERS = ("z3", "cvc5", "both")
@@ -551,25 +567,55 @@ def _boot_pfn(replay: BootResult, prop: str, call: int) -> int | None:
 # --- counterexamples ---------------------------------------------------------------------------------------
 
 
-def _smallest(obligations: list[Obligation], model: z3.ModelRef, limits: dict) -> Witness:
+def _smallest(
+    obligations: list[Obligation], model: z3.ModelRef, limits: dict, memo: dict | None = None
+) -> Witness:
     """The least witness over all calls (`obligations[0]` is satisfiable, `model` one of its models): with the
-    default kernel, ramdisk and slack if some call has one there, else over every machine of the domain."""
+    default kernel, ramdisk and slack if some call has one there, else over every machine of the domain.
+    `memo` (one verdict's) keeps each call's answers for the next search over the same obligations."""
+    memo = {} if memo is None else memo
     for usual in (True, False):
         best: Witness | None = None
         cut_short = False
         for i, ob in enumerate(obligations):
-            query = z3.And(ob.formula(), defaults(ob) if usual else True)
-            if best is not None:
-                query = z3.And(query, z3.ULT(ob.size, c(best.size)))
             given = i == 0 and not usual  # the model the caller found answers this query
-            answer = SolverAnswer("sat", model, 0.0) if given else check(query, **limits)
-            if answer.status == "sat":
-                best = _minimise(ob, answer.model, limits, query)
-            elif answer.status == "unknown":
+            status, found = _least_of(
+                ob, usual, None if best is None else best.size, model if given else None, limits, memo
+            )
+            if status == "sat":
+                best = found
+            elif status == "unknown":
                 cut_short = True
         if best is not None:
             return dataclasses.replace(best, minimal=best.minimal and not cut_short)
     raise AssertionError("the first obligation was satisfiable")  # pragma: no cover
+
+
+def _least_of(
+    ob: Obligation, usual: bool, below: int | None, model: z3.ModelRef | None, limits: dict, memo: dict
+) -> tuple[str, Witness | None]:
+    """The answer and least witness of `ob`'s formula (with the default image if `usual`; of a size below
+    `below` if given; `model`, if given, is a model of it). `memo` holds each (obligation, usual)'s answer
+    without a bound: its least witness, if minimal, is the bounded question's too (or it has none) -- the least
+    of a set that holds a smaller one than the bound is the least below the bound; and `unsat` stays `unsat`."""
+    key = (ob.label, ob.call, usual)
+    if key in memo:
+        status, known = memo[key]
+        if status == "unsat":
+            return status, None
+        if status == "sat" and known.minimal:
+            return ("sat", known) if below is None or known.size < below else ("unsat", None)
+    query = z3.And(ob.formula(), defaults(ob) if usual else True)
+    if below is not None:
+        query = z3.And(query, z3.ULT(ob.size, c(below)))
+    if model is not None:
+        status, found = "sat", _minimise(ob, model, limits, query)
+    else:
+        answer, found = _least_witness(ob, query, limits)
+        status = answer.status
+    if below is None or (status == "sat" and found.minimal):
+        memo[key] = (status, found)
+    return status, found
 
 
 def mem_pages(ob: Obligation) -> z3.BitVecRef:
@@ -594,10 +640,10 @@ def _replayable(ob: Obligation, witness: Witness, notes: list[str], limits: dict
     undecided = ""
     for usual in (True, False):
         query = z3.And(ob.formula(), cap, defaults(ob) if usual else True)
-        answer = check(query, **limits)
-        if answer.status == "sat":
+        answer, found = _least_witness(ob, query, limits)
+        if found is not None:
             notes.append(f"{head}; replayed instead: the smallest of at most {limit:#x} bytes")
-            return dataclasses.replace(_minimise(ob, answer.model, limits, query), limit=limit)
+            return dataclasses.replace(found, limit=limit)
         if answer.status == "unknown":
             undecided = answer.reason or "a solver limit"
     if undecided:
@@ -621,14 +667,17 @@ def _counterexample(
     then the verdict's witness), `unknown` if none does; every witness is kept. A call whose obligation is not
     decided may hold a smaller one: the witness is then not called the smallest."""
     first = sat[0][0]
-    primary = Attempt(_smallest(obligations[first.call :], sat[0][1].model, limits), "")
+    memo: dict = {}  # the calls' answers, shared by the searches below (`_least_of`)
+    for ob, _ in sat[1:]:  # each needs its own least witness anyway; it also answers the bounded question
+        _least_of(ob, True, None, None, limits, memo)  # the search over the calls asks of it (none then)
+    primary = Attempt(_smallest(obligations[first.call :], sat[0][1].model, limits, memo), "")
     primary.source = f"call {primary.witness.call}'s obligation"
     _confirm(verdict, obligations[primary.witness.call], primary, limits)
     verdict.attempts.append(primary)
     for ob, answer in sat:
         if ob.call == primary.witness.call:
             continue
-        att = Attempt(_smallest([ob], answer.model, limits), f"call {ob.call}'s obligation")
+        att = Attempt(_smallest([ob], answer.model, limits, memo), f"call {ob.call}'s obligation")
         verdict.attempts.append(att)
         if not any(other.confirmed for other in verdict.attempts):
             _confirm(verdict, ob, att, limits)
@@ -700,14 +749,13 @@ def _placed(
         if call in starts
     ]
     query = z3.And(ob.formula(), *fixed)
-    answer = check(query, **limits)
-    if answer.status != "sat":
-        return None
     tail = [ob.pfn] + ([ob.alloc] if witness.alloc is not None else [])
-    least = lexicographic_min(query, tail, answer.model, **limits)
-    pfn, *alloc = least.values
+    _, lowest = least(query, tail, **limits)
+    if lowest is None:
+        return None
+    pfn, *alloc = lowest.values
     return dataclasses.replace(
-        witness, pfn=pfn, alloc=alloc[0] if alloc else None, minimal=witness.minimal and least.minimal
+        witness, pfn=pfn, alloc=alloc[0] if alloc else None, minimal=witness.minimal and lowest.minimal
     )
 
 

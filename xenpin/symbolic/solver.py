@@ -59,11 +59,23 @@ def _z3_catches_ctrl_c() -> bool:
     return signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+# The pipeline of a one-shot `check`: word-level simplification, then the SAT solver on the bit-blasted formula.
+# Measured on the shipped obligations, lemmas and non-vacuity checks (same answers, same process, interleaved),
+# it takes 0.7-0.9x the CPU of `SolverFor("QF_BV")`'s incremental SAT solver, whose own preprocessing is meant for
+# many checks of one solver (`minimise.py` keeps that one).
+ONE_SHOT_TACTICS = ("simplify", "propagate-values", "solve-eqs", "simplify", "bit-blast", "sat")
+
+
+def fresh_solver() -> z3.Solver:
+    """A new solver for one question (QF_BV, `ONE_SHOT_TACTICS`), without limits yet (`configure`)."""
+    return z3.Then(*ONE_SHOT_TACTICS).solver()
+
+
 def check(
     formula: z3.BoolRef, *, rlimit: int = DEFAULT_RLIMIT, timeout_s: float = DEFAULT_TIMEOUT_S
 ) -> SolverAnswer:
     """Decide `formula` in a fresh solver."""
-    solver = configure(z3.SolverFor("QF_BV"), rlimit=rlimit, timeout_s=timeout_s)
+    solver = configure(fresh_solver(), rlimit=rlimit, timeout_s=timeout_s)
     solver.add(formula)
     t = time.perf_counter()
     result = solver.check()
