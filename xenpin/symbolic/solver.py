@@ -66,16 +66,21 @@ def _z3_catches_ctrl_c() -> bool:
 ONE_SHOT_TACTICS = ("simplify", "propagate-values", "solve-eqs", "simplify", "bit-blast", "sat")
 
 
-def fresh_solver() -> z3.Solver:
-    """A new solver for one question (QF_BV, `ONE_SHOT_TACTICS`), without limits yet (`configure`)."""
-    return z3.Then(*ONE_SHOT_TACTICS).solver()
+def fresh_solver(tactics: tuple[str, ...] = ONE_SHOT_TACTICS) -> z3.Solver:
+    """A new solver for one question (QF_BV, by `tactics`), without limits yet (`configure`)."""
+    return z3.Then(*tactics).solver()
 
 
 def check(
-    formula: z3.BoolRef, *, rlimit: int = DEFAULT_RLIMIT, timeout_s: float = DEFAULT_TIMEOUT_S
+    formula: z3.BoolRef,
+    *,
+    rlimit: int = DEFAULT_RLIMIT,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    tactics: tuple[str, ...] = ONE_SHOT_TACTICS,
 ) -> SolverAnswer:
-    """Decide `formula` in a fresh solver."""
-    solver = configure(fresh_solver(), rlimit=rlimit, timeout_s=timeout_s)
+    """Decide `formula` in a fresh solver running `tactics`; a `sat` answer's model covers every constant of
+    the formula (`model_completion` for the ones a tactic eliminated)."""
+    solver = configure(fresh_solver(tactics), rlimit=rlimit, timeout_s=timeout_s)
     solver.add(formula)
     t = time.perf_counter()
     result = solver.check()

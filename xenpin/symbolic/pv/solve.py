@@ -14,43 +14,24 @@ a `sat` answer's model is one of it (every counterexample is evaluated on it and
 
 from __future__ import annotations
 
-import time
-
 import z3
 
-from xenpin.symbolic.solver import (
-    DEFAULT_RLIMIT,
-    DEFAULT_TIMEOUT_S,
-    SolverAnswer,
-    configure,
-    raise_if_interrupted,
-)
+from xenpin.symbolic import solver
+from xenpin.symbolic.solver import DEFAULT_RLIMIT, DEFAULT_TIMEOUT_S, SolverAnswer
 
 PIPELINE = ("simplify", "propagate-values", "elim-uncnstr", "bit-blast", "sat")
 
 
 def pipeline_solver() -> z3.Solver:
     """A fresh solver running `PIPELINE` (in the current Z3 context)."""
-    return z3.Then(*PIPELINE).solver()
+    return solver.fresh_solver(PIPELINE)
 
 
 def check(
     formula: z3.BoolRef, *, rlimit: int = DEFAULT_RLIMIT, timeout_s: float = DEFAULT_TIMEOUT_S
 ) -> SolverAnswer:
-    """Decide `formula` in a fresh solver (see the module docstring); a `sat` answer's model covers every
-    constant of the formula (with `model_completion` for the ones the pipeline eliminated)."""
-    solver = configure(pipeline_solver(), rlimit=rlimit, timeout_s=timeout_s)
-    solver.add(formula)
-    t = time.perf_counter()
-    result = solver.check()
-    elapsed = time.perf_counter() - t
-    if result == z3.unsat:
-        return SolverAnswer("unsat", None, elapsed)
-    if result == z3.sat:
-        return SolverAnswer("sat", solver.model(), elapsed)
-    reason = solver.reason_unknown()
-    raise_if_interrupted(reason)
-    return SolverAnswer("unknown", None, elapsed, reason)
+    """Decide `formula` in a fresh solver running `PIPELINE` (`xenpin.symbolic.solver.check`'s contract)."""
+    return solver.check(formula, rlimit=rlimit, timeout_s=timeout_s, tactics=PIPELINE)
 
 
 __all__ = ["PIPELINE", "check", "pipeline_solver"]

@@ -80,28 +80,27 @@ def _parts(args: tuple) -> list:
     return list(args[0]) if len(args) == 1 and isinstance(args[0], (list, tuple)) else list(args)
 
 
-def conj(*args) -> z3.BoolRef:
-    """`z3.And` folding constant parts away (the same formula)."""
+def _fold(args: tuple, unit: bool, make) -> z3.BoolRef:
+    """`make` (z3.And, unit True; z3.Or, unit False) of the parts, constant parts folded away."""
+    is_unit, is_zero = (z3.is_true, z3.is_false) if unit else (z3.is_false, z3.is_true)
     parts = []
     for p in _parts(args):
-        if p is True or z3.is_true(p):
+        if p is unit or is_unit(p):
             continue
-        if p is False or z3.is_false(p):
-            return z3.BoolVal(False)
+        if p is (not unit) or is_zero(p):
+            return z3.BoolVal(not unit)
         parts.append(p)
-    return z3.BoolVal(True) if not parts else parts[0] if len(parts) == 1 else z3.And(parts)
+    return z3.BoolVal(unit) if not parts else parts[0] if len(parts) == 1 else make(parts)
+
+
+def conj(*args) -> z3.BoolRef:
+    """`z3.And` folding constant parts away (the same formula)."""
+    return _fold(args, True, z3.And)
 
 
 def disj(*args) -> z3.BoolRef:
     """`z3.Or` folding constant parts away (the same formula)."""
-    parts = []
-    for p in _parts(args):
-        if p is False or z3.is_false(p):
-            continue
-        if p is True or z3.is_true(p):
-            return z3.BoolVal(True)
-        parts.append(p)
-    return z3.BoolVal(False) if not parts else parts[0] if len(parts) == 1 else z3.Or(parts)
+    return _fold(args, False, z3.Or)
 
 
 def neg(p) -> z3.BoolRef:
