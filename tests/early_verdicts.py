@@ -16,7 +16,6 @@ import contextlib
 import fcntl
 import multiprocessing
 import os
-import pickle
 import sys
 import threading
 from multiprocessing.connection import Connection
@@ -30,14 +29,12 @@ RESULT = "xenpin-verdicts.pickle"  # in the controller's basetemp, the parent of
 
 
 def _prove_and_send(send: Connection) -> None:
-    """In a process of its own: `xenpin prove --jobs 2` over the shipped variants, pickled."""
+    """In a process of its own: tests/symbolic's batch (`symbolic_cases.run_batch`), whose folder the
+    controller never imports from."""
     sys.path.insert(0, str(SYMBOLIC))
-    from symbolic_cases import JOBS, LIMITS
+    from symbolic_cases import run_batch
 
-    from xenpin.symbolic.batch import prove_many
-
-    send.send_bytes(pickle.dumps(prove_many(JOBS, workers=2, **LIMITS)))
-    send.close()
+    run_batch(send)
 
 
 def _selects_all_of_symbolic(config: pytest.Config) -> bool:

@@ -19,6 +19,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
+import early_verdicts
 import pytest
 from symbolic_cases import JOBS, LIMITS, run_batch
 
@@ -62,7 +63,7 @@ def verdicts(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], 
     """`xenpin prove --jobs 2` over models/kernels: {(variant, property): verdict}."""
     if "batch" in _BATCH:
         batch, receive = _BATCH.pop("batch")
-        found = receive.recv()
+        found = pickle.loads(receive.recv_bytes())
         batch.join()
     elif os.environ.get("PYTEST_XDIST_WORKER"):
         found = _shared_batch(tmp_path_factory.getbasetemp().parent)  # the run's folder, beside popen-gwN
@@ -74,7 +75,7 @@ def verdicts(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], 
 def _shared_batch(folder: Path) -> list[Verdict]:
     """Under pytest-xdist: the first worker that needs the verdicts proves them, the others wait and read its
     result, so that the batch runs once per test run and not once per worker."""
-    path = folder / "xenpin-verdicts.pickle"
+    path = folder / early_verdicts.RESULT  # where the xdist controller writes it (early_verdicts.py)
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if path.exists():

@@ -13,12 +13,11 @@ whose model is only wanted to be minimised is bit-blasted and solved once rather
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import z3
 
-from xenpin.symbolic.solver import SolverAnswer, configure, raise_if_interrupted
+from xenpin.symbolic.solver import SolverAnswer, answer_of, configure, raise_if_interrupted
 
 
 @dataclass(frozen=True)
@@ -45,17 +44,8 @@ def least(
     all in one solver: each call (the first and every bit's) with its own `rlimit` and timeout."""
     solver = configure(z3.SolverFor("QF_BV"), rlimit=rlimit, timeout_s=timeout_s)
     solver.add(formula)
-    t = time.perf_counter()
-    result = solver.check()
-    elapsed = time.perf_counter() - t
-    if result == z3.unsat:
-        return SolverAnswer("unsat", None, elapsed), None
-    if result != z3.sat:
-        reason = solver.reason_unknown()
-        raise_if_interrupted(reason)
-        return SolverAnswer("unknown", None, elapsed, reason), None
-    model = solver.model()
-    return SolverAnswer("sat", model, elapsed), _descend(solver, terms, model)
+    answer = answer_of(solver)
+    return answer, _descend(solver, terms, answer.model) if answer.status == "sat" else None
 
 
 def _descend(solver: z3.Solver, terms: list[z3.BitVecRef], model: z3.ModelRef) -> Minimum:

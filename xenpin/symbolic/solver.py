@@ -78,10 +78,15 @@ def check(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     tactics: tuple[str, ...] = ONE_SHOT_TACTICS,
 ) -> SolverAnswer:
-    """Decide `formula` in a fresh solver running `tactics`; a `sat` answer's model covers every constant of
-    the formula (`model_completion` for the ones a tactic eliminated)."""
+    """Decide `formula` in a fresh solver running `tactics` (a `sat` answer's model: evaluate it with
+    `model_completion`, since a tactic may have eliminated a constant)."""
     solver = configure(fresh_solver(tactics), rlimit=rlimit, timeout_s=timeout_s)
     solver.add(formula)
+    return answer_of(solver)
+
+
+def answer_of(solver: z3.Solver) -> SolverAnswer:
+    """`solver.check()` (limits already set) as an answer, timed; an interrupt is raised, not `unknown`."""
     t = time.perf_counter()
     result = solver.check()
     elapsed = time.perf_counter() - t
