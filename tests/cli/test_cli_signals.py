@@ -266,3 +266,31 @@ def test_a_signal_during_a_finaliser_still_stops_the_command(monkeypatch: pytest
             slept.append(1)
     assert dropped == [] and signals.received() == signal.SIGTERM
     assert len(slept) < 100  # raised once the finaliser returned, not at the end of the block
+
+
+STRESS = """
+import signal, sys, threading, time, z3
+from xenpin.cli import signals
+
+stops = 0
+for _ in range(40):
+    timer = threading.Timer(0.005, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
+    try:
+        with signals.handled():
+            timer.start()
+            while True:
+                z3.Context()  # most of the time is spent in Z3_mk_context_rc, inside Context.__init__
+    except KeyboardInterrupt:
+        stops += 1
+print(stops)
+"""
+
+
+def test_a_signal_inside_z3s_wrappers_leaves_no_half_built_object() -> None:
+    # The handler runs as soon as a z3 C call returns, before the wrapper has set its fields; raised there, the
+    # half-built Context's __del__ fails and Python prints "Exception ignored in ...". It is raised just after.
+    proc = subprocess.run(
+        [sys.executable, "-c", STRESS], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "40\n" and proc.stderr == ""

@@ -9,12 +9,13 @@ handling would turn the signal into an `unknown` answer. So z3's is off while ou
 for another thread); the pending handler then raises as soon as the call returns. Worker processes are killed by `xenpin.symbolic.batch` as the KeyboardInterrupt
 unwinds. Should something still not give way (a cvc5 call cannot be interrupted), the watcher ends the process
 itself after `BACKSTOP_S`. A signal that arrives while a finaliser runs (z3 frees its C objects in `__del__`,
-where a raised exception is printed as "Exception ignored" and dropped) is raised again once it has returned.
+where a raised exception is printed as "Exception ignored" and dropped) or inside z3's Python wrappers (where it
+would leave a half-built object behind) is raised in the frame that called them, at its next line (a local trace
+function on that frame, as `pdb.set_trace` sets one).
 """
 
 from __future__ import annotations
 
-import _thread
 import contextlib
 import multiprocessing
 import os
@@ -27,8 +28,6 @@ from types import FrameType
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 BACKSTOP_S = 2.0  # after a signal, the longest the normal unwinding may take before the watcher exits itself
-
-_DEFER_S = 0.01  # a signal that came during a finaliser is raised again this much later
 
 _received: int | None = None
 _deferred = False
@@ -49,14 +48,40 @@ def exit_code(signum: int) -> int:
     return 128 + signum
 
 
-def _in_finaliser(frame: FrameType | None) -> bool:
-    """Is `frame` inside a `__del__` (z3's objects free their C side there)? An exception raised in one is
-    printed as "Exception ignored in ..." and dropped, so the command would run on."""
+def _z3_dir() -> str | None:
+    z3 = sys.modules.get("z3")
+    path = getattr(z3, "__file__", None)
+    return os.path.dirname(path) + os.sep if path else None
+
+
+def _outermost_unsafe(frame: FrameType | None) -> FrameType | None:
+    """The outermost frame of the stack at `frame` where a raised KeyboardInterrupt would be lost or leave a
+    half-built object behind, or None when it is safe to raise at `frame`:
+
+    - a `__del__` (z3's objects free their C side there): an exception raised in one is printed as
+      "Exception ignored in ..." and dropped, so the command would run on;
+    - z3's own Python wrappers: z3's constructors make the C object first and set their fields after
+      (`Context.__init__` sets `owner` after `Z3_mk_context_rc`), and the signal's handler runs as soon as the
+      C call returns, so the half-built object's `__del__` would then fail with "Exception ignored in ...".
+    """
+    z3_dir = _z3_dir()
+    outermost = None
     while frame is not None:
-        if frame.f_code.co_name == "__del__":
-            return True
+        code = frame.f_code
+        if code.co_name == "__del__" or (z3_dir is not None and code.co_filename.startswith(z3_dir)):
+            outermost = frame
         frame = frame.f_back
-    return False
+    return outermost
+
+
+def _raise_on_next_line(frame: FrameType, event: str, arg: object) -> None:
+    global _deferred
+    _deferred = False
+    raise KeyboardInterrupt  # from a trace function: it propagates in `frame`, and tracing is switched off
+
+
+def _no_new_frames(frame: FrameType, event: str, arg: object) -> None:
+    return None  # the global trace function must be set for a frame's own one to run; it traces nothing else
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -66,11 +91,15 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     ):  # a second Ctrl-C while unwinding: the first is being honoured
         return
     _received = signum
-    _deferred = _in_finaliser(frame)
-    if _deferred:  # raise it again as soon as the finaliser has returned
-        threading.Timer(_DEFER_S, _thread.interrupt_main, (signum,)).start()
-        return
-    raise KeyboardInterrupt
+    unsafe = _outermost_unsafe(frame)
+    if unsafe is None or unsafe.f_back is None:
+        _deferred = False
+        raise KeyboardInterrupt
+    _deferred = True  # raised in the caller as soon as the finaliser or z3 call has returned to it
+    caller = unsafe.f_back
+    caller.f_trace_lines = True
+    caller.f_trace = _raise_on_next_line
+    sys.settrace(_no_new_frames)
 
 
 def _interrupt_z3() -> None:
@@ -138,6 +167,8 @@ def handled() -> Iterator[None]:
         for signum, handler in previous.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
         signal.set_wakeup_fd(old_fd)
+        if sys.gettrace() is _no_new_frames:  # armed for a caller that never ran another line
+            sys.settrace(None)
         _forget_interrupt()
         done.set()
         with contextlib.suppress(OSError):
