@@ -7,6 +7,9 @@ bit of the answer instead of a fresh solver per bisection step: about 10 calls f
 bisection over the domain takes 30, each cheaper. A call that gives up leaves that bit at its model's value:
 the witness is still a model, only perhaps not the least, and the result says so.
 
+Both narrow the formula's constants to the bits its bounds leave them first (`narrow.py`), as `solver.check`
+does, and hand back models widened to the formula's own constants.
+
 `least` asks the first question too ("is the formula satisfiable at all?") in that same solver, so a formula
 whose model is only wanted to be minimised is bit-blasted and solved once rather than twice.
 """
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 
 import z3
 
+from xenpin.symbolic.narrow import Narrowing, narrow
 from xenpin.symbolic.solver import SolverAnswer, answer_of, configure, raise_if_interrupted
 
 
@@ -32,9 +36,12 @@ def lexicographic_min(
     formula: z3.BoolRef, terms: list[z3.BitVecRef], model: z3.ModelRef, *, rlimit: int, timeout_s: float
 ) -> Minimum:
     """The least assignment of `terms` (the first most significant) that satisfies `formula`; `model` is one."""
+    narrowing = narrow(formula)
     solver = configure(z3.SolverFor("QF_BV"), rlimit=rlimit, timeout_s=timeout_s)
-    solver.add(formula)
-    return _descend(solver, terms, model)
+    solver.add(narrowing.formula)
+    return _widened(
+        narrowing, _descend(solver, [narrowing.term(t) for t in terms], narrowing.narrowed_model(model))
+    )
 
 
 def least(
@@ -42,10 +49,21 @@ def least(
 ) -> tuple[SolverAnswer, Minimum | None]:
     """Is `formula` satisfiable (the answer, with its first model), and if so its least assignment of `terms`,
     all in one solver: each call (the first and every bit's) with its own `rlimit` and timeout."""
+    narrowing = narrow(formula)
     solver = configure(z3.SolverFor("QF_BV"), rlimit=rlimit, timeout_s=timeout_s)
-    solver.add(formula)
+    solver.add(narrowing.formula)
     answer = answer_of(solver)
-    return answer, _descend(solver, terms, answer.model) if answer.status == "sat" else None
+    if answer.status != "sat":
+        return answer, None
+    found = _descend(solver, [narrowing.term(t) for t in terms], answer.model)
+    narrowing.widen(answer.model)
+    return answer, _widened(narrowing, found)
+
+
+def _widened(narrowing: Narrowing, found: Minimum) -> Minimum:
+    """`found` (over the narrowed formula) with its model widened back to the formula's constants."""
+    narrowing.widen(found.model)
+    return found
 
 
 def _descend(solver: z3.Solver, terms: list[z3.BitVecRef], model: z3.ModelRef) -> Minimum:

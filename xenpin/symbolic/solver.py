@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import z3
 
+from xenpin.symbolic.narrow import narrow
+
 DEFAULT_RLIMIT = 400_000_000
 DEFAULT_TIMEOUT_S = 60.0
 
@@ -78,11 +80,16 @@ def check(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     tactics: tuple[str, ...] = ONE_SHOT_TACTICS,
 ) -> SolverAnswer:
-    """Decide `formula` in a fresh solver running `tactics` (a `sat` answer's model: evaluate it with
+    """Decide `formula`, its constants narrowed to the bits its bounds leave them (`narrow.py`), in a fresh
+    solver running `tactics` (a `sat` answer's model, widened back to the formula's constants: evaluate it with
     `model_completion`, since a tactic may have eliminated a constant)."""
+    narrowing = narrow(formula)
     solver = configure(fresh_solver(tactics), rlimit=rlimit, timeout_s=timeout_s)
-    solver.add(formula)
-    return answer_of(solver)
+    solver.add(narrowing.formula)
+    answer = answer_of(solver)
+    if answer.model is not None:
+        narrowing.widen(answer.model)
+    return answer
 
 
 def answer_of(solver: z3.Solver) -> SolverAnswer:
