@@ -179,19 +179,23 @@ class PvOps:
         g = self.g
         if self.deferred:
             self.mark_rw_past_pgt()
-        entries = []
+        pieces = []  # (slot, first mfn, n, flags, step)
         for lo, hi, flags in runs:
             for first, end, mfn, step in g.mfn_runs(lo, hi):
-                slot = first % PTRS_PER_TABLE
-                n = end - first
-                entries.append(
-                    zip(
-                        range(slot, slot + n), range(mfn, mfn + step * n, step), repeat(flags, n), strict=True
-                    )
-                )
+                pieces.append((first % PTRS_PER_TABLE, mfn, end - first, flags, step))
                 if not flags & RW:
                     g.ro_pfns.add_range(first, end)
-        g.hv.fill_table(g.mfn(table), chain.from_iterable(entries))
+        table_mfn = g.mfn(table)
+        if len(pieces) == 1 and not g.hv.live_level(table_mfn):
+            g.hv.write_run(table_mfn, *pieces[0])  # the usual PTE page: one run, one slice store
+            return
+        g.hv.fill_table(
+            table_mfn,
+            chain.from_iterable(
+                zip(range(slot, slot + n), range(mfn, mfn + step * n, step), repeat(flags, n), strict=True)
+                for slot, mfn, n, flags, step in pieces
+            ),
+        )
 
     def set_upper(self, level: int, table: int, slot: int, pfn: int | None, site: str) -> None:
         """`set_pmd` (level 2) / `set_pud` (3) / `set_pgd` (4): `xen_set_*_hyper`'s `mmu_update` on Xen."""

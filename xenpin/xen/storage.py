@@ -102,8 +102,8 @@ def progression(first: int, step: int, n: int) -> array:
     """`array('Q', [first, first + step, ...])` of length n, built in C."""
     if step == 0:
         return array("Q", [first]) * n
-    if step < 0 or not _LITTLE or n > ENTRIES_PER_TABLE:
-        return array("Q", range(first, first + n * step, step))
+    if first + (n - 1) * step < 0 or not _LITTLE or n > ENTRIES_PER_TABLE:
+        return array("Q", range(first, first + n * step, step))  # (a lane below 0 raises OverflowError)
     out = array("Q")
     out.frombytes(_run_value(first, step, n).to_bytes(8 * n, "little"))
     return out
