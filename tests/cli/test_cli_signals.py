@@ -294,3 +294,24 @@ def test_a_signal_inside_z3s_wrappers_leaves_no_half_built_object() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "40\n" and proc.stderr == ""
+
+
+def test_a_z3_error_left_on_the_context_does_not_kill_the_watcher(monkeypatch: pytest.MonkeyPatch) -> None:
+    # z3's Context.interrupt() checks the context's error code after the C call, and a Z3Exception the main
+    # thread caught leaves one set: the watcher thread must survive it (its backstop depends on it).
+    import threading
+
+    import z3
+
+    from xenpin.cli import signals
+
+    died = []
+    monkeypatch.setattr(threading, "excepthook", died.append)
+    with pytest.raises(z3.Z3Exception):
+        z3.parse_smt2_string("(assert (")
+    with pytest.raises(KeyboardInterrupt), signals.handled():
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(100):
+            time.sleep(0.01)
+    time.sleep(0.2)  # the watcher has run its interrupt by now
+    assert died == [] and signals.received() == signal.SIGTERM

@@ -108,6 +108,9 @@ def _interrupt_z3() -> None:
         solver.interrupt_requested.set()  # before the interrupt, so that the `unknown` it causes is seen as one
     z3 = sys.modules.get("z3")
     if z3 is not None and getattr(z3.z3, "_main_ctx", None) is not None:
+        # After the C call, z3's wrapper reads the context's error code, which the main thread's own calls set
+        # meanwhile (a call this interrupt cancels sets one), and raises it here: the interrupt is made, and the
+        # watcher (`_watch`) drops that exception.
         z3.main_ctx().interrupt()
 
 
@@ -128,7 +131,8 @@ def _watch(reader: socket.socket, done: threading.Event) -> None:
         signums = [b for b in data if b in HANDLED]
         if not signums:
             continue
-        _interrupt_z3()
+        with contextlib.suppress(Exception):  # z3's error of the main thread's call (`_interrupt_z3`)
+            _interrupt_z3()
         if done.wait(BACKSTOP_S):
             return
         # the main thread did not come back (a call that cannot be interrupted): end the process here
