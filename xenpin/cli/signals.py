@@ -86,9 +86,7 @@ def _no_new_frames(frame: FrameType, event: str, arg: object) -> None:
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     global _received, _deferred
-    if (
-        _received is not None and not _deferred
-    ):  # a second Ctrl-C while unwinding: the first is being honoured
+    if _received is not None and not _deferred:  # a second Ctrl-C while unwinding: the first is honoured
         return
     _received = signum
     unsafe = _outermost_unsafe(frame)

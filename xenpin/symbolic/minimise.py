@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import z3
 
-from xenpin.symbolic.narrow import Narrowing, narrow
+from xenpin.symbolic.narrow import narrow
 from xenpin.symbolic.solver import SolverAnswer, answer_of, configure, raise_if_interrupted
 
 
@@ -39,9 +39,9 @@ def lexicographic_min(
     narrowing = narrow(formula)
     solver = configure(z3.SolverFor("QF_BV"), rlimit=rlimit, timeout_s=timeout_s)
     solver.add(narrowing.formula)
-    return _widened(
-        narrowing, _descend(solver, [narrowing.term(t) for t in terms], narrowing.narrowed_model(model))
-    )
+    found = _descend(solver, [narrowing.term(t) for t in terms], narrowing.narrowed_model(model))
+    narrowing.widen(found.model)
+    return found
 
 
 def least(
@@ -57,13 +57,8 @@ def least(
         return answer, None
     found = _descend(solver, [narrowing.term(t) for t in terms], answer.model)
     narrowing.widen(answer.model)
-    return answer, _widened(narrowing, found)
-
-
-def _widened(narrowing: Narrowing, found: Minimum) -> Minimum:
-    """`found` (over the narrowed formula) with its model widened back to the formula's constants."""
     narrowing.widen(found.model)
-    return found
+    return answer, found
 
 
 def _descend(solver: z3.Solver, terms: list[z3.BitVecRef], model: z3.ModelRef) -> Minimum:

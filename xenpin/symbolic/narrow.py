@@ -58,12 +58,16 @@ class Narrowing:
 def narrow(formula: z3.BoolRef) -> Narrowing:
     """`formula` with each free bit-vector constant its top-level conjuncts bound below `2**k` by a numeral
     made `k` bits wide (zero-extended back to its width)."""
-    bounds: dict[int, tuple[z3.BitVecRef, int]] = {}  # by the constant's id
+    constants: dict[int, z3.BitVecRef] = {}  # by id: z3's `==` on terms builds a formula
+    bounds: dict[int, int] = {}
     for c in _conjuncts(formula):
         for x, bound in _bounds_in(c):
-            bounds[x.get_id()] = (x, min(bound, bounds.get(x.get_id(), (x, bound))[1]))
+            key = x.get_id()
+            constants[key] = x
+            bounds[key] = min(bound, bounds.get(key, bound))
     parts = []
-    for x, bound in bounds.values():
+    for key, bound in bounds.items():
+        x = constants[key]
         k, w = bound.bit_length(), x.size()
         if k >= w:
             continue
